@@ -1,0 +1,44 @@
+# Two commands do everything on a fresh machine:
+#   make figures   create .venv, install pinned dependencies and Fashion-MNIST, run the default workflow
+#   make test      create the same .venv and run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# Rules call the `labelworth` console script, so the venv must be first on PATH for Snakemake's jobs.
+export PATH := $(BIN):$(PATH)
+FASHION_MNIST_DEBIAN := /usr/share/datasets/fashion-mnist
+PIP := $(BIN)/python -m pip --disable-pip-version-check -qq
+
+.PHONY: figures test venv data dry-run report clean-results
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: envs/requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -r envs/requirements.txt
+	$(PIP) install --no-deps -e .
+	touch $@
+
+# Fashion-MNIST: the Debian package when we are root with apt, else torchvision's download.
+data: venv
+	@if [ -f $(FASHION_MNIST_DEBIAN)/train-images-idx3-ubyte.gz ]; then \
+	  echo "Fashion-MNIST found in $(FASHION_MNIST_DEBIAN)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; then \
+	  echo "Fashion-MNIST installed from Debian into $(FASHION_MNIST_DEBIAN)"; \
+	else \
+	  labelworth fetch-data --dataset fashion_mnist --root resources/fashion_mnist; \
+	fi
+
+figures: data
+	snakemake --workflow-profile profiles/local
+
+dry-run: venv
+	snakemake --workflow-profile profiles/local --dry-run
+
+test: venv
+	$(BIN)/python -m pytest
+
+clean-results:
+	rm -rf results logs work .snakemake

@@ -1,0 +1,40 @@
+import csv
+
+import torch
+
+from labelworth.experts import load_expert, train_expert
+from labelworth.training import accuracy, predict_logits
+from labelworth.data import load_split
+
+
+def _train(data_dir, root, epochs, name="run"):
+    return train_expert(data_dir, "convnet-d2-w8", 0.05, epochs, seed=3, batch_size=32,
+                        checkpoint_dir=root / name / "checkpoints", metrics_path=root / name / "metrics.csv",
+                        work_dir=root / "work" / name, device="cpu")
+
+
+def test_expert_checkpoints_every_epoch_and_learns(fashion_mnist_data, tmp_path):
+    metrics = _train(fashion_mnist_data, tmp_path, epochs=4)
+    checkpoints = sorted((tmp_path / "run" / "checkpoints").glob("epoch_*.pt"))
+    assert [path.name for path in checkpoints] == [f"epoch_{e:03d}.pt" for e in range(5)]
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    assert [int(row["epoch"]) for row in rows] == list(range(5))
+    assert float(rows[-1]["test_accuracy"]) > float(rows[0]["test_accuracy"]) + 0.2
+    # the stored metric is the checkpoint's own accuracy, recomputed from the file
+    test = load_split(fashion_mnist_data, "test")
+    model = load_expert(checkpoints[-1])
+    assert abs(accuracy(predict_logits(model, test.images), test.labels) - metrics[-1]["test_accuracy"]) < 1e-6
+    # entropy of an untrained network's softmax is near log(10); training lowers it
+    assert float(rows[0]["train_label_entropy"]) > 2.0 > float(rows[-1]["train_label_entropy"])
+
+
+def test_interrupted_then_resumed_run_ends_with_identical_weights(fashion_mnist_data, tmp_path):
+    _train(fashion_mnist_data, tmp_path, epochs=3, name="straight")
+    _train(fashion_mnist_data, tmp_path, epochs=1, name="resumed")  # the "killed" run stops after epoch 1
+    log = _train(fashion_mnist_data, tmp_path, epochs=3, name="resumed")
+    assert len(log) == 4
+    for epoch in range(4):
+        straight = torch.load(tmp_path / "straight" / "checkpoints" / f"epoch_{epoch:03d}.pt")["state_dict"]
+        resumed = torch.load(tmp_path / "resumed" / "checkpoints" / f"epoch_{epoch:03d}.pt")["state_dict"]
+        assert all(torch.equal(straight[key], resumed[key]) for key in straight)
+    assert (tmp_path / "straight" / "metrics.csv").read_text() == (tmp_path / "resumed" / "metrics.csv").read_text()

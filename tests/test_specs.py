@@ -1,0 +1,55 @@
+import pytest
+
+from labelworth.errors import LabelworthError
+from labelworth.specs import (
+    DATASETS, format_arch, format_label_spec, format_number, parse_arch, parse_label_spec,
+)
+
+LABEL_SPECS = ["hard", "expert-e0", "expert-e20", "expert-e20-t2", "expert-e7-t0.5", "ensemble5-e20",
+               "ensemble2-e3-t1.5"]
+ARCHS = ["convnet-d3", "convnet-d4", "convnet-d3-w32", "convnet-d3-batchnorm", "convnet-d3-w64-nonorm-maxpool",
+         "convnet-d2-w8-layernorm", "resnet18", "resnet50", "resnet18-small"]
+
+
+@pytest.mark.parametrize("text", LABEL_SPECS)
+def test_label_spec_round_trips(text):
+    spec = parse_label_spec(text)
+    assert format_label_spec(spec) == text
+    assert parse_label_spec(format_label_spec(spec)) == spec
+
+
+def test_label_spec_fields():
+    spec = parse_label_spec("ensemble5-e20-t2")
+    assert (spec.source, spec.ensemble_size, spec.expert_epoch, spec.temperature) == ("ensemble", 5, 20, 2.0)
+    assert not parse_label_spec("hard").is_soft
+
+
+@pytest.mark.parametrize("text", ["soft", "expert-20", "expert-e2-t0", "expert-e2-t1", "expert-e02",
+                                  "ensemble0-e3", "Hard", "expert-e2-t2.0", ""])
+def test_bad_or_non_canonical_label_specs_are_refused(text):
+    with pytest.raises(LabelworthError):
+        parse_label_spec(text)
+
+
+@pytest.mark.parametrize("text", ARCHS)
+def test_arch_round_trips(text):
+    assert format_arch(parse_arch(text)) == text
+
+
+@pytest.mark.parametrize("text", ["convnet", "convnet-d3-w128", "convnet-d3-instancenorm", "resnet34", "vgg11"])
+def test_bad_or_non_canonical_archs_are_refused(text):
+    with pytest.raises(LabelworthError):
+        parse_arch(text)
+
+
+def test_format_number_is_short_and_round_trips():
+    for value, text in [(0.01, "0.01"), (2.0, "2"), (5e-4, "0.0005"), (1e-5, "1e-05")]:
+        assert format_number(value) == text
+        assert float(text) == value
+
+
+def test_registry_constants_follow_method_md():
+    assert DATASETS["fashion_mnist"].mean == (0.2861,) and DATASETS["fashion_mnist"].std == (0.3530,)
+    assert DATASETS["cifar100"].mean == DATASETS["cifar10"].mean  # the paper's quirk, kept on purpose
+    assert "flip" not in DATASETS["mnist"].dsa_strategy
+    assert DATASETS["tinyimagenet"].image_size == 64 and DATASETS["tinyimagenet"].num_classes == 200

@@ -1,0 +1,5 @@
+import sys
+
+from labelworth.cli import main
+
+sys.exit(main())

@@ -1,0 +1,163 @@
+"""`labelworth <stage>`: one subcommand per stage, argument names = config keys.
+
+The Snakemake rules call these; they also run by hand (`labelworth train-expert --help`). Bad input
+(a LabelworthError) is reported as one line on stderr with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from labelworth.errors import LabelworthError
+
+
+def _add_compute_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+
+
+def _prepare_data(args) -> None:
+    from labelworth.data import prepare_data, resolve_raw_root
+
+    prepare_data(args.dataset, resolve_raw_root(args.dataset, args.data_root), args.out_dir)
+
+
+def _fetch_data(args) -> None:
+    from labelworth.data import download_fashion_mnist
+
+    if args.dataset != "fashion_mnist":
+        raise LabelworthError(f"fetch-data downloads fashion_mnist only; place {args.dataset} under {args.root}")
+    print(download_fashion_mnist(args.root))
+
+
+def _train_expert(args) -> None:
+    from labelworth.experts import train_expert
+
+    train_expert(args.data_dir, args.arch, args.lr, args.epochs, args.seed, args.batch_size,
+                 args.checkpoint_dir, args.metrics, args.work_dir, args.device)
+
+
+def _distill_images(args) -> None:
+    from labelworth.distill.random import distill_random
+
+    distill_random(args.data_dir, args.images_per_class, args.seed, args.out, args.grid)
+
+
+def _make_labels(args) -> None:
+    from labelworth.labels import make_labels
+
+    make_labels(args.images, args.label_spec, args.expert_checkpoints, args.out, args.device)
+
+
+def _evaluate_students(args) -> None:
+    from labelworth.students import run_evaluate_students
+
+    run_evaluate_students(args.images, args.labels, args.data_dir, args.out, args.arch, args.seeds,
+                          args.epochs, args.lr, args.optimizer, args.batch_size, args.eval_every,
+                          args.device)
+
+
+def _figure(args) -> None:
+    if args.name == "soft_vs_hard":
+        from labelworth.figures.soft_vs_hard import soft_vs_hard
+
+        soft_vs_hard(args.inputs, args.png, args.pdf, args.table_csv, args.table_md)
+    elif args.name == "expert_training":
+        from labelworth.figures.expert_training import expert_training
+
+        expert_training(args.inputs, args.png, args.pdf, args.marked_epochs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="labelworth", description=__doc__.splitlines()[0])
+    stages = parser.add_subparsers(dest="stage", required=True, metavar="stage")
+
+    stage = stages.add_parser("prepare-data", help="raw dataset files -> cached tensors")
+    stage.add_argument("--dataset", required=True)
+    stage.add_argument("--data-root", default="auto", help="raw files; auto = the dataset's default place")
+    stage.add_argument("--out-dir", required=True)
+    stage.set_defaults(run=_prepare_data)
+
+    stage = stages.add_parser("fetch-data", help="download Fashion-MNIST with torchvision")
+    stage.add_argument("--dataset", default="fashion_mnist")
+    stage.add_argument("--root", default="resources/fashion_mnist")
+    stage.set_defaults(run=_fetch_data)
+
+    stage = stages.add_parser("train-expert", help="train one expert, checkpoint every epoch")
+    stage.add_argument("--data-dir", required=True)
+    stage.add_argument("--arch", required=True)
+    stage.add_argument("--lr", type=float, required=True)
+    stage.add_argument("--epochs", type=int, required=True)
+    stage.add_argument("--seed", type=int, required=True)
+    stage.add_argument("--batch-size", type=int, default=256)
+    stage.add_argument("--checkpoint-dir", required=True)
+    stage.add_argument("--metrics", required=True, help="metrics.csv to write")
+    stage.add_argument("--work-dir", required=True, help="scratch folder the run resumes from")
+    _add_compute_options(stage)
+    stage.set_defaults(run=_train_expert)
+
+    stage = stages.add_parser("distill-images", help="choose or synthesise the images per class")
+    stage.add_argument("--method", choices=["random"], required=True)
+    stage.add_argument("--data-dir", required=True)
+    stage.add_argument("--images-per-class", type=int, required=True)
+    stage.add_argument("--seed", type=int, required=True)
+    stage.add_argument("--out", required=True)
+    stage.add_argument("--grid", required=True, help="png of the images, one row per class")
+    stage.set_defaults(run=_distill_images)
+
+    stage = stages.add_parser("make-labels", help="labels of a LabelSpec for an image set")
+    stage.add_argument("--images", required=True)
+    stage.add_argument("--label-spec", required=True)
+    stage.add_argument("--expert-checkpoints", nargs="*", default=[])
+    stage.add_argument("--out", required=True)
+    _add_compute_options(stage)
+    stage.set_defaults(run=_make_labels)
+
+    stage = stages.add_parser("evaluate-students", help="train and test a population of students")
+    stage.add_argument("--images", required=True)
+    stage.add_argument("--labels", required=True)
+    stage.add_argument("--data-dir", required=True)
+    stage.add_argument("--out", required=True)
+    stage.add_argument("--arch", required=True)
+    stage.add_argument("--seeds", type=int, nargs="+", required=True)
+    stage.add_argument("--epochs", type=int, required=True)
+    stage.add_argument("--lr", type=float, required=True)
+    stage.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
+    stage.add_argument("--batch-size", type=int, default=256)
+    stage.add_argument("--eval-every", type=int, required=True)
+    _add_compute_options(stage)
+    stage.set_defaults(run=_evaluate_students)
+
+    stage = stages.add_parser("figure", help="draw one figure (and its table) from results files")
+    stage.add_argument("name", choices=["soft_vs_hard", "expert_training"])
+    stage.add_argument("--inputs", nargs="+", required=True)
+    stage.add_argument("--png", required=True)
+    stage.add_argument("--pdf", required=True)
+    stage.add_argument("--table-csv")
+    stage.add_argument("--table-md")
+    stage.add_argument("--marked-epochs", type=int, nargs="*", default=[])
+    stage.set_defaults(run=_figure)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        args.run(args)
+    except LabelworthError as error:
+        print(f"labelworth {args.stage}: error: {error}", file=sys.stderr)
+        return 2
+    except FloatingPointError as error:
+        print(f"labelworth {args.stage}: numerical fault: {error}; the last finished state is kept",
+              file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

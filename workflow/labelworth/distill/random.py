@@ -1,0 +1,69 @@
+"""Random real images per class: the images of the paper's soft-label baseline (METHOD.md 1.2).
+
+The selection is the reference's: one `numpy.random.RandomState(seed)` draws a permutation of each
+class's training indices in class order and keeps the first `images_per_class`, so seed 42 picks
+the same images as `nodistill.py`. Images are stored class-major: rows [c*IPC, (c+1)*IPC) are class c.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from labelworth import io
+from labelworth.data import load_image_files, normalize
+from labelworth.errors import LabelworthError
+from labelworth.figures.style import save_image_grid
+from labelworth.specs import dataset_spec
+
+
+def select_random(classes: torch.Tensor, images_per_class: int, num_classes: int, seed: int) -> torch.Tensor:
+    """Indices of `images_per_class` distinct images of each class, class-major.
+
+    Raises LabelworthError when a class has fewer images than asked for.
+    """
+    rng = np.random.RandomState(seed)
+    classes = classes.numpy()
+    chosen = []
+    for label in range(num_classes):
+        members = np.flatnonzero(classes == label)
+        if len(members) < images_per_class:
+            raise LabelworthError(
+                f"images_per_class={images_per_class} but class {label} has only {len(members)} "
+                "training images"
+            )
+        chosen.append(members[rng.permutation(len(members))[:images_per_class]])
+    return torch.from_numpy(np.concatenate(chosen)).long()
+
+
+def distill_random(
+    data_dir: str | os.PathLike,
+    images_per_class: int,
+    seed: int,
+    out_path: str | os.PathLike,
+    grid_path: str | os.PathLike,
+) -> None:
+    train = io.load_tensors(os.path.join(data_dir, "train.pt"), required=("labels",))
+    meta = train["meta"]
+    spec = dataset_spec(meta["dataset"])
+    indices = select_random(train["labels"], images_per_class, spec.num_classes, seed)
+    if spec.cached_as_tensors:
+        pixels = train["images"][indices]
+    else:
+        # ImageNet: read only the chosen files; the train preset's random crop is applied once here
+        # (METHOD.md 12.12), reproducibly from the same seed.
+        paths = [meta["paths"][i] for i in indices.tolist()]
+        pixels = load_image_files(paths, spec.image_size, train_crop=True,
+                                  generator=torch.Generator().manual_seed(seed))
+    images = normalize(pixels, spec)
+    io.save_tensors(
+        out_path,
+        {"images": images, "labels": train["labels"][indices], "source_indices": indices},
+        io.provenance(
+            "distill_images", method="random", dataset=spec.name, images_per_class=images_per_class,
+            seed=seed, num_classes=spec.num_classes, class_names=meta["class_names"],
+        ),
+    )
+    save_image_grid(images, spec, images_per_class, grid_path)

@@ -1,0 +1,97 @@
+"""Networks: the ConvNet family of DC/MTT/the paper, and torchvision ResNets (METHOD.md section 3).
+
+`build_model(arch, spec)` is the only constructor the stages use, so a checkpoint that stores its arch
+string and dataset name can always rebuild its network.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchvision
+from torch import nn
+
+from labelworth.specs import ArchSpec, DatasetSpec, parse_arch
+
+
+def _norm_layer(norm: str, width: int, feature_size: int) -> nn.Module:
+    if norm == "instancenorm":
+        # GroupNorm with one group per channel is instance norm with a learnable affine, exactly
+        # as the reference ConvNet defines it (and with the same parameter count).
+        return nn.GroupNorm(width, width, affine=True)
+    if norm == "batchnorm":
+        return nn.BatchNorm2d(width)
+    if norm == "layernorm":
+        return nn.LayerNorm([width, feature_size, feature_size], elementwise_affine=True)
+    if norm == "groupnorm":
+        return nn.GroupNorm(4, width, affine=True)
+    return nn.Identity()
+
+
+class ConvNet(nn.Module):
+    """depth x [conv3x3(width) -> norm -> ReLU -> pool2x2] -> linear.
+
+    28x28 single-channel inputs get padding 3 in the first conv, so they are treated as 32x32 and
+    every depth-3 ConvNet ends on a 4x4 map (the reference's trick). Parameters are ordered conv.w,
+    conv.b, norm.w, norm.b per block, then fc.w, fc.b, which keeps MTT trajectories interchangeable.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        num_classes: int,
+        image_size: int,
+        width: int = 128,
+        depth: int = 3,
+        norm: str = "instancenorm",
+        pool: str = "avgpool",
+    ):
+        super().__init__()
+        pad_to_32 = image_size == 28 and channels == 1
+        feature_size = 32 if image_size == 28 else image_size
+        layers: list[nn.Module] = []
+        in_channels = channels
+        for block in range(depth):
+            padding = 3 if (block == 0 and pad_to_32) else 1
+            layers += [
+                nn.Conv2d(in_channels, width, kernel_size=3, padding=padding),
+                _norm_layer(norm, width, feature_size),
+                nn.ReLU(inplace=True),
+                nn.AvgPool2d(2, 2) if pool == "avgpool" else nn.MaxPool2d(2, 2),
+            ]
+            in_channels = width
+            feature_size //= 2
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(width * feature_size * feature_size, num_classes)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Flattened features before the classifier (what distribution matching compares)."""
+        return self.features(images).flatten(1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(images))
+
+
+def _resnet(arch: ArchSpec, spec: DatasetSpec) -> nn.Module:
+    constructor = {18: torchvision.models.resnet18, 50: torchvision.models.resnet50}[arch.depth]
+    model = constructor(weights=None, num_classes=spec.num_classes)
+    if arch.small_stem:
+        # SRe2L's CIFAR/Tiny variant: a 3x3 stride-1 stem and no max-pool keep small images large.
+        model.conv1 = nn.Conv2d(spec.channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        model.maxpool = nn.Identity()
+    elif spec.channels != 3:
+        model.conv1 = nn.Conv2d(spec.channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    return model
+
+
+def build_model(arch: str | ArchSpec, spec: DatasetSpec) -> nn.Module:
+    """A freshly initialised network (PyTorch default init, drawn from torch's global RNG)."""
+    arch = parse_arch(arch) if isinstance(arch, str) else arch
+    if arch.family == "resnet":
+        return _resnet(arch, spec)
+    return ConvNet(
+        spec.channels, spec.num_classes, spec.image_size, arch.width, arch.depth, arch.norm, arch.pool
+    )
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(parameter.numel() for parameter in model.parameters())

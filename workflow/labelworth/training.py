@@ -1,0 +1,89 @@
+"""Training-loop pieces shared by experts and students: one epoch of augmented SGD, predictions,
+accuracy and label entropy.
+
+Data lives on the device as one normalised tensor and minibatches are index slices of it, so there is
+no DataLoader and no per-batch collation. All randomness (minibatch order and DSA draws) comes from
+one explicit `torch.Generator`, whose state a checkpoint can store, which makes resumed runs
+bitwise-identical to uninterrupted ones on a CPU.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from labelworth.augment import dsa_augment
+
+PREDICT_BATCH = 500
+
+
+def resolve_device(device: str) -> torch.device:
+    """`auto` picks CUDA when present, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    batch_size: int,
+    dsa_strategy: str,
+    generator: torch.Generator,
+) -> tuple[float, float]:
+    """One pass over (images, targets) in a random order, DSA on every batch.
+
+    `targets` are class indices (int64) or probability rows (float, used as given even when they do
+    not sum to 1, as the reference does). Returns (mean loss, accuracy against the targets' argmax).
+    """
+    model.train()
+    order = torch.randperm(len(images), generator=generator).to(images.device)
+    loss_sum = correct = 0.0
+    for start in range(0, len(images), batch_size):
+        batch = order[start : start + batch_size]
+        augmented = dsa_augment(images[batch], dsa_strategy, generator)
+        logits = model(augmented)
+        batch_targets = targets[batch]
+        loss = F.cross_entropy(logits, batch_targets)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):  # stop before the step spoils the weights
+            raise FloatingPointError(f"training loss became {loss_value}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        hard = batch_targets if batch_targets.dim() == 1 else batch_targets.argmax(1)
+        loss_sum += loss_value * len(batch)
+        correct += (logits.argmax(1) == hard).sum().item()
+    return loss_sum / len(images), correct / len(images)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = PREDICT_BATCH) -> torch.Tensor:
+    """Logits in eval mode (batch-norm uses running statistics); the model's mode is restored."""
+    was_training = model.training
+    model.eval()
+    logits = torch.cat([model(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+    model.train(was_training)
+    return logits
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return (logits.argmax(1) == labels).float().mean().item()
+
+
+def per_class_accuracy(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> list[float]:
+    """Accuracy restricted to each true class (NaN for a class with no test images)."""
+    hits = (logits.argmax(1) == labels).float()
+    totals = torch.bincount(labels, minlength=num_classes).float()
+    correct = torch.bincount(labels, weights=hits, minlength=num_classes)
+    return (correct / totals).tolist()
+
+
+def mean_entropy(probabilities: torch.Tensor) -> float:
+    """Mean over rows of -sum p log(p + 1e-10), in nats (the reference's label-entropy measure)."""
+    return (-(probabilities * torch.log(probabilities + 1e-10)).sum(1)).mean().item()

@@ -1,0 +1,17 @@
+rule prepare_data:
+    output:
+        train=f"{RESULTS}/data/train.pt",
+        test=f"{RESULTS}/data/test.pt",
+    log:
+        f"{LOGS}/prepare_data.log",
+    conda:
+        "../../envs/labelworth.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        dataset=DATASET,
+        data_root=config["data_root"],
+    shell:
+        "labelworth prepare-data --dataset {params.dataset} --data-root {params.data_root:q}"
+        " --out-dir $(dirname {output.train:q}) > {log:q} 2>&1"
