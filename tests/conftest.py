@@ -3,23 +3,48 @@
 from __future__ import annotations
 
 import gzip
-import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-IDX_FILES = {
-    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+IDX_NAMES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 
 
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """IDX as MNIST ships it: magic (0, 0, type 0x08 = ubyte, ndim), big-endian dims, raw bytes."""
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    with gzip.open(path, "wb") as handle:
-        handle.write(header + array.astype(np.uint8).tobytes())
+def write_idx(path: Path, array: np.ndarray, magic: int) -> None:
+    """IDX: big-endian magic, big-endian uint32 dims, raw uint8 values; gzipped when path ends in .gz."""
+    content = magic.to_bytes(4, "big") + b"".join(int(size).to_bytes(4, "big") for size in array.shape)
+    content += array.astype(np.uint8).tobytes()
+    if path.suffix == ".gz":
+        with gzip.open(path, "wb") as handle:
+            handle.write(content)
+    else:
+        path.write_bytes(content)
+
+
+def make_idx_arrays(num_train=30, num_test=20, image_size=28, num_classes=10, seed=0) -> dict:
+    """Random pixels, every class present: {split: (images N x H x W, labels N)}."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, count in (("train", num_train), ("test", num_test)):
+        labels = rng.permutation(np.arange(count) % num_classes).astype(np.uint8)
+        images = rng.integers(0, 256, size=(count, image_size, image_size), dtype=np.uint8)
+        arrays[split] = (images, labels)
+    return arrays
+
+
+def write_idx_dataset(folder: Path, arrays: dict, compressed: bool = True) -> Path:
+    """The four MNIST-style files, as the Debian package dataset-fashion-mnist ships them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if compressed else ""
+    for split, (image_name, label_name) in IDX_NAMES.items():
+        images, labels = arrays[split]
+        write_idx(folder / f"{image_name}{suffix}", images, 2051)
+        write_idx(folder / f"{label_name}{suffix}", labels, 2049)
+    return folder
 
 
 def learnable_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -33,15 +58,13 @@ def learnable_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray
 
 
 def write_fashion_mnist(root: Path, train_per_class: int = 20, test_per_class: int = 10, seed: int = 0) -> Path:
-    """A small Fashion-MNIST in the Debian package's layout (four gzipped IDX files)."""
+    """A small, learnable Fashion-MNIST in the Debian package's layout."""
     rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
+    arrays = {}
     for split, per_class in (("train", train_per_class), ("test", test_per_class)):
         labels = rng.permutation(np.repeat(np.arange(10), per_class))
-        image_file, label_file = IDX_FILES[split]
-        write_idx(root / image_file, learnable_images(labels, rng))
-        write_idx(root / label_file, labels)
-    return root
+        arrays[split] = (learnable_images(labels, rng), labels)
+    return write_idx_dataset(root, arrays)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ through the public functions only.
 
 from __future__ import annotations
 
-import gzip
 import pickle
 from pathlib import Path
 
@@ -34,46 +33,7 @@ from labelworth.errors import LabelworthError
 from labelworth.io import load_tensors
 from labelworth.specs import dataset_spec
 
-IDX_NAMES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-
-
-# --------------------------------------------------------------------------------------------------
-# Writers of the real formats
-
-
-def write_idx(path: Path, array: np.ndarray, magic: int) -> None:
-    """IDX: big-endian magic, big-endian uint32 dims, raw uint8 values; gzipped when path ends in .gz."""
-    content = magic.to_bytes(4, "big") + b"".join(int(size).to_bytes(4, "big") for size in array.shape)
-    content += array.astype(np.uint8).tobytes()
-    if path.suffix == ".gz":
-        with gzip.open(path, "wb") as handle:
-            handle.write(content)
-    else:
-        path.write_bytes(content)
-
-
-def make_idx_arrays(num_train=30, num_test=20, image_size=28, num_classes=10, seed=0) -> dict:
-    rng = np.random.default_rng(seed)
-    arrays = {}
-    for split, count in (("train", num_train), ("test", num_test)):
-        labels = rng.permutation(np.arange(count) % num_classes).astype(np.uint8)
-        images = rng.integers(0, 256, size=(count, image_size, image_size), dtype=np.uint8)
-        arrays[split] = (images, labels)
-    return arrays
-
-
-def write_idx_dataset(folder: Path, arrays: dict, compressed: bool = True) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    suffix = ".gz" if compressed else ""
-    for split, (image_name, label_name) in IDX_NAMES.items():
-        images, labels = arrays[split]
-        write_idx(folder / f"{image_name}{suffix}", images, 2051)
-        write_idx(folder / f"{label_name}{suffix}", labels, 2049)
-    return folder
-
+from conftest import IDX_NAMES, make_idx_arrays, write_idx, write_idx_dataset
 
 def write_pickle(path: Path, content) -> None:
     with open(path, "wb") as handle:

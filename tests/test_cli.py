@@ -1,0 +1,54 @@
+"""Bad input reaches the user as one line naming what was expected where, with exit status 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+from labelworth.cli import main
+
+
+def _error_lines(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+
+
+def test_unknown_dataset(capsys, tmp_path):
+    assert main(["prepare-data", "--dataset", "svhn", "--out-dir", str(tmp_path)]) == 2
+    [line] = _error_lines(capsys)
+    assert line.startswith("labelworth prepare-data: error: unknown dataset 'svhn'")
+
+
+def test_folder_without_the_dataset(capsys, tmp_path):
+    assert main(["prepare-data", "--dataset", "fashion_mnist", "--data-root", str(tmp_path / "empty"),
+                 "--out-dir", str(tmp_path / "data")]) == 2
+    [line] = _error_lines(capsys)
+    assert str(tmp_path / "empty") in line and "train-images-idx3-ubyte" in line
+    assert not (tmp_path / "data").exists()
+
+
+def test_corrupted_checkpoint_is_named(capsys, tmp_path, fashion_mnist_data):
+    images, checkpoint = tmp_path / "images.pt", tmp_path / "epoch_001.pt"
+    assert main(["distill-images", "--method", "random", "--data-dir", str(fashion_mnist_data),
+                 "--images-per-class", "2", "--seed", "42", "--out", str(images),
+                 "--grid", str(tmp_path / "grid.png")]) == 0
+    checkpoint.write_bytes(b"PK\x03\x04 truncated")
+    assert main(["make-labels", "--images", str(images), "--label-spec", "expert-e1",
+                 "--expert-checkpoints", str(checkpoint), "--out", str(tmp_path / "labels.pt")]) == 2
+    [line] = _error_lines(capsys)
+    assert str(checkpoint) in line and "corrupted or truncated" in line
+    assert not (tmp_path / "labels.pt").exists()
+
+
+def test_too_many_images_per_class(capsys, tmp_path, fashion_mnist_data):
+    assert main(["distill-images", "--method", "random", "--data-dir", str(fashion_mnist_data),
+                 "--images-per-class", "21", "--seed", "42", "--out", str(tmp_path / "images.pt"),
+                 "--grid", str(tmp_path / "grid.png")]) == 2
+    [line] = _error_lines(capsys)
+    assert "images_per_class=21" in line and "only 20 training images" in line
+
+
+def test_every_stage_has_help():
+    for stage in ("prepare-data", "train-expert", "distill-images", "make-labels", "evaluate-students", "figure"):
+        result = subprocess.run([sys.executable, "-m", "labelworth", stage, "--help"], capture_output=True, text=True)
+        assert result.returncode == 0 and "usage: labelworth" in result.stdout
