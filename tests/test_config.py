@@ -18,7 +18,8 @@ def config():
 def test_default_and_tiny_configs_pass(config):
     check_number_strings(config)
     check_config(config)
-    check_config(yaml.safe_load((ROOT / "tests/config.tiny.yaml").read_text()))
+    for other in ("tests/config.tiny.yaml", "configs/fashion_mnist_full.yaml"):
+        check_config(yaml.safe_load((ROOT / other).read_text()))
 
 
 def test_benchmark_plan_pairs_hard_and_soft_labels_per_ipc(config):
