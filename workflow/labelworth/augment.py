@@ -3,7 +3,8 @@
 A strategy such as ``color_crop_cutout_flip_scale_rotate`` names op families separated by ``_``. Each
 call of `dsa_augment` draws ONE family uniformly from the strategy and applies it to the whole batch;
 its parameters are drawn per sample, or once for the whole batch when ``shared=True`` (the reference's
-Siamese "batchmode").
+Siamese "batchmode"). `dsa_augment_population` augments a population of batches (one generator per
+member, as the vectorised student engine trains them) with the same draws as one call per member.
 
 Randomness comes only from the `torch.Generator` passed in (a CPU generator), consumed in a fixed order:
 the op index, then that op's parameters. So two calls with identically seeded generators apply the
@@ -283,10 +284,56 @@ def dsa_augment(
     the same parameters, so ``dsa_augment(cat(A, B)) == cat(dsa_augment(A), dsa_augment(B))``.
     """
     ops = parse_strategy(strategy)
+    op, params = draw_augmentation(ops, images.shape[0], _square_side(images), generator, shared)
+    return apply_op(op, images, params)
+
+
+def draw_augmentation(
+    ops: tuple[str, ...], batch_size: int, image_size: int, generator: torch.Generator, shared: bool = False
+) -> tuple[str, dict[str, torch.Tensor]]:
+    """The draws of one `dsa_augment` call: the op (one `randint`), then its parameters.
+
+    Every DSA user draws through this function, so the one-by-one and the population paths consume a
+    generator in the same order and apply the same transform for the same seed.
+    """
+    op = choose_op(ops, generator)
+    return op, draw_params(op, batch_size, image_size, generator, shared)
+
+
+def dsa_augment_population(
+    batches: torch.Tensor, strategy: str, generators: list[torch.Generator]
+) -> torch.Tensor:
+    """`dsa_augment` of each member's batch with its own generator, as few op calls as possible.
+
+    `batches` is [members, batch, C, H, W]; member i's draws come from `generators[i]` exactly as
+    ``dsa_augment(batches[i], strategy, generators[i])`` makes them, so the result equals stacking
+    those calls (every op treats samples independently). Members that drew the same op share one
+    `apply_op` call on the concatenation of their batches.
+    """
+    ops = parse_strategy(strategy)
+    if batches.dim() != 5 or len(batches) != len(generators):
+        raise LabelworthError(
+            f"DSA of a population expects [members, batch, C, H, W] images and one generator per member, "
+            f"got shape {tuple(batches.shape)} and {len(generators)} generators"
+        )
+    members, batch_size = batches.shape[:2]
+    image_size = _square_side(batches[0])
+    draws = [draw_augmentation(ops, batch_size, image_size, generator) for generator in generators]
+    pieces, member_order = [], []
+    for op in dict.fromkeys(op for op, _ in draws):  # distinct ops in order of first appearance
+        chosen = [member for member, (drawn, _) in enumerate(draws) if drawn == op]
+        params = {name: torch.cat([draws[member][1][name] for member in chosen]) for name in draws[chosen[0]][1]}
+        pieces.append(apply_op(op, batches[chosen].flatten(0, 1), params))
+        member_order += chosen
+    # Undo the grouping: position k of the concatenation holds member member_order[k].
+    inverse = torch.empty(members, dtype=torch.long)
+    inverse[torch.tensor(member_order)] = torch.arange(members)
+    return torch.cat(pieces).view(batches.shape)[inverse.to(batches.device)]
+
+
+def _square_side(images: torch.Tensor) -> int:
     _check_images(images)
     height, width = images.shape[-2:]
     if height != width:
         raise LabelworthError(f"DSA expects square images, got {height}x{width}")
-    op = choose_op(ops, generator)
-    params = draw_params(op, images.shape[0], height, generator, shared)
-    return apply_op(op, images, params)
+    return height

@@ -1,8 +1,18 @@
 """Student evaluation (METHOD.md section 7): train fresh networks on (images, labels), test them.
 
 `evaluate_students` trains a *population* (one student per seed) on the same images and labels and
-summarises it; callers never loop over seeds themselves, so a vectorised engine can replace the loop
-in `_train_one` without changing them.
+summarises it; callers never loop over seeds themselves, so the engine that trains the population is
+an option:
+
+* ``sequential`` trains the students one after another with `training.train_epoch` and torch.optim.
+* ``vectorised`` trains them as one batched computation: the students' parameters are stacked
+  (`torch.func.stack_module_state`), one `vmap` of `functional_call` computes every student's loss,
+  and SGD or AdamW update the stacked tensors with torch.optim's own update rule. Each student still
+  has its own initialisation, minibatch order and DSA draws, taken from the same per-seed generators
+  in the same order as the sequential engine, so both engines train the same students to within
+  float rounding. Networks with batch norm (ResNets, ``-batchnorm`` ConvNets) always train
+  sequentially: batch norm updates its running statistics in place during the forward pass, and
+  this engine does not batch that (torch.func's own workaround drops the running statistics).
 
 Protocol: cross-entropy with probability targets, DSA on every batch, minibatches of 256.
 ConvNets use SGD (momentum 0.9, weight decay 5e-4) with the learning rate times 0.3 every quarter of
@@ -13,20 +23,41 @@ reported, since published numbers use both conventions (the paper reports the be
 
 from __future__ import annotations
 
+import copy
 import math
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
 from tqdm import tqdm
 
 from labelworth import io
+from labelworth.augment import dsa_augment_population
 from labelworth.data import Split, load_split
 from labelworth.errors import LabelworthError
 from labelworth.models import build_model
-from labelworth.training import accuracy, per_class_accuracy, predict_logits, resolve_device, train_epoch
+from labelworth.specs import parse_arch
+from labelworth.training import (
+    PREDICT_BATCH,
+    accuracy,
+    epoch_minibatches,
+    per_class_accuracy,
+    predict_logits,
+    resolve_device,
+    train_epoch,
+)
 
 OPTIMIZERS = ("sgd", "adamw")
+ENGINES = ("vectorised", "sequential")
+# The faster on a CPU at the default config sizes (3 students, IPC 1/10/50, batch 256): training there
+# is compute-bound, and vmap's batched kernels (grouped convolutions, norms with a separate affine)
+# run about 2x slower than plain ones. On a GPU the vectorised engine is the faster from 5 students
+# on (benchmarks/results/students.md).
+DEFAULT_ENGINE = "sequential"
 
 
 def make_optimizer(model, optimizer: str, lr: float, epochs: int):
@@ -44,28 +75,141 @@ def make_optimizer(model, optimizer: str, lr: float, epochs: int):
     return opt, schedule
 
 
-def _train_one(images, targets, test: Split, arch, seed, epochs, lr, optimizer, batch_size, eval_every,
-               progress) -> dict:
-    torch.manual_seed(seed)
-    model = build_model(arch, test.spec).to(images.device)
-    opt, schedule = make_optimizer(model, optimizer, lr, epochs)
-    generator = torch.Generator().manual_seed(seed)
-    curve = []
-    for epoch in range(1, epochs + 1):
-        train_epoch(model, opt, images, targets, batch_size, test.spec.dsa_strategy, generator)
+def protocol_schedule(optimizer: str, lr: float, epochs: int) -> tuple[dict, list[float]]:
+    """(hyperparameters, learning rate of epochs 1..epochs) of `make_optimizer`, read off torch itself.
+
+    The vectorised engine steps with these numbers, so its schedule is the sequential engine's to the
+    last bit (StepLR multiplies the rate epoch by epoch; a closed form would round differently).
+    """
+    placeholder = nn.ParameterList([nn.Parameter(torch.zeros(1))])
+    opt, schedule = make_optimizer(placeholder, optimizer, lr, epochs)
+    rates = []
+    for _ in range(epochs):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()  # no gradient, so nothing moves; torch wants a step before each scheduler step
         schedule.step()
-        progress.update()
-        if epoch % eval_every == 0 or epoch == epochs:
-            logits = predict_logits(model, test.images)
-            curve.append([epoch, accuracy(logits, test.labels)])
-            progress.set_postfix(seed=seed, test=f"{curve[-1][1]:.3f}")
+    return {name: value for name, value in opt.param_groups[0].items() if name != "params"}, rates
+
+
+# --------------------------------------------------------------------------------------------------
+# Stacked optimisers: torch.optim's single-tensor update rules (the ones it uses on a CPU), applied to
+# tensors whose first dimension is the student. Every operation is elementwise, so each student gets
+# exactly its own update.
+
+
+def sgd_step(params: list[torch.Tensor], grads: list[torch.Tensor], state: dict, group: dict, lr: float) -> None:
+    """torch.optim.SGD's step with momentum and weight decay (no dampening, no Nesterov), in place."""
+    grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+    if "momentum_buffer" not in state:  # torch starts the buffer at the first gradient
+        state["momentum_buffer"] = [grad.clone() for grad in grads]
+    else:
+        torch._foreach_mul_(state["momentum_buffer"], group["momentum"])
+        torch._foreach_add_(state["momentum_buffer"], grads, alpha=1 - group["dampening"])
+    torch._foreach_add_(params, state["momentum_buffer"], alpha=-lr)
+
+
+def adamw_step(params: list[torch.Tensor], grads: list[torch.Tensor], state: dict, group: dict, lr: float) -> None:
+    """torch.optim.AdamW's step (decoupled weight decay, bias correction, no amsgrad), in place."""
+    beta1, beta2 = group["betas"]
+    if "step" not in state:
+        state.update(step=0, exp_avg=[torch.zeros_like(p) for p in params],
+                     exp_avg_sq=[torch.zeros_like(p) for p in params])
+    state["step"] += 1
+    step = float(state["step"])  # torch keeps the step as a float tensor and reads it back
+    torch._foreach_mul_(params, 1 - lr * group["weight_decay"])
+    torch._foreach_lerp_(state["exp_avg"], grads, 1 - beta1)
+    torch._foreach_mul_(state["exp_avg_sq"], beta2)
+    torch._foreach_addcmul_(state["exp_avg_sq"], grads, grads, value=1 - beta2)
+    step_size = lr / (1 - beta1**step)
+    denominators = torch._foreach_div(torch._foreach_sqrt(state["exp_avg_sq"]), (1 - beta2**step) ** 0.5)
+    torch._foreach_add_(denominators, group["eps"])
+    torch._foreach_addcdiv_(params, state["exp_avg"], denominators, value=-step_size)
+
+
+STACKED_STEPS = {"sgd": sgd_step, "adamw": adamw_step}
+
+
+# --------------------------------------------------------------------------------------------------
+# What both engines share: initialisation, targets, the forward pass, the record of a student.
+
+
+@dataclass
+class Population:
+    """Trained students in the order of their seeds."""
+
+    seeds: list[int]
+    states: list[dict[str, torch.Tensor]]  # each student's final state_dict
+    curves: list[list[list]]  # each student's [[epoch, test accuracy], ...]
+    final_logits: torch.Tensor  # [students, test images, classes] after the last epoch
+
+
+def initial_student(arch: str, test: Split, seed: int, device: torch.device, channels_last: bool) -> nn.Module:
+    """The network `seed` starts from: torch.manual_seed(seed), then a fresh `build_model`."""
+    torch.manual_seed(seed)
+    model = build_model(arch, test.spec).to(device)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def targets_per_student(targets: torch.Tensor, num_students: int, num_images: int) -> torch.Tensor:
+    """`targets` as one row per student: [students, images] class indices or [students, images, classes].
+
+    Shared targets ([images] int64 or [images, classes] float) are expanded without a copy;
+    per-student targets ([students, images(, classes)]) let one population train on several label
+    sets of the same images.
+    """
+    shared_dims = 1 if not targets.is_floating_point() else 2
+    if targets.dim() == shared_dims:
+        targets = targets.expand(num_students, *targets.shape)
+    if targets.dim() != shared_dims + 1 or targets.shape[:2] != (num_students, num_images):
+        raise LabelworthError(
+            f"targets of shape {tuple(targets.shape)} do not fit {num_images} images and {num_students} students; "
+            "expected [images] class indices, [images, classes] probabilities, or one of these per student"
+        )
+    return targets
+
+
+def student_forward(network: nn.Module, params: dict, buffers: dict, images: torch.Tensor, bf16: bool) -> torch.Tensor:
+    """float32 logits of `network` run with `params` and `buffers` (one student; vmap batches it).
+
+    With `bf16` the weights and inputs are cast to bfloat16 for the forward pass only; gradients flow
+    back to the float32 weights, and the loss and the optimiser stay in float32. This is autocast by
+    hand, because torch.autocast does not reach the ops inside torch.func.vmap on a CPU
+    (pytorch/functorch#305); unlike autocast it runs the norm layers in bfloat16 too.
+    """
+    if bf16:
+        params = {name: value.to(torch.bfloat16) for name, value in params.items()}
+        images = images.to(torch.bfloat16)
+    return functional_call(network, (params, buffers), (images,)).float()
+
+
+class Bfloat16Autocast(nn.Module):
+    """`network` whose forward pass runs under bfloat16 autocast and returns float32 logits.
+
+    The sequential engine's `bf16`: the augmentation stays outside (autocast would sample its grids in
+    bfloat16), and batch norm keeps float32 running statistics, which casting by hand cannot.
+    """
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        self.network = network
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(images.device.type, dtype=torch.bfloat16):
+            return self.network(images).float()
+
+
+def _is_evaluated(epoch: int, eval_every: int, epochs: int) -> bool:
+    return epoch % eval_every == 0 or epoch == epochs
+
+
+def _student_record(seed: int, curve: list[list], final_logits: torch.Tensor, test: Split) -> dict:
     best_epoch, best_accuracy = max(curve, key=lambda point: point[1])
     return {
         "seed": seed,
         "final_accuracy": curve[-1][1],
         "best_accuracy": best_accuracy,
         "best_epoch": best_epoch,
-        "per_class_final_accuracy": per_class_accuracy(logits, test.labels, test.spec.num_classes),
+        "per_class_final_accuracy": per_class_accuracy(final_logits, test.labels, test.spec.num_classes),
         "curve": curve,
     }
 
@@ -73,6 +217,146 @@ def _train_one(images, targets, test: Split, arch, seed, epochs, lr, optimizer, 
 def _summary(values: list[float]) -> dict:
     """Mean and population standard deviation (np.std, as the reference reports)."""
     return {"mean": float(np.mean(values)), "std": float(np.std(values))}
+
+
+# --------------------------------------------------------------------------------------------------
+# The engines
+
+
+def _train_sequential(images, targets, test, arch, seeds, epochs, lr, optimizer, batch_size, eval_every,
+                      channels_last, bf16, progress) -> Population:
+    states, curves, final_logits = [], [], []
+    for index, seed in enumerate(seeds):
+        network = initial_student(arch, test, seed, images.device, channels_last)
+        model = Bfloat16Autocast(network) if bf16 else network
+        opt, schedule = make_optimizer(model, optimizer, lr, epochs)
+        generator = torch.Generator().manual_seed(seed)
+        curve = []
+        for epoch in range(1, epochs + 1):
+            try:
+                train_epoch(model, opt, images, targets[index], batch_size, test.spec.dsa_strategy, generator)
+            except FloatingPointError as error:
+                raise FloatingPointError(f"student seed {seed}, epoch {epoch}, {error}") from error
+            schedule.step()
+            progress.update()
+            if _is_evaluated(epoch, eval_every, epochs):
+                logits = predict_logits(model, test.images)
+                curve.append([epoch, accuracy(logits, test.labels)])
+                progress.set_postfix(seed=seed, test=f"{curve[-1][1]:.3f}")
+        states.append(network.state_dict())
+        curves.append(curve)
+        final_logits.append(logits)
+    return Population(list(seeds), states, curves, torch.stack(final_logits))
+
+
+def _train_vectorised(images, targets, test, arch, seeds, epochs, lr, optimizer, batch_size, eval_every,
+                      channels_last, bf16, progress) -> Population:
+    networks = [initial_student(arch, test, seed, images.device, channels_last) for seed in seeds]
+    stacked_params, buffers = stack_module_state(networks)
+    if channels_last:  # stacking copies into [students, ...] order; give each student's slice its layout back
+        stacked_params = {name: _students_channels_last(value) for name, value in stacked_params.items()}
+    params = {name: value.detach().requires_grad_() for name, value in stacked_params.items()}
+    template = copy.deepcopy(networks[0]).to("meta")  # the code of the network; the tensors come from params
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    group, rates = protocol_schedule(optimizer, lr, epochs)
+    optimizer_state: dict = {}
+    student_rows = torch.arange(len(seeds), device=images.device).unsqueeze(1)
+
+    def student_loss(student_params, student_buffers, batch_images, batch_targets):
+        logits = student_forward(template, student_params, student_buffers, batch_images, bf16)
+        return F.cross_entropy(logits, batch_targets)
+
+    population_loss = vmap(student_loss)
+    curve_points = []
+    for epoch, rate in enumerate(rates, 1):
+        template.train()
+        orders = [epoch_minibatches(len(images), batch_size, generator, images.device) for generator in generators]
+        for batch_number, student_batches in enumerate(zip(*orders), 1):
+            indices = torch.stack(student_batches)  # [students, batch]
+            augmented = dsa_augment_population(images[indices], test.spec.dsa_strategy, generators)
+            losses = population_loss(params, buffers, augmented, targets[student_rows, indices])
+            _check_finite(losses, seeds, epoch, batch_number, len(orders[0]))
+            # Students share no parameters, so the gradient of the summed losses is each one's own.
+            grads = torch.autograd.grad(losses.sum(), list(params.values()))
+            with torch.no_grad():
+                STACKED_STEPS[optimizer](list(params.values()), list(grads), optimizer_state, group, rate)
+        progress.update(len(seeds))
+        if _is_evaluated(epoch, eval_every, epochs):
+            logits = _population_logits(template, params, buffers, test.images, bf16)
+            curve_points.append((epoch, [accuracy(student_logits, test.labels) for student_logits in logits]))
+            progress.set_postfix(test=f"{np.mean(curve_points[-1][1]):.3f}")
+    tensors = {**params, **buffers}
+    states = [{name: tensors[name][index].detach().clone() for name in template.state_dict()}
+              for index in range(len(seeds))]
+    curves = [[[epoch, accuracies[index]] for epoch, accuracies in curve_points] for index in range(len(seeds))]
+    return Population(list(seeds), states, curves, logits)
+
+
+def _students_channels_last(value: torch.Tensor) -> torch.Tensor:
+    """A [students, out, in, kh, kw] weight stored so that every student's slice is channels_last."""
+    if value.dim() != 5:
+        return value
+    return value.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+
+
+def _check_finite(losses: torch.Tensor, seeds: list[int], epoch: int, batch_number: int, batches: int) -> None:
+    """Stop before a step spoils the weights, naming the first diverged student as the sequential engine would."""
+    finite = torch.isfinite(losses)
+    if not bool(finite.all()):
+        index = int((~finite).nonzero()[0])
+        raise FloatingPointError(f"student seed {seeds[index]}, epoch {epoch}, batch {batch_number} of {batches}: "
+                                 f"training loss became {losses[index].item()}")
+
+
+@torch.no_grad()
+def _population_logits(template, params, buffers, images, bf16) -> torch.Tensor:
+    """[students, images, classes] logits in eval mode, in chunks of PREDICT_BATCH images.
+
+    One student at a time: chunks of test images are big enough to keep any device busy, and plain
+    kernels beat vmap's batched ones on a CPU (about 2x on the default ConvNet).
+    """
+    template.eval()
+    logits = []
+    for index in range(len(next(iter(params.values())))):
+        student_params = {name: value[index] for name, value in params.items()}
+        student_buffers = {name: value[index] for name, value in buffers.items()}
+        logits.append(torch.cat([student_forward(template, student_params, student_buffers,
+                                                 images[i : i + PREDICT_BATCH], bf16)
+                                 for i in range(0, len(images), PREDICT_BATCH)]))
+    return torch.stack(logits)
+
+
+def train_students(
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    test: Split,
+    arch: str,
+    seeds: list[int],
+    epochs: int,
+    lr: float,
+    optimizer: str,
+    batch_size: int,
+    eval_every: int,
+    *,
+    engine: str = DEFAULT_ENGINE,
+    channels_last: bool = False,
+    bf16: bool = False,
+) -> Population:
+    """Train one student per seed on (images, targets); see `evaluate_students` for the options.
+
+    Both engines give the same students for the same seeds, to within float rounding.
+    """
+    if engine not in ENGINES:
+        raise LabelworthError(f"unknown student engine {engine!r}; expected one of {ENGINES}")
+    if optimizer not in OPTIMIZERS:
+        raise LabelworthError(f"unknown student optimizer {optimizer!r}; expected one of {OPTIMIZERS}")
+    targets = targets_per_student(targets, len(seeds), len(images))
+    if parse_arch(arch).uses_batchnorm:
+        engine = "sequential"
+    train = _train_vectorised if engine == "vectorised" else _train_sequential
+    with tqdm(total=epochs * len(seeds), desc=f"students {arch}", unit="epoch", mininterval=2.0) as progress:
+        return train(images, targets, test, arch, seeds, epochs, lr, optimizer, batch_size, eval_every,
+                     channels_last, bf16, progress)
 
 
 def evaluate_students(
@@ -86,18 +370,39 @@ def evaluate_students(
     optimizer: str,
     batch_size: int,
     eval_every: int,
+    *,
+    engine: str = DEFAULT_ENGINE,
+    channels_last: bool = False,
+    bf16: bool = False,
 ) -> dict:
     """Train one student per seed on (images, targets) and test each on `test`.
 
     A seed fixes the student's initialisation, minibatch order and augmentation draws, so a seed's
-    result is repeatable on a CPU.
+    result is repeatable on a CPU, and the same with either engine to within float rounding.
+    `targets` may hold one label set per student ([students, images, classes]).
+
+    Options: `engine` "vectorised" or "sequential" (the default is the faster on a CPU at the default
+    config sizes; batch-norm networks always train sequentially). `channels_last` stores the conv
+    weights channels-last and `bf16` runs the forward pass in bfloat16 (autocast in the sequential
+    engine, casts by hand in the vectorised one: see `student_forward`); both are meant for GPUs and
+    are off by default, which leaves CPU results unchanged.
     """
-    with tqdm(total=epochs * len(seeds), desc=f"students {arch}", unit="epoch", mininterval=2.0) as progress:
-        students = [
-            _train_one(images, targets, test, arch, seed, epochs, lr, optimizer, batch_size, eval_every,
-                       progress)
-            for seed in seeds
-        ]
+    population = train_students(images, targets, test, arch, seeds, epochs, lr, optimizer, batch_size,
+                                eval_every, engine=engine, channels_last=channels_last, bf16=bf16)
+    return population_result(population, test)
+
+
+def population_result(population: Population, test: Split, members: range | None = None) -> dict:
+    """The result of `evaluate_students` for the students at positions `members` (default: all).
+
+    A population trained on several label sets at once ([students, images, classes] targets) splits
+    into one result per label set this way, each the result that set alone would have given.
+    """
+    members = range(len(population.seeds)) if members is None else members
+    students = [
+        _student_record(population.seeds[index], population.curves[index], population.final_logits[index], test)
+        for index in members
+    ]
     return {
         "students": students,
         "final_accuracy": _summary([student["final_accuracy"] for student in students]),
@@ -133,6 +438,7 @@ def run_evaluate_students(
     result["meta"] = io.provenance(
         "evaluate_students",
         dataset=test.spec.name,
+        image_set=image_meta["image_set"],
         method=image_meta["method"],
         images_per_class=image_meta["images_per_class"],
         label_spec=label_file["meta"]["label_spec"],

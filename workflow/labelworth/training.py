@@ -27,6 +27,17 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def epoch_minibatches(
+    num_images: int, batch_size: int, generator: torch.Generator, device: torch.device
+) -> tuple[torch.Tensor, ...]:
+    """One epoch's minibatches: consecutive slices of one `randperm` drawn from `generator`.
+
+    Every training loop draws its order here, so the one-by-one and the vectorised student engines
+    see the same batches for the same seed.
+    """
+    return torch.randperm(num_images, generator=generator).to(device).split(batch_size)
+
+
 def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -42,17 +53,16 @@ def train_epoch(
     not sum to 1, as the reference does). Returns (mean loss, accuracy against the targets' argmax).
     """
     model.train()
-    order = torch.randperm(len(images), generator=generator).to(images.device)
+    batches = epoch_minibatches(len(images), batch_size, generator, images.device)
     loss_sum = correct = 0.0
-    for start in range(0, len(images), batch_size):
-        batch = order[start : start + batch_size]
+    for batch_number, batch in enumerate(batches, 1):
         augmented = dsa_augment(images[batch], dsa_strategy, generator)
         logits = model(augmented)
         batch_targets = targets[batch]
         loss = F.cross_entropy(logits, batch_targets)
         loss_value = loss.item()
         if not math.isfinite(loss_value):  # stop before the step spoils the weights
-            raise FloatingPointError(f"training loss became {loss_value}")
+            raise FloatingPointError(f"batch {batch_number} of {len(batches)}: training loss became {loss_value}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
