@@ -1,12 +1,22 @@
-"""Shared fixtures: small datasets written in their real on-disk formats."""
+"""Shared fixtures: small datasets written in their real on-disk formats, and the way tests call
+snakemake."""
 
 from __future__ import annotations
 
 import gzip
+import hashlib
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "config.tiny.yaml"
 
 IDX_NAMES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -80,3 +90,58 @@ def fashion_mnist_data(tmp_path, fashion_mnist_raw) -> Path:
     out_dir = tmp_path / "data"
     prepare_data("fashion_mnist", fashion_mnist_raw, out_dir)
     return out_dir
+
+
+def snakemake_command(workdir: Path, *args: str, config: Path = TINY) -> tuple[list[str], dict]:
+    """The command line and environment of a snakemake run of this repository's workflow in `workdir`
+    with `config` only, on 2 cores; the environment finds this Python's `labelworth` first."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+               "--configfile", str(config), "--replace-workflow-config", "--cores", "2", *args]
+    return command, env
+
+
+def snakemake(workdir: Path, *args: str, config: Path = TINY, check: bool = True) -> subprocess.CompletedProcess:
+    """Run snakemake to the end; with `check`, a failure raises with the tail of its output."""
+    command, env = snakemake_command(workdir, *args, config=config)
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """Rule -> job count from the last 'Job stats' table a snakemake run printed (a dry run prints
+    the plan; `--quiet rules host` leaves only the table)."""
+    table = (result.stdout + result.stderr).split("Job stats:")[-1]
+    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)\s*$", table, re.M)
+            if rule not in ("total", "all")}
+
+
+def checksums(folder: Path) -> dict[str, str]:
+    """sha256 of every file under `folder`, by relative path. Hidden `.NAME.*.tmp` files are left
+    out: a write killed before its rename leaves one, and nothing ever reads it."""
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*"))
+            if path.is_file() and not (path.name.startswith(".") and path.name.endswith(".tmp"))}
+
+
+MICRO_KEYS = ("dataset", "data_root", "device", "image_seed", "expert", "student", "benchmark")
+
+
+def micro_config(overrides: dict) -> dict:
+    """config.tiny.yaml's required blocks only (no optional experiment), each updated with its entry
+    in `overrides`. With one expert seed, one IPC and one student seed that is 9 jobs: data, expert,
+    images, two label files, two student populations, two figures."""
+    tiny = yaml.safe_load(TINY.read_text())
+    return {key: {**tiny[key], **overrides[key]} if key in overrides else tiny[key] for key in MICRO_KEYS}
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> Path:
+    """A folder where tests/config.tiny.yaml has run to the end (every rule and figure), shared by
+    every test that only reads a finished run (tests/test_workflow.py, tests/test_report.py)."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    write_fashion_mnist(workdir / "raw" / "fashion_mnist", train_per_class=20, test_per_class=10)
+    snakemake(workdir)
+    return workdir

@@ -8,7 +8,11 @@ Resume: Snakemake deletes a job's declared outputs before it starts and after it
 happens in an undeclared work folder holding `epoch_XXX.pt` files and `state.pt` (model, optimizer,
 RNG state, metrics so far). A restarted job continues from the last finished epoch; asking for more
 epochs than before extends the run. When the run is complete its checkpoints are linked (hard links,
-no copy) into the declared checkpoint folder and `metrics.csv` is written.
+no copy) into the declared checkpoint folder and `metrics.csv` is written. A resume state whose
+finished epochs are missing or corrupted is ignored, and the run starts afresh.
+
+A NaN or inf loss, or weights that stop being finite, raise FloatingPointError naming the epoch and
+batch before that epoch is saved, so the work folder keeps the last good epoch and no output is written.
 """
 
 from __future__ import annotations
@@ -62,6 +66,15 @@ def _load_state(work_dir: Path, identity: dict) -> dict | None:
     if state["meta"]["identity"] != identity:
         print(f"resume state in {work_dir} belongs to another run; starting afresh", flush=True)
         return None
+    # The finished epochs are linked into results, so a corrupted one there is corrupted here too;
+    # retraining from scratch is the only way to rebuild it (and gives the same bytes).
+    for epoch in range(len(state["metrics"])):
+        try:
+            io.load_tensors(work_dir / checkpoint_name(epoch), required=("state_dict",))
+        except LabelworthError as error:
+            print(f"ignoring the resume state, a finished epoch is unusable: {error}; starting afresh",
+                  flush=True)
+            return None
     return state
 
 
@@ -74,6 +87,15 @@ def _measure(model, train, test, epoch: int, train_loss: float) -> dict:
         "test_accuracy": accuracy(predict_logits(model, test.images), test.labels),
         "train_label_entropy": mean_entropy(train_logits.softmax(1)),
     }
+
+
+def _require_finite(model: torch.nn.Module) -> None:
+    """Raise FloatingPointError if a weight or batch-norm statistic is NaN or inf, so a last step that
+    spoilt the weights (finite loss, inf gradient) is never saved as a finished epoch."""
+    spoilt = [name for name, value in model.state_dict().items()
+              if value.is_floating_point() and not torch.isfinite(value).all()]
+    if spoilt:
+        raise FloatingPointError(f"weights became non-finite after the last batch ({', '.join(spoilt)})")
 
 
 def _metrics_csv(rows: list[dict]) -> str:
@@ -154,8 +176,15 @@ def train_expert(
     progress = tqdm(range(len(metrics), epochs + 1), desc=f"expert {arch} seed {seed}", unit="epoch",
                     initial=len(metrics) - 1, total=epochs, mininterval=2.0)
     for epoch in progress:
-        loss, _ = train_epoch(model, optimizer, train.images, train.labels, batch_size,
-                              spec.dsa_strategy, generator)
+        try:
+            loss, _ = train_epoch(model, optimizer, train.images, train.labels, batch_size,
+                                  spec.dsa_strategy, generator)
+            _require_finite(model)
+        except FloatingPointError as error:  # raised before save_epoch: the last good epoch stays saved
+            state_path = work_dir / "state.pt"
+            raise FloatingPointError(
+                f"epoch {epoch}, {error}; the state after epoch {epoch - 1} is kept in {state_path}"
+            ) from None
         metrics.append(_measure(model, train, test, epoch, loss))
         save_epoch(epoch)
         progress.set_postfix(loss=f"{loss:.3f}", train=f"{metrics[-1]['train_accuracy']:.3f}",

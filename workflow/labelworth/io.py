@@ -1,13 +1,28 @@
-"""The one way results reach the disk: atomic writes, and loads that name the file when it is bad.
+"""The one way results reach the disk: atomic writes, checksums, and loads that name the file when it
+is bad.
 
-Every write goes to a temporary file in the destination folder, is flushed and fsynced, and is then
-renamed over the destination, so a killed job leaves either the old file or the new one, never half
-of one. Tensor files are dicts of plain tensors plus a `meta` dict saying what made them.
+Every write goes to a temporary file with a unique name in the destination folder, is flushed and
+fsynced, and is then renamed over the destination, so a killed job leaves either the old file or the
+new one, never half of one, and two writers of one path leave one of their files whole. A write killed
+before its rename can leave a hidden `.NAME.*.tmp` file behind; nothing reads those, and they are
+safe to delete.
+
+Checksums: a tensor file is a dict of tensors plus a `meta` dict saying what made it, and
+`meta["sha256"]` is the checksum of everything else in the file (see `content_checksum`). A JSON file
+carries a top-level `"sha256"` key: the checksum of its canonical JSON text (sorted keys, no spaces),
+so reformatting the file keeps it valid but any changed value does not. Loads verify the checksum and
+raise LabelworthError naming the file, so a silently flipped byte cannot reach a figure. The checksum
+is of the content, not of the file bytes, because it is stored inside the file.
+
+Files are bitwise repeatable: torch.save names the zip archive after the file it writes to, which
+here would be the random temporary name, so tensors are saved through a file handle (archive name
+"archive"); and `meta` holds nothing that changes between runs of one config (no time, no host).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -20,10 +35,14 @@ import torch
 from labelworth import __version__
 from labelworth.errors import LabelworthError
 
+CHECKSUM_KEY = "sha256"
+_REMEDY = "delete it and rerun the stage that makes it"
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on success it is fsynced and renamed to `path`."""
+    """Yield a temporary path next to `path`, unique to this write; on success it is fsynced and
+    renamed to `path`, and the folder is fsynced so the rename survives a power loss."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -34,6 +53,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp, "rb+") as written:
             os.fsync(written.fileno())
         os.replace(tmp, path)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -49,13 +73,47 @@ def provenance(stage: str, **details) -> dict:
     }
 
 
+def _feed(hasher, value) -> None:
+    """Feed `value` to `hasher` canonically: dict items in sorted key order, tensors as dtype, shape
+    and raw bytes, scalars as type and repr (exact for floats), each part length-prefixed."""
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().cpu().contiguous().reshape(-1)
+        hasher.update(f"tensor:{flat.dtype}:{tuple(value.shape)}:".encode())
+        hasher.update(flat.view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        hasher.update(f"dict:{len(value)}:".encode())
+        for key in sorted(value, key=repr):
+            _feed(hasher, key)
+            _feed(hasher, value[key])
+    elif isinstance(value, (list, tuple)):
+        hasher.update(f"{type(value).__name__}:{len(value)}:".encode())
+        for item in value:
+            _feed(hasher, item)
+    elif value is None or isinstance(value, (bool, int, float, str)):
+        text = repr(value).encode()
+        hasher.update(f"{type(value).__name__}:{len(text)}:".encode() + text)
+    else:
+        raise TypeError(f"cannot checksum a {type(value).__name__}; store tensors, dicts, lists and scalars")
+
+
+def content_checksum(tensors: dict, meta: dict) -> str:
+    """sha256 of a tensor file's content: every tensor entry and every meta entry but the checksum.
+    Equal content gives an equal checksum whatever the dict order or the tensors' memory layout."""
+    hasher = hashlib.sha256()
+    _feed(hasher, {**tensors, "meta": {key: value for key, value in meta.items() if key != CHECKSUM_KEY}})
+    return hasher.hexdigest()
+
+
 def save_tensors(path: str | os.PathLike, tensors: dict, meta: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save({**tensors, "meta": meta}, tmp)
+    """Write `tensors` and `meta` (plus its checksum) atomically; equal content gives equal bytes."""
+    meta = {**meta, CHECKSUM_KEY: content_checksum(tensors, meta)}
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save({**tensors, "meta": meta}, handle)
 
 
 def load_tensors(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict:
-    """Load a file written by `save_tensors`; a missing, truncated or foreign file is a LabelworthError."""
+    """Load a file written by `save_tensors`; a missing, truncated, foreign or corrupted file (one
+    whose content no longer matches its checksum) is a LabelworthError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise LabelworthError(f"{path}: file not found")
@@ -63,12 +121,19 @@ def load_tensors(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dic
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a damaged zip/pickle
         raise LabelworthError(
-            f"{path}: cannot be read ({type(error).__name__}); the file is corrupted or truncated, "
-            "delete it and rerun the stage that makes it"
+            f"{path}: cannot be read ({type(error).__name__}); the file is corrupted or truncated, {_REMEDY}"
         ) from None
     missing = [key for key in ("meta", *required) if not isinstance(content, dict) or key not in content]
     if missing:
         raise LabelworthError(f"{path}: not a labelworth file of this kind (missing {', '.join(missing)})")
+    meta = content["meta"]
+    if CHECKSUM_KEY not in meta:
+        raise LabelworthError(f"{path}: has no checksum (not written by this labelworth); {_REMEDY}")
+    tensors = {key: value for key, value in content.items() if key != "meta"}
+    if content_checksum(tensors, meta) != meta[CHECKSUM_KEY]:
+        raise LabelworthError(
+            f"{path}: the content does not match its checksum; the file is corrupted, {_REMEDY}"
+        )
     return content
 
 
@@ -77,14 +142,31 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
+def _json_checksum(payload: dict) -> str:
+    """sha256 of the canonical JSON text: sorted keys, no spaces, floats as Python writes them
+    (exact), so a payload and its read-back give the same checksum."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def write_json(path: str | os.PathLike, payload: dict) -> None:
-    write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    """Write `payload` with its checksum under the top-level key "sha256" (read_json removes it)."""
+    stamped = {**payload, CHECKSUM_KEY: _json_checksum(payload)}
+    write_text(path, json.dumps(stamped, indent=2, sort_keys=True) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> dict:
+    """The payload given to `write_json`; a missing, unparsable or changed file is a LabelworthError."""
     try:
-        return json.loads(Path(path).read_text())
+        payload = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise LabelworthError(f"{path}: file not found") from None
-    except json.JSONDecodeError as error:
-        raise LabelworthError(f"{path}: not valid JSON ({error})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise LabelworthError(f"{path}: not valid JSON ({error}); {_REMEDY}") from None
+    stored = payload.pop(CHECKSUM_KEY, None) if isinstance(payload, dict) else None
+    if stored is None:
+        raise LabelworthError(f"{path}: has no checksum (not written by this labelworth); {_REMEDY}")
+    if _json_checksum(payload) != stored:
+        raise LabelworthError(
+            f"{path}: the content does not match its checksum; the file is corrupted, {_REMEDY}"
+        )
+    return payload
