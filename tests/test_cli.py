@@ -29,8 +29,7 @@ def test_folder_without_the_dataset(capsys, tmp_path):
 
 def test_corrupted_checkpoint_is_named(capsys, tmp_path, fashion_mnist_data):
     images, checkpoint = tmp_path / "images.pt", tmp_path / "epoch_001.pt"
-    assert main(["distill-images", "--method", "random", "--data-dir", str(fashion_mnist_data),
-                 "--images-per-class", "2", "--seed", "42", "--out", str(images),
+    assert main(["distill-images", "--image-set", "random-ipc2", "--data-dir", str(fashion_mnist_data), "--seed", "42", "--out", str(images),
                  "--grid", str(tmp_path / "grid.png")]) == 0
     checkpoint.write_bytes(b"PK\x03\x04 truncated")
     assert main(["make-labels", "--images", str(images), "--label-spec", "expert-e1",
@@ -41,8 +40,7 @@ def test_corrupted_checkpoint_is_named(capsys, tmp_path, fashion_mnist_data):
 
 
 def test_too_many_images_per_class(capsys, tmp_path, fashion_mnist_data):
-    assert main(["distill-images", "--method", "random", "--data-dir", str(fashion_mnist_data),
-                 "--images-per-class", "21", "--seed", "42", "--out", str(tmp_path / "images.pt"),
+    assert main(["distill-images", "--image-set", "random-ipc21", "--data-dir", str(fashion_mnist_data), "--seed", "42", "--out", str(tmp_path / "images.pt"),
                  "--grid", str(tmp_path / "grid.png")]) == 2
     [line] = _error_lines(capsys)
     assert "images_per_class=21" in line and "only 20 training images" in line

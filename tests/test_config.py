@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labelworth.config import benchmark_label_specs, check_config, check_number_strings
+from labelworth.config import check_config, check_number_strings, ensemble_expert_epochs, student_runs, uses_auto_epochs
 from labelworth.errors import LabelworthError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +24,37 @@ def test_default_and_tiny_configs_pass(config):
 
 def test_benchmark_plan_pairs_hard_and_soft_labels_per_ipc(config):
     config["benchmark"].update(images_per_class=[1, 10], expert_epoch=[2, 7], temperature=2.0)
-    assert benchmark_label_specs(config) == {1: ["hard", "expert-e2-t2"], 10: ["hard", "expert-e7-t2"]}
+    assert student_runs(config, "soft_vs_hard") == [
+        ("random-ipc1", "hard"), ("random-ipc1", "expert-e2-t2"), ("random-ipc10", "hard"), ("random-ipc10", "expert-e7-t2")]
+
+
+def test_auto_epochs_wait_for_the_sweep_then_take_its_best(config):
+    config["benchmark"].update(images_per_class=[1, 10], expert_epoch=["auto", 7])
+    assert uses_auto_epochs(config)
+    assert student_runs(config, "soft_vs_hard") == [("random-ipc1", "hard"), ("random-ipc10", "hard"),
+                                                    ("random-ipc10", "expert-e7")]
+    assert ("random-ipc1", "expert-e3") in student_runs(config, "soft_vs_hard", best_epochs={1: 3, 10: 5})
+
+
+def test_experiment_plans_follow_the_paper(config):
+    config["label_swap"].update(images_per_class=[1, 10], expert_epoch="auto", ranks=[1, 9])
+    config["zero_shot"].update(images_per_class=10, expert_epoch=4, subject_classes=[6])
+    config["scaling_law"].update(images_per_class=[1, 20], top_k=[2], expert_epoch=4)
+    config["image_selection"].update(images_per_class=10, expert_epoch=4, bins=[9])
+    config["ensembles"].update(images_per_class=[10], sizes=[1, 3], expert_epoch=4)
+    config["generated_labels"].update(images_per_class=[1], true_class_mass=[0.8])
+    best = {1: 2, 10: 4, 50: 8}
+    swap = student_runs(config, "label_swap", best)
+    assert ("random-ipc1", "expert-e2-swap1") in swap and ("random-ipc10", "expert-e4-shuffle") in swap
+    assert ("random-ipc10", "expert-e4-smooth") in swap and ("random-ipc10", "expert-e4-swap9") in swap
+    assert set(student_runs(config, "zero_shot", best)) == {
+        ("random-ipc10", "expert-e4"), ("random-ipc10-without6", "expert-e4"), ("random-ipc10", "expert-e4-zeroclass6")}
+    scaling = student_runs(config, "scaling_law", best)
+    assert ("random-ipc20", "expert-e4-top2") in scaling and ("random-ipc20", "hard") in scaling
+    assert ("lossbin9-ipc10", "hard") in student_runs(config, "image_selection", best)
+    assert ("random-ipc10", "ensemble3-e4") in student_runs(config, "ensembles", best)
+    assert ("random-ipc1", "noise0.8") in student_runs(config, "generated_labels", best)
+    assert ensemble_expert_epochs(config) == 4
 
 
 def test_scientific_notation_without_dot_is_named(config):
@@ -38,7 +68,12 @@ def test_scientific_notation_without_dot_is_named(config):
     [
         (lambda c: c.update(dataset="svhn"), "unknown dataset 'svhn'"),
         (lambda c: c["expert"].update(arch="vgg11"), "expert.arch: unknown architecture"),
-        (lambda c: c["benchmark"].update(expert_epoch=[2, 5, 99]), "expert epoch 99.*expert.epochs is 15"),
+        (lambda c: c["benchmark"].update(expert_epoch=[2, 5, 99]), "expert epoch 99.*expert.epochs is 12"),
+        (lambda c: c["label_swap"].update(ranks=[1, 10]), "swap takes at most 9 with 10 classes"),
+        (lambda c: c["zero_shot"].update(subject_classes=[10]), "10 is not a class of fashion_mnist"),
+        (lambda c: c["expert_epoch_sweep"].update(enabled=False), "needs the expert_epoch_sweep block enabled"),
+        (lambda c: c["label_swap"].update(images_per_class=[1, 20]), "does not include 20"),
+        (lambda c: c["ensembles"].update(sizes=[1, 4]), "needs 4 experts, but expert.seeds lists 3"),
         (lambda c: c["benchmark"].update(images_per_class=[1, 10, 7000]), "7000 is more than the smallest"),
         (lambda c: c["benchmark"].update(expert_epoch=[2, 5]), "one epoch per IPC"),
     ],

@@ -27,3 +27,91 @@ def test_ensemble_labels_average_logits_not_probabilities():
     first, second = torch.randn(5, 4), torch.randn(5, 4)
     assert torch.allclose(soft_labels([first, second]), ((first + second) / 2).softmax(1))
     assert not torch.allclose(soft_labels([first, second]), (first.softmax(1) + second.softmax(1)) / 2)
+
+
+from labelworth.labels import (  # noqa: E402
+    boost_low_entropy, entropy_per_row, keep_top_k, noisy_true_labels, remove_class_knowledge,
+    shuffle_all_but_top, smoothed_to_entropy, swap_kth_largest_with_smallest,
+)
+
+
+def _expert_like(rows=40, classes=10, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randn(rows, classes, generator=generator) * 2.5).softmax(1)
+
+
+def test_swap_keeps_entropy_and_moves_the_kth_largest_to_the_bottom():
+    labels = _expert_like()
+    for k in (1, 3, 9):
+        swapped = swap_kth_largest_with_smallest(labels, k)
+        assert torch.allclose(entropy_per_row(swapped), entropy_per_row(labels))
+        kth = labels.argsort(1, descending=True)[:, k - 1]
+        assert torch.equal(swapped.gather(1, kth[:, None]).squeeze(1), labels.min(1).values)
+    assert torch.equal(swap_kth_largest_with_smallest(labels, 1).argmax(1), labels.argmin(1))
+
+
+def test_top_k_keeps_exactly_k_entries_in_place():
+    labels = _expert_like()
+    for k in (1, 2, 4):
+        kept = keep_top_k(labels, k)
+        assert torch.equal((kept > 0).sum(1), torch.full((40,), k))
+        assert torch.equal(kept[kept > 0], labels[kept > 0])
+        assert (kept.sum(1) <= 1 + 1e-6).all()
+        assert torch.allclose(keep_top_k(labels, k, renormalise=True).sum(1), torch.ones(40))
+    assert torch.equal(keep_top_k(labels, 10), labels)
+
+
+def test_shuffle_keeps_top_entry_and_entropy_but_moves_the_rest():
+    labels = _expert_like()
+    shuffled = shuffle_all_but_top(labels, torch.Generator().manual_seed(1))
+    assert torch.equal(shuffled.argmax(1), labels.argmax(1))
+    assert torch.equal(shuffled.max(1).values, labels.max(1).values)
+    assert torch.allclose(entropy_per_row(shuffled), entropy_per_row(labels))
+    assert torch.equal(shuffled.sort(1).values, labels.sort(1).values)
+    assert (shuffled != labels).any(1).float().mean() > 0.9  # structure is gone in almost every row
+
+
+def test_zeroclass_removes_a_class_only_from_other_classes_images():
+    labels, classes = _expert_like(), torch.arange(40) % 10
+    treated = remove_class_knowledge(labels, classes, 6)
+    assert torch.equal(treated[classes == 6], labels[classes == 6])
+    assert (treated[classes != 6, 6] == 0).all()
+    assert torch.equal(treated[:, :6], labels[:, :6]) and torch.equal(treated[:, 7:], labels[:, 7:])
+
+
+def test_smoothing_matches_each_rows_entropy_with_the_true_class_on_top():
+    labels, classes = _expert_like(), torch.arange(40) % 10
+    smooth = smoothed_to_entropy(labels, classes)
+    assert torch.allclose(entropy_per_row(smooth), entropy_per_row(labels), atol=1e-5)
+    assert torch.allclose(smooth.sum(1), torch.ones(40))
+    assert torch.equal(smooth.argmax(1), classes)
+    others = smooth.clone()
+    others[torch.arange(40), classes] = float("nan")
+    assert torch.allclose(others.nan_to_num(0).sum(1), (9 * others.nanmean(1)))  # uniform off-target
+
+
+def test_noise_labels_give_the_true_class_p_and_sum_to_one():
+    classes = torch.arange(30) % 10
+    labels = noisy_true_labels(classes, 10, 0.9, torch.Generator().manual_seed(0))
+    assert torch.allclose(labels[torch.arange(30), classes], torch.full((30,), 0.9))
+    assert torch.allclose(labels.sum(1), torch.ones(30))
+    assert torch.equal(noisy_true_labels(classes, 10, 1.0, torch.Generator()), hard_labels(classes, 10))
+
+
+def test_boost_changes_only_the_lowest_entropy_rows():
+    labels = _expert_like()
+    boosted = boost_low_entropy(labels, 0.25, 0.1, torch.Generator().manual_seed(0))
+    changed = (boosted != labels).any(1)
+    assert changed.sum() == 10
+    assert set(changed.nonzero().squeeze(1).tolist()) == set(entropy_per_row(labels).argsort()[:10].tolist())
+    assert torch.allclose(boosted.sum(1), torch.ones(40))
+
+
+def test_class_similarity_rows_are_mean_soft_labels_of_each_class():
+    from labelworth.labels import class_similarity
+
+    probabilities = _expert_like(rows=30, classes=3)
+    classes = torch.arange(30) % 3
+    matrix = class_similarity(probabilities, classes, 3)
+    assert torch.allclose(matrix.sum(1), torch.ones(3))
+    assert torch.allclose(matrix[1], probabilities[classes == 1].mean(0))

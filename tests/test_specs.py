@@ -2,7 +2,8 @@ import pytest
 
 from labelworth.errors import LabelworthError
 from labelworth.specs import (
-    DATASETS, format_arch, format_label_spec, format_number, parse_arch, parse_label_spec,
+    DATASETS, format_arch, format_image_set, format_label_spec, format_number, parse_arch, parse_image_set,
+    parse_label_spec,
 )
 
 LABEL_SPECS = ["hard", "expert-e0", "expert-e20", "expert-e20-t2", "expert-e7-t0.5", "ensemble5-e20",
@@ -53,3 +54,34 @@ def test_registry_constants_follow_method_md():
     assert DATASETS["cifar100"].mean == DATASETS["cifar10"].mean  # the paper's quirk, kept on purpose
     assert "flip" not in DATASETS["mnist"].dsa_strategy
     assert DATASETS["tinyimagenet"].image_size == 64 and DATASETS["tinyimagenet"].num_classes == 200
+
+
+@pytest.mark.parametrize("text", ["noise0.9", "noise1", "expert-e4-swap1", "expert-e4-top2", "expert-e4-top2r",
+                                  "expert-e4-shuffle", "expert-e4-zeroclass6", "expert-e4-smooth",
+                                  "expert-e4-boost0.3a0.05", "ensemble3-e4-t2-swap2-top4"])
+def test_transform_chains_round_trip(text):
+    assert format_label_spec(parse_label_spec(text)) == text
+
+
+def test_transform_fields():
+    spec = parse_label_spec("expert-e4-t2-top3r-boost0.1a0.05")
+    assert [(t.kind, t.value, t.renormalise) for t in spec.transforms] == [("top", 3, True), ("boost", 0.1, False)]
+    assert spec.transforms[1].alpha == 0.05 and spec.temperature == 2.0
+
+
+@pytest.mark.parametrize("text", ["hard-swap1", "noise0", "noise1.5", "expert-e4-swap1r", "expert-e4-flip",
+                                  "noise0.9-swap1", "expert-e4-boost0.3"])
+def test_bad_transform_chains_are_refused(text):
+    with pytest.raises(LabelworthError):
+        parse_label_spec(text)
+
+
+@pytest.mark.parametrize("text", ["random-ipc1", "random-ipc50", "random-ipc10-without3", "lossbin0-ipc10"])
+def test_image_sets_round_trip(text):
+    assert format_image_set(parse_image_set(text)) == text
+
+
+def test_image_set_base_drops_the_subset():
+    assert parse_image_set("random-ipc10-without3").base == parse_image_set("random-ipc10")
+    with pytest.raises(LabelworthError):
+        parse_image_set("random-ipc0")

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from labelworth.errors import LabelworthError
+from labelworth.gpu_lease import lease_for
 
 
 def _add_compute_options(parser: argparse.ArgumentParser) -> None:
@@ -39,15 +40,38 @@ def _train_expert(args) -> None:
 
 
 def _distill_images(args) -> None:
-    from labelworth.distill.random import distill_random
+    from labelworth.specs import parse_image_set
 
-    distill_random(args.data_dir, args.images_per_class, args.seed, args.out, args.grid)
+    image_set = parse_image_set(args.image_set)
+    if image_set.without_class is not None:
+        from labelworth.distill.subsets import drop_class
+
+        if not args.source:
+            raise LabelworthError(f"{args.image_set} is cut from another set: give --source <its images.pt>")
+        drop_class(args.source, image_set.without_class, args.out, args.grid)
+    elif image_set.method == "random":
+        from labelworth.distill.random import distill_random
+
+        distill_random(args.data_dir, image_set.images_per_class, args.seed, args.out, args.grid)
+    else:
+        from labelworth.distill.select_by_loss import distill_by_loss
+
+        if not args.expert_checkpoint:
+            raise LabelworthError(f"{args.image_set} ranks images by an expert: give --expert-checkpoint")
+        distill_by_loss(args.data_dir, int(image_set.method.removeprefix("lossbin")), image_set.images_per_class,
+                        args.expert_checkpoint, args.double_softmax, args.out, args.grid, args.device)
+
+
+def _class_similarity(args) -> None:
+    from labelworth.labels import expert_class_similarity
+
+    expert_class_similarity(args.data_dir, args.expert_checkpoint, args.out, args.device)
 
 
 def _make_labels(args) -> None:
     from labelworth.labels import make_labels
 
-    make_labels(args.images, args.label_spec, args.expert_checkpoints, args.out, args.device)
+    make_labels(args.images, args.label_spec, args.expert_checkpoints, args.out, args.seed, args.device)
 
 
 def _evaluate_students(args) -> None:
@@ -59,14 +83,10 @@ def _evaluate_students(args) -> None:
 
 
 def _figure(args) -> None:
-    if args.name == "soft_vs_hard":
-        from labelworth.figures.soft_vs_hard import soft_vs_hard
+    from labelworth.figures import draw_figure
 
-        soft_vs_hard(args.inputs, args.png, args.pdf, args.table_csv, args.table_md)
-    elif args.name == "expert_training":
-        from labelworth.figures.expert_training import expert_training
-
-        expert_training(args.inputs, args.png, args.pdf, args.marked_epochs)
+    draw_figure(args.name, args.inputs, args.png, args.pdf, args.table_csv, args.table_md,
+                expert_metrics=args.expert_metrics, marked_epochs=args.marked_epochs, extra=args.extra)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,19 +117,32 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compute_options(stage)
     stage.set_defaults(run=_train_expert)
 
-    stage = stages.add_parser("distill-images", help="choose or synthesise the images per class")
-    stage.add_argument("--method", choices=["random"], required=True)
-    stage.add_argument("--data-dir", required=True)
-    stage.add_argument("--images-per-class", type=int, required=True)
-    stage.add_argument("--seed", type=int, required=True)
+    stage = stages.add_parser("distill-images", help="choose or synthesise the images of an image set")
+    stage.add_argument("--image-set", required=True,
+                       help="random-ipc<n>, lossbin<b>-ipc<n>, or <set>-without<class> (needs --source)")
+    stage.add_argument("--data-dir")
+    stage.add_argument("--seed", type=int, default=42, help="seed of the random choice")
+    stage.add_argument("--source", help="images.pt a -without<class> set is cut from")
+    stage.add_argument("--expert-checkpoint", help="the expert that ranks images for lossbin<b>")
+    stage.add_argument("--double-softmax", action="store_true",
+                       help="rank by cross-entropy on probabilities, as the reference does")
     stage.add_argument("--out", required=True)
     stage.add_argument("--grid", required=True, help="png of the images, one row per class")
+    _add_compute_options(stage)
     stage.set_defaults(run=_distill_images)
+
+    stage = stages.add_parser("class-similarity", help="mean soft label of each class on the training set")
+    stage.add_argument("--data-dir", required=True)
+    stage.add_argument("--expert-checkpoint", required=True)
+    stage.add_argument("--out", required=True, help="csv: one row per true class")
+    _add_compute_options(stage)
+    stage.set_defaults(run=_class_similarity)
 
     stage = stages.add_parser("make-labels", help="labels of a LabelSpec for an image set")
     stage.add_argument("--images", required=True)
     stage.add_argument("--label-spec", required=True)
     stage.add_argument("--expert-checkpoints", nargs="*", default=[])
+    stage.add_argument("--seed", type=int, default=0, help="seed of the random transforms")
     stage.add_argument("--out", required=True)
     _add_compute_options(stage)
     stage.set_defaults(run=_make_labels)
@@ -130,32 +163,36 @@ def build_parser() -> argparse.ArgumentParser:
     stage.set_defaults(run=_evaluate_students)
 
     stage = stages.add_parser("figure", help="draw one figure (and its table) from results files")
-    stage.add_argument("name", choices=["soft_vs_hard", "expert_training"])
-    stage.add_argument("--inputs", nargs="+", required=True)
+    stage.add_argument("name")
+    stage.add_argument("--inputs", nargs="+", required=True, help="student result JSONs (or the figure's inputs)")
     stage.add_argument("--png", required=True)
     stage.add_argument("--pdf", required=True)
     stage.add_argument("--table-csv")
     stage.add_argument("--table-md")
+    stage.add_argument("--expert-metrics", nargs="*", default=[], help="experts' metrics.csv files")
     stage.add_argument("--marked-epochs", type=int, nargs="*", default=[])
+    stage.add_argument("--extra", nargs="*", default=[], help="figure-specific inputs")
     stage.set_defaults(run=_figure)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "threads", None):
-        import torch
+    # Under the gpu profile, take one free GPU before anything imports torch: CUDA reads
+    # CUDA_VISIBLE_DEVICES once, when it starts (labelworth/gpu_lease.py).
+    with lease_for(getattr(args, "device", None)):
+        if getattr(args, "threads", None):
+            import torch
 
-        torch.set_num_threads(args.threads)
-    try:
-        args.run(args)
-    except LabelworthError as error:
-        print(f"labelworth {args.stage}: error: {error}", file=sys.stderr)
-        return 2
-    except FloatingPointError as error:
-        print(f"labelworth {args.stage}: numerical fault: {error}; the last finished state is kept",
-              file=sys.stderr)
-        return 3
+            torch.set_num_threads(args.threads)
+        try:
+            args.run(args)
+        except LabelworthError as error:
+            print(f"labelworth {args.stage}: error: {error}", file=sys.stderr)
+            return 2
+        except FloatingPointError as error:  # raised before any output is written; the message says where
+            print(f"labelworth {args.stage}: numerical fault: {error}; no output was written", file=sys.stderr)
+            return 3
     return 0
 
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 import re
 
 from labelworth.errors import LabelworthError
-from labelworth.specs import LabelSpec, dataset_spec, format_label_spec, parse_arch, parse_label_spec
+from labelworth.specs import (
+    ImageSetSpec, LabelSpec, LabelTransform, dataset_spec, format_image_set, format_label_spec, parse_arch,
+    parse_image_set, parse_label_spec,
+)
 
 # What PyYAML (YAML 1.1) leaves as a string although a person meant a number: 1e-3, 5E4, 1.0e3, .5e-2
 _NUMBER_LOOKING_STRING = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
@@ -34,25 +37,189 @@ def check_number_strings(config: dict) -> None:
         )
 
 
-def benchmark_label_specs(config: dict) -> dict[int, list[str]]:
-    """For each benchmark IPC: hard labels and the expert's soft labels at that IPC's expert epoch."""
-    block = config["benchmark"]
-    temperature = block.get("temperature", 1.0)
-    plan = {}
+AUTO = "auto"  # an expert epoch chosen by the expert-epoch sweep for that IPC
+
+# Experiments whose figures compare student populations, in the order `rule all` lists them.
+STUDENT_EXPERIMENTS = ("soft_vs_hard", "expert_epoch_sweep", "temperature_grid", "label_swap", "zero_shot",
+                       "scaling_law", "pareto", "ensembles", "image_selection", "generated_labels")
+# Config block of each experiment (the spine's benchmark block draws the soft_vs_hard figure).
+EXPERIMENT_BLOCK = {name: name for name in STUDENT_EXPERIMENTS} | {"soft_vs_hard": "benchmark"}
+
+StudentRun = tuple[str, str]  # (image set, label spec): one population of students
+
+
+def expert_label(epoch: int, temperature: float = 1.0, transforms: tuple = (), ensemble_size: int = 1) -> str:
+    source = "expert" if ensemble_size == 1 else "ensemble"
+    return format_label_spec(LabelSpec(source, epoch, ensemble_size, temperature, tuple(transforms)))
+
+
+def _random(ipc: int, without_class: int | None = None) -> str:
+    return format_image_set(ImageSetSpec("random", ipc, without_class))
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def enabled(config: dict, experiment: str) -> bool:
+    block = config.get(EXPERIMENT_BLOCK[experiment])
+    return bool(block) and block.get("enabled", True)
+
+
+def uses_auto_epochs(config: dict) -> bool:
+    """Whether any enabled experiment asks for `expert_epoch: auto` (so the sweep must run first)."""
+    for experiment in STUDENT_EXPERIMENTS:
+        if enabled(config, experiment):
+            epochs = config[EXPERIMENT_BLOCK[experiment]].get("expert_epoch")
+            if AUTO in _as_list(epochs if epochs is not None else []):
+                return True
+    return False
+
+
+def _epoch_for(value, ipc: int, best_epochs: dict[int, int] | None, where: str) -> int | None:
+    """An expert epoch from config: an int, or `auto` = the sweep's best epoch for this IPC.
+
+    Returns None for `auto` while the sweep has not run yet (`best_epochs` is None)."""
+    if value != AUTO:
+        return value
+    if best_epochs is None:
+        return None
+    if ipc not in best_epochs:
+        raise LabelworthError(
+            f"{where}.expert_epoch is auto, but expert_epoch_sweep.images_per_class does not include {ipc}"
+        )
+    return best_epochs[ipc]
+
+
+def _benchmark_runs(block, best) -> list[StudentRun]:
+    runs = []
     for ipc, epoch in zip(block["images_per_class"], block["expert_epoch"]):
-        soft = LabelSpec("expert", expert_epoch=epoch, temperature=temperature)
-        plan[ipc] = ["hard", format_label_spec(soft)]
-    return plan
+        epoch = _epoch_for(epoch, ipc, best, "benchmark")
+        runs += [(_random(ipc), "hard")]
+        if epoch is not None:
+            runs += [(_random(ipc), expert_label(epoch, block.get("temperature", 1.0)))]
+    return runs
+
+
+def _sweep_runs(block, best) -> list[StudentRun]:
+    return [(_random(ipc), label) for ipc in block["images_per_class"]
+            for label in ["hard"] + [expert_label(epoch) for epoch in block["expert_epochs"]]]
+
+
+def _temperature_runs(block, best) -> list[StudentRun]:
+    return [(_random(ipc), expert_label(epoch, temperature)) for ipc in _as_list(block["images_per_class"])
+            for epoch in block["expert_epochs"] for temperature in block["temperatures"]]
+
+
+def _swap_runs(block, best) -> list[StudentRun]:
+    runs = []
+    for ipc in block["images_per_class"]:
+        epoch = _epoch_for(block["expert_epoch"], ipc, best, "label_swap")
+        if epoch is None:
+            continue
+        controls = [(), (LabelTransform("shuffle"),), (LabelTransform("smooth"),)]
+        swaps = [(LabelTransform("swap", rank),) for rank in block["ranks"]]
+        runs += [(_random(ipc), expert_label(epoch, transforms=t)) for t in controls + swaps]
+    return runs
+
+
+def _zero_shot_runs(block, best) -> list[StudentRun]:
+    ipc = block["images_per_class"]
+    epoch = _epoch_for(block["expert_epoch"], ipc, best, "zero_shot")
+    if epoch is None:
+        return []
+    runs = [(_random(ipc), expert_label(epoch))]
+    for subject in block["subject_classes"]:
+        runs += [(_random(ipc, without_class=subject), expert_label(epoch)),
+                 (_random(ipc), expert_label(epoch, transforms=(LabelTransform("zeroclass", subject),)))]
+    return runs
+
+
+def _scaling_runs(block, best) -> list[StudentRun]:
+    runs = []
+    for ipc in block["images_per_class"]:
+        epoch = _epoch_for(block["expert_epoch"], ipc, best, "scaling_law")
+        runs += [(_random(ipc), "hard")]
+        if epoch is not None:
+            runs += [(_random(ipc), expert_label(epoch))]
+            runs += [(_random(ipc), expert_label(epoch, transforms=(LabelTransform("top", k),)))
+                     for k in block["top_k"]]
+    return runs
+
+
+def _pareto_runs(block, best) -> list[StudentRun]:
+    return [(_random(ipc), label) for ipc in block["images_per_class"]
+            for label in ["hard"] + [expert_label(epoch) for epoch in block["expert_epochs"]]]
+
+
+def _ensemble_runs(block, best) -> list[StudentRun]:
+    runs = []
+    for ipc in block["images_per_class"]:
+        epoch = _epoch_for(block["expert_epoch"], ipc, best, "ensembles")
+        if epoch is not None:
+            runs += [(_random(ipc), expert_label(epoch, ensemble_size=size)) for size in block["sizes"]]
+    return runs
+
+
+def _selection_runs(block, best) -> list[StudentRun]:
+    ipc = block["images_per_class"]
+    epoch = _epoch_for(block["expert_epoch"], ipc, best, "image_selection")
+    if epoch is None:
+        return []
+    image_sets = [_random(ipc)] + [format_image_set(ImageSetSpec(f"lossbin{b}", ipc)) for b in block["bins"]]
+    return [(images, label) for images in image_sets for label in ("hard", expert_label(epoch))]
+
+
+def _generated_runs(block, best) -> list[StudentRun]:
+    runs = []
+    for ipc in block["images_per_class"]:
+        epoch = _epoch_for(block["expert_epoch"], ipc, best, "generated_labels")
+        runs += [(_random(ipc), "hard")]
+        runs += [(_random(ipc), format_label_spec(LabelSpec("noise", true_class_mass=p)))
+                 for p in block["true_class_mass"]]
+        if epoch is not None:
+            boosts = [(LabelTransform("boost", q, block["boost_alpha"]),) for q in block["boost_fraction"]]
+            runs += [(_random(ipc), expert_label(epoch, transforms=t)) for t in [()] + boosts]
+    return runs
+
+
+_PLANNERS = {
+    "soft_vs_hard": _benchmark_runs, "expert_epoch_sweep": _sweep_runs, "temperature_grid": _temperature_runs,
+    "label_swap": _swap_runs, "zero_shot": _zero_shot_runs, "scaling_law": _scaling_runs,
+    "pareto": _pareto_runs, "ensembles": _ensemble_runs, "image_selection": _selection_runs,
+    "generated_labels": _generated_runs,
+}
+
+
+def student_runs(config: dict, experiment: str, best_epochs: dict[int, int] | None = None) -> list[StudentRun]:
+    """The (image set, label spec) populations an experiment's figure compares, without repeats.
+
+    With `best_epochs` None, runs whose epoch is `auto` are left out (they are known only after the
+    expert-epoch sweep has run)."""
+    runs = _PLANNERS[experiment](config[EXPERIMENT_BLOCK[experiment]], best_epochs)
+    return list(dict.fromkeys(runs))
+
+
+def ensemble_expert_epochs(config: dict) -> int:
+    """How far the experts after the first must train: the latest epoch any ensemble label uses."""
+    latest = 0
+    for experiment in STUDENT_EXPERIMENTS:
+        if enabled(config, experiment):
+            for _, label in student_runs(config, experiment):
+                spec = parse_label_spec(label)
+                if spec.source == "ensemble":
+                    latest = max(latest, spec.expert_epoch)
+    return latest
 
 
 def check_label_spec(text: str, config: dict, where: str) -> LabelSpec:
-    """Parse a label spec and check it against the configured experts."""
+    """Parse a label spec and check it against the configured experts and classes."""
     try:
         spec = parse_label_spec(text)
     except LabelworthError as error:
         raise LabelworthError(f"{where}: {error}") from None
     expert = config["expert"]
-    if spec.is_soft and spec.expert_epoch > expert["epochs"]:
+    if spec.uses_experts and spec.expert_epoch > expert["epochs"]:
         raise LabelworthError(
             f"{where}: label spec {text!r} uses expert epoch {spec.expert_epoch}, but expert.epochs is "
             f"{expert['epochs']}; raise expert.epochs or pick an epoch in 0..{expert['epochs']}"
@@ -62,12 +229,45 @@ def check_label_spec(text: str, config: dict, where: str) -> LabelSpec:
             f"{where}: label spec {text!r} needs {spec.ensemble_size} experts, but expert.seeds lists "
             f"{len(expert['seeds'])}"
         )
+    num_classes = dataset_spec(config["dataset"]).num_classes
+    limits = {"swap": num_classes - 1, "top": num_classes, "zeroclass": num_classes - 1}
+    for transform in spec.transforms:
+        if transform.kind in limits and transform.value > limits[transform.kind]:
+            raise LabelworthError(
+                f"{where}: label spec {text!r}: {transform.kind} takes at most {limits[transform.kind]} "
+                f"with {num_classes} classes"
+            )
     return spec
+
+
+def _check_images_per_class(config: dict, where: str, values) -> None:
+    spec = dataset_spec(config["dataset"])
+    for ipc in _as_list(values):
+        if ipc > spec.min_train_per_class:
+            raise LabelworthError(
+                f"{where}.images_per_class: {ipc} is more than the smallest {spec.name} class has "
+                f"({spec.min_train_per_class} training images)"
+            )
+
+
+def _check_auto(config: dict, experiment: str) -> None:
+    block = config[EXPERIMENT_BLOCK[experiment]]
+    if AUTO not in _as_list(block.get("expert_epoch", [])):
+        return
+    where = EXPERIMENT_BLOCK[experiment]
+    if not enabled(config, "expert_epoch_sweep"):
+        raise LabelworthError(f"{where}.expert_epoch is auto, which needs the expert_epoch_sweep block enabled")
+    swept = set(config["expert_epoch_sweep"]["images_per_class"])
+    for ipc in _as_list(block["images_per_class"]):
+        if ipc not in swept:
+            raise LabelworthError(
+                f"{where}.expert_epoch is auto, but expert_epoch_sweep.images_per_class does not include {ipc}"
+            )
 
 
 def check_config(config: dict) -> None:
     """Raise a LabelworthError naming the key for anything the schema cannot catch."""
-    spec = dataset_spec(config["dataset"])
+    dataset = dataset_spec(config["dataset"])
     for key in ("expert", "student"):
         try:
             parse_arch(config[key]["arch"])
@@ -79,12 +279,21 @@ def check_config(config: dict) -> None:
             f"benchmark.expert_epoch has {len(block['expert_epoch'])} entries but "
             f"benchmark.images_per_class has {len(block['images_per_class'])}; give one epoch per IPC"
         )
-    for ipc in block["images_per_class"]:
-        if ipc > spec.min_train_per_class:
-            raise LabelworthError(
-                f"benchmark.images_per_class: {ipc} is more than the smallest {spec.name} class has "
-                f"({spec.min_train_per_class} training images)"
-            )
-    for ipc, label_specs in benchmark_label_specs(config).items():
-        for text in label_specs:
-            check_label_spec(text, config, f"benchmark (IPC {ipc})")
+    if enabled(config, "zero_shot"):
+        for subject in config["zero_shot"]["subject_classes"]:
+            if subject >= dataset.num_classes:
+                raise LabelworthError(
+                    f"zero_shot.subject_classes: {subject} is not a class of {dataset.name} "
+                    f"(0..{dataset.num_classes - 1})"
+                )
+    # `auto` epochs stand in as epoch 0 here, so labels waiting for the sweep are checked too.
+    swept = config["expert_epoch_sweep"]["images_per_class"] if enabled(config, "expert_epoch_sweep") else []
+    placeholder_epochs = {ipc: 0 for ipc in swept}
+    for experiment in STUDENT_EXPERIMENTS:
+        if not enabled(config, experiment):
+            continue
+        where = EXPERIMENT_BLOCK[experiment]
+        _check_images_per_class(config, where, config[where]["images_per_class"])
+        _check_auto(config, experiment)
+        for image_set, label in student_runs(config, experiment, placeholder_epochs):
+            check_label_spec(label, config, f"{where} ({image_set})")

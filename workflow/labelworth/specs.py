@@ -151,67 +151,187 @@ def format_arch(arch: ArchSpec) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# Label specs (DESIGN.md section 3)
+# Label specs (DESIGN.md section 3, METHOD.md section 6)
+
+_NUMBER = r"\d+(?:\.\d+)?(?:e[+-]?\d+)?"
+
+
+@dataclass(frozen=True)
+class LabelTransform:
+    """One step applied to soft labels after the softmax, written as one token of a label spec.
+
+    kind       token          value          what it does (labels.py has the maths)
+    swap       swap{k}        k              exchange each row's k-th largest and smallest entries
+    top        top{k}[r]      k              keep the k largest entries (r: renormalise the row)
+    shuffle    shuffle        -              keep the top entry, permute the others at random
+    zeroclass  zeroclass{c}   c              zero class c's column outside class c's own images
+    smooth     smooth         -              one-hot true label smoothed to the row's entropy
+    boost      boost{q}a{a}   q, alpha       mix noise into the fraction q of lowest-entropy rows
+    """
+
+    kind: str
+    value: float | None = None
+    alpha: float | None = None
+    renormalise: bool = False
+
+
+_TRANSFORM = re.compile(
+    rf"(?P<kind>swap|top|zeroclass)(?P<int>\d+)(?P<r>r)?|(?P<plain>shuffle|smooth)"
+    rf"|boost(?P<q>{_NUMBER})a(?P<alpha>{_NUMBER})"
+)
+
+
+def _parse_transform(token: str) -> LabelTransform | None:
+    match = _TRANSFORM.fullmatch(token)
+    if not match:
+        return None
+    if match["plain"]:
+        return LabelTransform(match["plain"])
+    if match["q"]:
+        return LabelTransform("boost", float(match["q"]), float(match["alpha"]))
+    if match["r"] and match["kind"] != "top":
+        return None
+    return LabelTransform(match["kind"], int(match["int"]), renormalise=bool(match["r"]))
+
+
+def format_transform(transform: LabelTransform) -> str:
+    if transform.kind in ("shuffle", "smooth"):
+        return transform.kind
+    if transform.kind == "boost":
+        return f"boost{format_number(transform.value)}a{format_number(transform.alpha)}"
+    return f"{transform.kind}{int(transform.value)}" + ("r" if transform.renormalise else "")
 
 
 @dataclass(frozen=True)
 class LabelSpec:
     """What labels a student is trained on, as one path component.
 
-    Grammar::
+    Grammar: a source, then for expert sources an optional temperature and any chain of transforms
+    (see `LabelTransform`), applied after the softmax in the order written::
 
         hard                          one-hot true labels
-        expert-e{E}[-t{T}]            softmax(logits / T) of the first expert after E epochs
-        ensemble{N}-e{E}[-t{T}]       softmax(mean of N experts' logits / T), experts = first N seeds
+        noise{p}                      true class gets p, the rest 1-p spread by random weights
+                                      (the reproduction report's "generated labels")
+        expert-e{E}[-t{T}][-{transform}...]
+                                      softmax(logits / T) of the first expert after E epochs
+        ensemble{N}-e{E}[-t{T}][-{transform}...]
+                                      softmax(mean of N experts' logits / T), the first N seeds
 
+    e.g. `expert-e4-swap1`, `expert-e4-top2r`, `ensemble3-e4-t2`, `expert-e4-zeroclass6`.
     `T` is a true temperature (T > 1 flattens). The reference code multiplies the logits by its
     `temp` argument instead, i.e. its `temp` is 1/T (METHOD.md section 12.2); `-t2` here equals its
     `--temp 0.5`. Epoch 0 is the untrained initialisation.
     """
 
-    source: str  # "hard" | "expert" | "ensemble"
+    source: str  # "hard" | "noise" | "expert" | "ensemble"
     expert_epoch: int | None = None
     ensemble_size: int = 1
     temperature: float = 1.0
+    transforms: tuple[LabelTransform, ...] = ()
+    true_class_mass: float | None = None  # noise{p}
+
+    @property
+    def uses_experts(self) -> bool:
+        return self.source in ("expert", "ensemble")
 
     @property
     def is_soft(self) -> bool:
         return self.source != "hard"
 
 
-_SOFT_SOURCE = re.compile(
-    r"(?:expert|ensemble(?P<size>[1-9]\d*))-e(?P<epoch>\d+)(?:-t(?P<temp>\d+(?:\.\d+)?(?:e[+-]?\d+)?))?"
+_EXPERT_SOURCE = re.compile(
+    rf"(?:expert|ensemble(?P<size>[1-9]\d*))-e(?P<epoch>\d+)(?:-t(?P<temp>{_NUMBER}))?(?P<rest>(?:-[a-z0-9.+]+)*)"
+)
+_NOISE_SOURCE = re.compile(rf"noise(?P<p>{_NUMBER})")
+_GRAMMAR_HINT = (
+    "expected 'hard', 'noise<p>', or 'expert-e<epoch>' / 'ensemble<N>-e<epoch>' followed by an optional "
+    "'-t<T>' and transforms '-swap<k>', '-top<k>[r]', '-shuffle', '-zeroclass<c>', '-smooth', "
+    "'-boost<q>a<alpha>'"
 )
 
 
 def parse_label_spec(text: str) -> LabelSpec:
+    """Parse a label spec; anything outside the grammar or not canonical is a LabelworthError."""
     if text == "hard":
         return LabelSpec("hard")
-    match = _SOFT_SOURCE.fullmatch(text)
-    if not match:
-        raise LabelworthError(
-            f"label spec {text!r} does not parse; expected 'hard', 'expert-e<epoch>[-t<T>]' "
-            "or 'ensemble<N>-e<epoch>[-t<T>]'"
+    if match := _NOISE_SOURCE.fullmatch(text):
+        spec = LabelSpec("noise", true_class_mass=float(match["p"]))
+        if not 0 < spec.true_class_mass <= 1:
+            raise LabelworthError(f"label spec {text!r}: the true-class mass p must be in (0, 1]")
+    elif match := _EXPERT_SOURCE.fullmatch(text):
+        tokens = [token for token in match["rest"].split("-") if token]
+        transforms = tuple(_parse_transform(token) for token in tokens)
+        if None in transforms:
+            bad = tokens[transforms.index(None)]
+            raise LabelworthError(f"label spec {text!r}: unknown transform {bad!r}; {_GRAMMAR_HINT}")
+        spec = LabelSpec(
+            "ensemble" if match["size"] else "expert",
+            int(match["epoch"]),
+            int(match["size"]) if match["size"] else 1,
+            float(match["temp"]) if match["temp"] else 1.0,
+            transforms,
         )
-    temperature = float(match["temp"]) if match["temp"] else 1.0
-    if temperature <= 0:
-        raise LabelworthError(f"label spec {text!r}: temperature must be positive")
-    size = int(match["size"]) if match["size"] else 1
-    spec = LabelSpec(
-        "ensemble" if match["size"] else "expert", int(match["epoch"]), size, temperature
-    )
+        if spec.temperature <= 0:
+            raise LabelworthError(f"label spec {text!r}: temperature must be positive")
+    else:
+        raise LabelworthError(f"label spec {text!r} does not parse; {_GRAMMAR_HINT}")
     if format_label_spec(spec) != text:
-        raise LabelworthError(
-            f"label spec {text!r} is not canonical; write {format_label_spec(spec)!r}"
-        )
+        raise LabelworthError(f"label spec {text!r} is not canonical; write {format_label_spec(spec)!r}")
     return spec
 
 
 def format_label_spec(spec: LabelSpec) -> str:
     if spec.source == "hard":
         return "hard"
+    if spec.source == "noise":
+        return f"noise{format_number(spec.true_class_mass)}"
     head = "expert" if spec.source == "expert" else f"ensemble{spec.ensemble_size}"
-    text = f"{head}-e{spec.expert_epoch}"
+    parts = [f"{head}-e{spec.expert_epoch}"]
     if spec.temperature != 1.0:
-        text += f"-t{format_number(spec.temperature)}"
-    return text
+        parts.append(f"t{format_number(spec.temperature)}")
+    parts += [format_transform(transform) for transform in spec.transforms]
+    return "-".join(parts)
+
+
+# --------------------------------------------------------------------------------------------------
+# Image sets
+
+
+@dataclass(frozen=True)
+class ImageSetSpec:
+    """Which images students see, as one path component: `{method}-ipc{ipc}[-without{c}]`.
+
+    `method` is `random` (random real images) or `lossbin{b}` (real images from the b-th of ten
+    expert-loss quantile bins of each class, 0 = easiest). `-without{c}` drops class c's images from
+    the set (the zero-shot experiment's "treat image" arm).
+    """
+
+    method: str
+    images_per_class: int
+    without_class: int | None = None
+
+    @property
+    def base(self) -> "ImageSetSpec":
+        """The full set a `-without{c}` subset is cut from."""
+        return ImageSetSpec(self.method, self.images_per_class)
+
+
+_IMAGE_SET = re.compile(r"(?P<method>random|lossbin\d)-ipc(?P<ipc>[1-9]\d*)(?:-without(?P<without>\d+))?")
+
+
+def parse_image_set(text: str) -> ImageSetSpec:
+    match = _IMAGE_SET.fullmatch(text)
+    if not match:
+        raise LabelworthError(
+            f"image set {text!r} does not parse; expected '<random|lossbin<b>>-ipc<n>[-without<class>]'"
+        )
+    without = int(match["without"]) if match["without"] is not None else None
+    spec = ImageSetSpec(match["method"], int(match["ipc"]), without)
+    if format_image_set(spec) != text:
+        raise LabelworthError(f"image set {text!r} is not canonical; write {format_image_set(spec)!r}")
+    return spec
+
+
+def format_image_set(spec: ImageSetSpec) -> str:
+    text = f"{spec.method}-ipc{spec.images_per_class}"
+    return text if spec.without_class is None else f"{text}-without{spec.without_class}"

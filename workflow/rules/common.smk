@@ -1,4 +1,5 @@
 # Config validation, path builders, wildcard constraints and target lists. No rules here.
+import csv
 import sys
 from pathlib import Path
 
@@ -7,9 +8,18 @@ from snakemake.utils import validate
 # The package must be importable at parse time even when it is not installed (e.g. a bare clone).
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
-from labelworth.config import benchmark_label_specs, check_config, check_number_strings
+from labelworth.config import (
+    STUDENT_EXPERIMENTS,
+    check_config,
+    check_number_strings,
+    enabled,
+    ensemble_expert_epochs,
+    expert_label,
+    student_runs,
+    uses_auto_epochs,
+)
 from labelworth.errors import LabelworthError
-from labelworth.specs import format_number, parse_label_spec
+from labelworth.specs import format_image_set, format_number, parse_image_set, parse_label_spec
 
 try:
     check_number_strings(config)  # before the schema, whose message would only say "not a number"
@@ -24,49 +34,144 @@ LOGS = f"logs/{DATASET}"
 EXPERT = config["expert"]
 STUDENT = config["student"]
 EXPERT_RUN = f"{EXPERT['arch']}-lr{format_number(EXPERT['lr'])}"
+# The first expert seed trains for expert.epochs; the others only as far as ensemble labels need.
+MAIN_SEED = EXPERT["seeds"][0]
+MEMBER_SEEDS = EXPERT["seeds"][1:] if ensemble_expert_epochs(config) > 0 else []
+ARCH_PATTERN = r"convnet-d\d(-w\d+)?(-[a-z]+norm)?(-maxpool)?|resnet(18|50)(-small)?"
+NEVER = r"(?!)"  # a wildcard constraint that matches nothing
 
 
 wildcard_constraints:
-    arch=r"convnet-d\d(-w\d+)?(-[a-z]+norm)?(-maxpool)?|resnet(18|50)(-small)?",
-    student=r"convnet-d\d(-w\d+)?(-[a-z]+norm)?(-maxpool)?|resnet(18|50)(-small)?",
+    arch=ARCH_PATTERN,
+    student=ARCH_PATTERN,
     lr=r"[0-9.e+-]+",
     seed=r"\d+",
-    method=r"random",
+    method=r"random|lossbin\d",
     ipc=r"\d+",
-    labels=r"hard|(expert|ensemble\d+)-e\d+(-t[0-9.e+-]+)?",
+    image_set=r"(random|lossbin\d)-ipc\d+(-without\d+)?",
+    labels=r"hard|noise[0-9.e+-]+|(expert|ensemble\d+)-e\d+(-[a-z0-9.+]+)*",
 
 
 def data_files():
     return {"train": f"{RESULTS}/data/train.pt", "test": f"{RESULTS}/data/test.pt"}
 
 
+def expert_dir(seed):
+    return f"{RESULTS}/experts/{EXPERT_RUN}/seed{seed}"
+
+
 def expert_checkpoint(seed, epoch):
-    return f"{RESULTS}/experts/{EXPERT_RUN}/seed{seed}/checkpoints/epoch_{epoch:03d}.pt"
+    return f"{expert_dir(seed)}/checkpoints/epoch_{epoch:03d}.pt"
 
 
 def expert_metrics(seed):
-    return f"{RESULTS}/experts/{EXPERT_RUN}/seed{seed}/metrics.csv"
+    return f"{expert_dir(seed)}/metrics.csv"
+
+
+def expert_outputs(epochs):
+    """Declared outputs of an expert run of `epochs` epochs ({arch}, {lr}, {seed} left as wildcards)."""
+    run = f"{RESULTS}/experts/{{arch}}-lr{{lr}}/seed{{seed}}"
+    return {
+        "checkpoints": [f"{run}/checkpoints/epoch_{epoch:03d}.pt" for epoch in range(epochs + 1)],
+        "metrics": f"{run}/metrics.csv",
+    }
+
+
+def images_file(image_set):
+    return f"{RESULTS}/images/{image_set}/images.pt"
+
+
+def labels_file(image_set, labels):
+    return f"{RESULTS}/labels/{image_set}/{labels}.pt"
+
+
+def student_result(image_set, labels):
+    return f"{RESULTS}/students/{image_set}/{labels}/{STUDENT['arch']}.json"
+
+
+def class_similarity_file(epoch):
+    return f"{RESULTS}/analysis/class_similarity-e{epoch}.csv"
+
+
+# ---- inputs that depend on wildcards --------------------------------------------------------------
 
 
 def expert_checkpoints_for_labels(wildcards):
-    """The checkpoints a label spec reads: none for hard labels, the first N experts otherwise."""
+    """The checkpoints a label spec reads: the first expert, or the first N for an ensemble."""
     spec = parse_label_spec(wildcards.labels)
-    if not spec.is_soft:
+    if not spec.uses_experts:
         return []
     return [expert_checkpoint(seed, spec.expert_epoch) for seed in EXPERT["seeds"][: spec.ensemble_size]]
 
 
-def student_result(method, ipc, labels):
-    return f"{RESULTS}/students/{method}-ipc{ipc}/{labels}/{STUDENT['arch']}.json"
+def image_set_inputs(wildcards):
+    """A subset is cut from its full set; a loss-ranked set needs the ranking expert; all need data."""
+    image_set = parse_image_set(wildcards.image_set)
+    if image_set.without_class is not None:
+        return {"source": images_file(format_image_set(image_set.base))}
+    inputs = data_files()
+    if image_set.method.startswith("lossbin"):
+        inputs["expert"] = expert_checkpoint(MAIN_SEED, config["image_selection"]["expert_epoch"])
+    return inputs
 
 
-def benchmark_student_results():
-    return [
-        student_result(method, ipc, labels)
-        for method in config["benchmark"]["methods"]
-        for ipc, label_specs in benchmark_label_specs(config).items()
-        for labels in label_specs
-    ]
+def similarity_expert_checkpoint(wildcards):
+    return expert_checkpoint(MAIN_SEED, int(wildcards.epoch))
+
+
+def image_set_arguments(wildcards, input):
+    """The distill-images options naming the inputs `image_set_inputs` chose."""
+    if "source" in input.keys():
+        return f"--source '{input.source}'"
+    arguments = f"--data-dir '{Path(input.train).parent}'"
+    if "expert" in input.keys():
+        arguments += f" --expert-checkpoint '{input.expert}'"
+    return arguments
+
+
+def double_softmax_flag(wildcards):
+    """The reference's loss-ranking quirk, for loss-ranked sets only (so it reruns only those)."""
+    ranked = parse_image_set(wildcards.image_set).method.startswith("lossbin")
+    return "--double-softmax" if ranked and config["image_selection"].get("double_softmax") else ""
+
+
+# ---- targets --------------------------------------------------------------------------------------
+
+
+def best_expert_epochs():
+    """IPC -> best expert epoch from the sweep's table, or None when no experiment asks for `auto`.
+
+    The table is a checkpoint output: asking for it makes Snakemake run the sweep first and then
+    re-evaluate the jobs that depend on it."""
+    if not uses_auto_epochs(config):
+        return None
+    table = checkpoints.figure_expert_epoch_sweep.get().output.csv
+    with open(table) as handle:
+        return {int(row["images_per_class"]): int(row["best_expert_epoch"]) for row in csv.DictReader(handle)}
+
+
+def student_results_for(experiment):
+    """Input function: the student results an experiment's figure compares."""
+
+    def inputs(wildcards):
+        best = None if experiment == "expert_epoch_sweep" else best_expert_epochs()
+        return [student_result(image_set, labels) for image_set, labels in student_runs(config, experiment, best)]
+
+    return inputs
+
+
+def soft_label_picture_inputs():
+    block = config.get("soft_label_pictures")
+    if not block:
+        return []
+    return [images_file("random-ipc1")] + [labels_file("random-ipc1", expert_label(epoch))
+                                           for epoch in block["expert_epochs"]]
+
+
+def marked_expert_epochs():
+    """The benchmark's fixed soft-label epochs, marked on the expert-training figure."""
+    fixed = {epoch for epoch in config["benchmark"]["expert_epoch"] if epoch != "auto"}
+    return " ".join(str(epoch) for epoch in sorted(fixed))
 
 
 def figure_files(name):
@@ -78,8 +183,30 @@ def table_files(name):
 
 
 def all_targets():
-    return (
-        figure_files("soft_vs_hard")
-        + table_files("soft_vs_hard")
-        + figure_files("expert_training")
-    )
+    targets = figure_files("expert_training")
+    for experiment in STUDENT_EXPERIMENTS:
+        if enabled(config, experiment):
+            targets += figure_files(experiment) + table_files(experiment)
+    pictures = config.get("soft_label_pictures")
+    if pictures and pictures.get("enabled", True):
+        targets += figure_files("soft_label_bars") + figure_files("class_similarity")
+    return targets
+
+
+# ---- scale-out: GPU requests and the local GPU lease ---------------------------------------------
+
+
+def gpu_resource():
+    """GPUs a torch job asks for: 1 unless the config pins the CPU. Locally, `gpu` is only a
+    scheduler token that `--resources gpu=N` (profiles/gpu) bounds and is ignored without it; the
+    SLURM plugin turns it into `--gpus=1`."""
+    return 0 if config["device"] == "cpu" else 1
+
+
+# Snakemake bounds how many GPU jobs run but never says which device a job gets, and a profile
+# cannot set environment variables. So when `--resources gpu=N` is given (profiles/gpu), every shell
+# command exports LABELWORTH_GPU_LEASE=1 (after Snakemake's own strict-mode prefix) and each stage
+# leases one free GPU (labelworth/gpu_lease.py). SLURM jobs re-parse this file without that option,
+# so they keep the device SLURM gave them.
+if "gpu" in workflow.global_resources:
+    shell.prefix("set -euo pipefail; export LABELWORTH_GPU_LEASE=1; ")

@@ -1,33 +1,65 @@
 # Experts train in an undeclared work/ folder and resume from it: Snakemake deletes declared outputs
-# before a job and after a failure (see labelworth/experts.py).
+# before a job and after a failure (see labelworth/experts.py). The first seed is the expert of every
+# single-expert label and trains for expert.epochs; the other seeds only serve ensembles, so they stop
+# at the latest epoch an ensemble label uses.
+TRAIN_EXPERT_COMMAND = (
+    "labelworth train-expert --data-dir $(dirname {input.train:q}) --arch {wildcards.arch}"
+    " --lr {wildcards.lr} --seed {wildcards.seed} --epochs {params.epochs}"
+    " --batch-size {params.batch_size} --checkpoint-dir $(dirname {output.checkpoints[0]:q})"
+    " --metrics {output.metrics:q} --work-dir {params.work_dir:q}"
+    " --device {params.device} --threads {threads} > {log:q} 2>&1"
+)
+
+
 rule train_expert:
     input:
         **data_files(),
     output:
-        checkpoints=expand(
-            f"{RESULTS}/experts/{{arch}}-lr{{lr}}/seed{{seed}}/checkpoints/epoch_{{epoch:03d}}.pt",
-            epoch=range(EXPERT["epochs"] + 1),
-            allow_missing=True,
-        ),
-        metrics=f"{RESULTS}/experts/{{arch}}-lr{{lr}}/seed{{seed}}/metrics.csv",
+        **expert_outputs(EXPERT["epochs"]),
     log:
         f"{LOGS}/train_expert/{{arch}}-lr{{lr}}_seed{{seed}}.log",
     benchmark:
         f"{LOGS}/benchmarks/train_expert/{{arch}}-lr{{lr}}_seed{{seed}}.tsv"
+    wildcard_constraints:
+        seed=str(MAIN_SEED),
     conda:
         "../../envs/labelworth.yaml"
-    threads: 8
+    threads: 2
     resources:
         mem_mb=8000,
         runtime=720,
+        gpu=gpu_resource(),
     params:
         epochs=EXPERT["epochs"],
         batch_size=EXPERT["batch_size"],
         work_dir=f"work/{DATASET}/experts/{{arch}}-lr{{lr}}/seed{{seed}}",
         device=config["device"],
     shell:
-        "labelworth train-expert --data-dir $(dirname {input.train:q}) --arch {wildcards.arch}"
-        " --lr {wildcards.lr} --seed {wildcards.seed} --epochs {params.epochs}"
-        " --batch-size {params.batch_size} --checkpoint-dir $(dirname {output.checkpoints[0]:q})"
-        " --metrics {output.metrics:q} --work-dir {params.work_dir:q}"
-        " --device {params.device} --threads {threads} > {log:q} 2>&1"
+        TRAIN_EXPERT_COMMAND
+
+
+rule train_ensemble_expert:
+    input:
+        **data_files(),
+    output:
+        **expert_outputs(ensemble_expert_epochs(config)),
+    log:
+        f"{LOGS}/train_expert/{{arch}}-lr{{lr}}_seed{{seed}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/train_expert/{{arch}}-lr{{lr}}_seed{{seed}}.tsv"
+    wildcard_constraints:
+        seed="|".join(str(seed) for seed in MEMBER_SEEDS) or NEVER,
+    conda:
+        "../../envs/labelworth.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=720,
+        gpu=gpu_resource(),
+    params:
+        epochs=ensemble_expert_epochs(config),
+        batch_size=EXPERT["batch_size"],
+        work_dir=f"work/{DATASET}/experts/{{arch}}-lr{{lr}}/seed{{seed}}",
+        device=config["device"],
+    shell:
+        TRAIN_EXPERT_COMMAND

@@ -1,28 +1,60 @@
 # Figures read results files only; they are cheap, so they stay on the submit host on a cluster.
-rule figure_soft_vs_hard:
+# Every student experiment has the same rule shape: its students' results in, a figure and a table
+# out. The expert-epoch sweep is a checkpoint: its table decides what `expert_epoch: auto` means.
+FIGURE_COMMAND = (
+    "labelworth figure {params.name} --inputs {input.students:q} --expert-metrics {input.metrics:q}"
+    " --png {output.png:q} --pdf {output.pdf:q} --table-csv {output.csv:q} --table-md {output.md:q}"
+    " > {log:q} 2>&1"
+)
+
+
+def figure_outputs(name, category):
+    return {
+        "png": report(f"{RESULTS}/figures/{name}.png", caption=f"../report/{name}.rst", category=category),
+        "pdf": f"{RESULTS}/figures/{name}.pdf",
+        "csv": f"{RESULTS}/tables/{name}.csv",
+        "md": report(f"{RESULTS}/tables/{name}.md", caption=f"../report/{name}_table.rst", category=category),
+    }
+
+
+checkpoint figure_expert_epoch_sweep:
     input:
-        benchmark_student_results(),
+        students=student_results_for("expert_epoch_sweep"),
+        metrics=expert_metrics(MAIN_SEED),
     output:
-        png=report(
-            f"{RESULTS}/figures/soft_vs_hard.png",
-            caption="../report/soft_vs_hard.rst",
-            category="Soft-label baseline",
-        ),
-        pdf=f"{RESULTS}/figures/soft_vs_hard.pdf",
-        csv=f"{RESULTS}/tables/soft_vs_hard.csv",
-        md=report(
-            f"{RESULTS}/tables/soft_vs_hard.md",
-            caption="../report/soft_vs_hard_table.rst",
-            category="Soft-label baseline",
-        ),
+        **figure_outputs("expert_epoch_sweep", "Expert epoch"),
     log:
-        f"{LOGS}/figures/soft_vs_hard.log",
+        f"{LOGS}/figures/expert_epoch_sweep.log",
     localrule: True
     conda:
         "../../envs/labelworth.yaml"
+    params:
+        name="expert_epoch_sweep",
     shell:
-        "labelworth figure soft_vs_hard --inputs {input:q} --png {output.png:q} --pdf {output.pdf:q}"
-        " --table-csv {output.csv:q} --table-md {output.md:q} > {log:q} 2>&1"
+        FIGURE_COMMAND
+
+
+for experiment in STUDENT_EXPERIMENTS:
+    if experiment == "expert_epoch_sweep":
+        continue
+
+    rule:
+        name:
+            f"figure_{experiment}"
+        input:
+            students=student_results_for(experiment),
+            metrics=expert_metrics(MAIN_SEED),
+        output:
+            **figure_outputs(experiment, "Soft-label analyses"),
+        log:
+            f"{LOGS}/figures/{experiment}.log",
+        localrule: True
+        conda:
+            "../../envs/labelworth.yaml"
+        params:
+            name=experiment,
+        shell:
+            FIGURE_COMMAND
 
 
 rule figure_expert_training:
@@ -41,7 +73,49 @@ rule figure_expert_training:
     conda:
         "../../envs/labelworth.yaml"
     params:
-        marked_epochs=" ".join(str(epoch) for epoch in sorted(set(config["benchmark"]["expert_epoch"]))),
+        marked_epochs=marked_expert_epochs(),
     shell:
         "labelworth figure expert_training --inputs {input:q} --png {output.png:q} --pdf {output.pdf:q}"
         " --marked-epochs {params.marked_epochs} > {log:q} 2>&1"
+
+
+rule figure_soft_label_bars:
+    input:
+        soft_label_picture_inputs(),
+    output:
+        png=report(
+            f"{RESULTS}/figures/soft_label_bars.png",
+            caption="../report/soft_label_bars.rst",
+            category="Soft-label pictures",
+        ),
+        pdf=f"{RESULTS}/figures/soft_label_bars.pdf",
+    log:
+        f"{LOGS}/figures/soft_label_bars.log",
+    localrule: True
+    conda:
+        "../../envs/labelworth.yaml"
+    params:
+        image=config.get("soft_label_pictures", {}).get("image", 0),
+    shell:
+        "labelworth figure soft_label_bars --inputs {input:q} --png {output.png:q} --pdf {output.pdf:q}"
+        " --extra {params.image} > {log:q} 2>&1"
+
+
+rule figure_class_similarity:
+    input:
+        class_similarity_file(config.get("soft_label_pictures", {}).get("similarity_epoch", 0)),
+    output:
+        png=report(
+            f"{RESULTS}/figures/class_similarity.png",
+            caption="../report/class_similarity.rst",
+            category="Soft-label pictures",
+        ),
+        pdf=f"{RESULTS}/figures/class_similarity.pdf",
+    log:
+        f"{LOGS}/figures/class_similarity.log",
+    localrule: True
+    conda:
+        "../../envs/labelworth.yaml"
+    shell:
+        "labelworth figure class_similarity --inputs {input:q} --png {output.png:q} --pdf {output.pdf:q}"
+        " > {log:q} 2>&1"

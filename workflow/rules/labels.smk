@@ -1,20 +1,46 @@
 rule make_labels:
     input:
-        images=f"{RESULTS}/images/{{method}}-ipc{{ipc}}/images.pt",
+        images=f"{RESULTS}/images/{{image_set}}/images.pt",
         experts=expert_checkpoints_for_labels,
     output:
-        f"{RESULTS}/labels/{{method}}-ipc{{ipc}}/{{labels}}.pt",
+        f"{RESULTS}/labels/{{image_set}}/{{labels}}.pt",
     log:
-        f"{LOGS}/make_labels/{{method}}-ipc{{ipc}}_{{labels}}.log",
+        f"{LOGS}/make_labels/{{image_set}}_{{labels}}.log",
+    conda:
+        "../../envs/labelworth.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=gpu_resource(),
+    params:
+        seed=config["image_seed"],
+        device=config["device"],
+    shell:
+        "labelworth make-labels --images {input.images:q} --label-spec {wildcards.labels}"
+        " --expert-checkpoints {input.experts:q} --seed {params.seed} --out {output:q}"
+        " --device {params.device} --threads {threads} > {log:q} 2>&1"
+
+
+rule class_similarity:
+    input:
+        **data_files(),
+        expert=similarity_expert_checkpoint,
+    output:
+        class_similarity_file("{epoch}"),
+    log:
+        f"{LOGS}/class_similarity/e{{epoch}}.log",
+    wildcard_constraints:
+        epoch=r"\d+",
     conda:
         "../../envs/labelworth.yaml"
     threads: 2
     resources:
         mem_mb=4000,
         runtime=30,
+        gpu=gpu_resource(),
     params:
         device=config["device"],
     shell:
-        "labelworth make-labels --images {input.images:q} --label-spec {wildcards.labels}"
-        " --expert-checkpoints {input.experts:q} --out {output:q}"
-        " --device {params.device} --threads {threads} > {log:q} 2>&1"
+        "labelworth class-similarity --data-dir $(dirname {input.train:q}) --expert-checkpoint {input.expert:q}"
+        " --out {output:q} --device {params.device} --threads {threads} > {log:q} 2>&1"

@@ -1,20 +1,23 @@
 rule evaluate_students:
     input:
-        images=f"{RESULTS}/images/{{method}}-ipc{{ipc}}/images.pt",
-        labels=f"{RESULTS}/labels/{{method}}-ipc{{ipc}}/{{labels}}.pt",
+        images=f"{RESULTS}/images/{{image_set}}/images.pt",
+        labels=f"{RESULTS}/labels/{{image_set}}/{{labels}}.pt",
         test=data_files()["test"],
     output:
-        f"{RESULTS}/students/{{method}}-ipc{{ipc}}/{{labels}}/{{student}}.json",
+        f"{RESULTS}/students/{{image_set}}/{{labels}}/{{student}}.json",
     log:
-        f"{LOGS}/evaluate_students/{{method}}-ipc{{ipc}}_{{labels}}_{{student}}.log",
+        f"{LOGS}/evaluate_students/{{image_set}}_{{labels}}_{{student}}.log",
     benchmark:
-        f"{LOGS}/benchmarks/evaluate_students/{{method}}-ipc{{ipc}}_{{labels}}_{{student}}.tsv"
+        f"{LOGS}/benchmarks/evaluate_students/{{image_set}}_{{labels}}_{{student}}.tsv"
     conda:
         "../../envs/labelworth.yaml"
-    threads: 2
+    # One thread per student job: at small IPC a step is too small to split across cores, and
+    # two jobs side by side finish more students per second (benchmarks/results/students.md).
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=240,
+        gpu=gpu_resource(),
     params:
         seeds=" ".join(str(seed) for seed in STUDENT["seeds"]),
         epochs=STUDENT["epochs"],

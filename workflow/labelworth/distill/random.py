@@ -14,9 +14,9 @@ import torch
 
 from labelworth import io
 from labelworth.data import load_image_files, normalize
+from labelworth.distill import save_image_set
 from labelworth.errors import LabelworthError
-from labelworth.figures.style import save_image_grid
-from labelworth.specs import dataset_spec
+from labelworth.specs import ImageSetSpec, dataset_spec
 
 
 def select_random(classes: torch.Tensor, images_per_class: int, num_classes: int, seed: int) -> torch.Tensor:
@@ -38,6 +38,20 @@ def select_random(classes: torch.Tensor, images_per_class: int, num_classes: int
     return torch.from_numpy(np.concatenate(chosen)).long()
 
 
+def load_real_images(train: dict, indices: torch.Tensor, seed: int) -> torch.Tensor:
+    """Normalised training images at `indices`, from a prepared `train.pt`.
+
+    ImageNet is not cached as tensors: only the chosen files are read, and the train preset's random
+    crop is applied once here (METHOD.md 12.12), reproducibly from `seed`."""
+    spec = dataset_spec(train["meta"]["dataset"])
+    if spec.cached_as_tensors:
+        return normalize(train["images"][indices], spec)
+    paths = [train["meta"]["paths"][i] for i in indices.tolist()]
+    pixels = load_image_files(paths, spec.image_size, train_crop=True,
+                              generator=torch.Generator().manual_seed(seed))
+    return normalize(pixels, spec)
+
+
 def distill_random(
     data_dir: str | os.PathLike,
     images_per_class: int,
@@ -46,24 +60,8 @@ def distill_random(
     grid_path: str | os.PathLike,
 ) -> None:
     train = io.load_tensors(os.path.join(data_dir, "train.pt"), required=("labels",))
-    meta = train["meta"]
-    spec = dataset_spec(meta["dataset"])
+    spec = dataset_spec(train["meta"]["dataset"])
     indices = select_random(train["labels"], images_per_class, spec.num_classes, seed)
-    if spec.cached_as_tensors:
-        pixels = train["images"][indices]
-    else:
-        # ImageNet: read only the chosen files; the train preset's random crop is applied once here
-        # (METHOD.md 12.12), reproducibly from the same seed.
-        paths = [meta["paths"][i] for i in indices.tolist()]
-        pixels = load_image_files(paths, spec.image_size, train_crop=True,
-                                  generator=torch.Generator().manual_seed(seed))
-    images = normalize(pixels, spec)
-    io.save_tensors(
-        out_path,
-        {"images": images, "labels": train["labels"][indices], "source_indices": indices},
-        io.provenance(
-            "distill_images", method="random", dataset=spec.name, images_per_class=images_per_class,
-            seed=seed, num_classes=spec.num_classes, class_names=meta["class_names"],
-        ),
-    )
-    save_image_grid(images, spec, images_per_class, grid_path)
+    save_image_set(out_path, grid_path, load_real_images(train, indices, seed), train["labels"][indices],
+                   ImageSetSpec("random", images_per_class), spec, train["meta"]["class_names"],
+                   source_indices=indices, seed=seed)

@@ -9,9 +9,10 @@ import pandas as pd
 from labelworth.figures.style import PALETTE, new_figure, save_figure
 
 
-def expert_training(metrics_csvs: list[str], png: str, pdf: str, marked_epochs: list[int] = ()) -> None:
-    """`marked_epochs` (the epochs soft labels are taken from) are drawn as dotted vertical lines."""
-    runs = [pd.read_csv(path) for path in metrics_csvs]
+def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+    """Inputs: the experts' metrics.csv files; `marked_epochs` (the epochs soft labels are taken
+    from) are drawn as dotted vertical lines."""
+    runs = [pd.read_csv(path) for path in inputs]
     figure, (accuracy_axes, entropy_axes) = new_figure(width=6.8, height=2.6, ncols=2)
     for index, run in enumerate(runs):
         label = "experts" if index == 0 else None

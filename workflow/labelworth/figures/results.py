@@ -1,33 +1,98 @@
-"""Reading student results into one tidy table (one row per result file)."""
+"""Student results as one tidy table: one row per result file, its identity parsed into columns."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from labelworth.io import read_json
+from labelworth.specs import format_transform, parse_image_set, parse_label_spec
 
 
 def student_results(paths: list[str]) -> pd.DataFrame:
-    """Columns: dataset, method, images_per_class, label_spec, student, and the mean/std of the final
-    and best test accuracy in percent, plus the number of students."""
+    """One row per student-result JSON.
+
+    Identity columns: dataset, image_set, method, images_per_class, without_class (NaN if none),
+    label_spec, source (hard/noise/expert/ensemble), expert_epoch, ensemble_size, temperature,
+    transforms (the transform tokens joined by '-', '' if none), true_class_mass, student;
+    transform (the transform kinds joined by '-', e.g. 'swap', '' if none), transform_value (the
+    value of a spec's only transform: swap rank, top k, zeroclass class, boost fraction; NaN unless
+    there is exactly one), loss_bin (b of a `lossbin{b}` image set, NaN otherwise).
+    Accuracy columns, in percent: final_mean, final_std, best_mean, best_std; students (count);
+    per_class_final and per_class_final_std (lists, percent, mean and population std over
+    students, as the students' own summaries use); class_names (list).
+    """
     rows = []
     for path in paths:
         result = read_json(path)
         meta = result["meta"]
+        images = parse_image_set(meta["image_set"])
+        labels = parse_label_spec(meta["label_spec"])
+        per_class = 100 * np.array([s["per_class_final_accuracy"] for s in result["students"]])
         rows.append({
             "dataset": meta["dataset"],
-            "method": meta["method"],
-            "images_per_class": meta["images_per_class"],
+            "image_set": meta["image_set"],
+            "method": images.method,
+            "images_per_class": images.images_per_class,
+            "without_class": images.without_class,
             "label_spec": meta["label_spec"],
+            "source": labels.source,
+            "expert_epoch": labels.expert_epoch,
+            "ensemble_size": labels.ensemble_size,
+            "temperature": labels.temperature,
+            "transforms": "-".join(format_transform(t) for t in labels.transforms),
+            "true_class_mass": labels.true_class_mass,
             "student": meta["student"],
+            "transform": "-".join(t.kind for t in labels.transforms),
+            "transform_value": labels.transforms[0].value if len(labels.transforms) == 1 else None,
+            "loss_bin": int(images.method.removeprefix("lossbin")) if images.method.startswith("lossbin") else None,
             "final_mean": 100 * result["final_accuracy"]["mean"],
             "final_std": 100 * result["final_accuracy"]["std"],
             "best_mean": 100 * result["best_accuracy"]["mean"],
             "best_std": 100 * result["best_accuracy"]["std"],
             "students": len(result["students"]),
+            "per_class_final": per_class.mean(0).tolist(),
+            "per_class_final_std": per_class.std(0).tolist(),
+            "class_names": meta["class_names"],
         })
-    return pd.DataFrame(rows).sort_values(["method", "images_per_class", "label_spec"], ignore_index=True)
+    return pd.DataFrame(rows).sort_values(["image_set", "label_spec"], ignore_index=True)
 
 
 def mean_std(mean: float, std: float) -> str:
     return f"{mean:.1f} ± {std:.1f}"
+
+
+def best_rows(frame: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Per value of `by`, the row with the highest mean best accuracy; a tie goes to the earliest
+    expert epoch (the cheaper expert). Sorted by `by`."""
+    ranked = frame.sort_values(["best_mean", "expert_epoch"], ascending=[False, True], kind="stable")
+    return ranked.groupby(by).head(1).sort_values(by, ignore_index=True)
+
+
+def accuracy_grid(frame: pd.DataFrame, row: str, column: str, row_title: str, column_title=str) -> pd.DataFrame:
+    """A table of 'mean ± std' best accuracies: one row per value of `row`, one column per value of
+    `column` (named by `column_title(value)`), both in the order they first appear in `frame`; ''
+    where no population was run. A repeated (row, column) pair is an error, not silently dropped."""
+    cells = frame.assign(cell=[mean_std(m, s) for m, s in zip(frame["best_mean"], frame["best_std"])])
+    grid = cells.pivot(index=row, columns=column, values="cell")
+    grid = grid.reindex(index=cells[row].unique(), columns=cells[column].unique()).fillna("")
+    grid.columns = [column_title(value) for value in grid.columns]
+    return grid.rename_axis(row_title).reset_index()
+
+
+def expert_epochs_note(frame: pd.DataFrame) -> str:
+    """Which expert epoch the soft labels of each IPC come from, for a table title (`auto` epochs
+    differ per IPC), e.g. 'expert epoch 2 at IPC 1, 4 at IPC 10', or 'expert epoch 4' if one."""
+    experts = frame.dropna(subset=["expert_epoch"]).drop_duplicates(["images_per_class", "expert_epoch"])
+    experts = experts.sort_values(["images_per_class", "expert_epoch"])
+    if experts["expert_epoch"].nunique() == 1:
+        return f"expert epoch {int(experts['expert_epoch'].iloc[0])}"
+    pairs = [f"{int(e)} at IPC {i}" for i, e in zip(experts["images_per_class"], experts["expert_epoch"])]
+    return "expert epoch " + ", ".join(pairs)
+
+
+def hard_cells(frame: pd.DataFrame, ipcs) -> list[str]:
+    """'mean ± std' of the hard-label population at each IPC in `ipcs` ('' where none was run)."""
+    hard = frame[frame["source"] == "hard"].set_index("images_per_class")
+    return [mean_std(hard.at[ipc, "best_mean"], hard.at[ipc, "best_std"]) if ipc in hard.index else ""
+            for ipc in ipcs]

@@ -10,8 +10,9 @@ from labelworth.figures.results import mean_std, student_results
 from labelworth.figures.style import PALETTE, new_figure, save_figure, save_table
 
 
-def soft_vs_hard(student_jsons: list[str], png: str, pdf: str, table_csv: str, table_md: str) -> None:
-    results = student_results(student_jsons)
+def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+    """Inputs: the benchmark's student JSONs (random images; hard and expert labels per IPC)."""
+    results = student_results(inputs)
     results["labels"] = np.where(results["label_spec"] == "hard", "hard", "soft")
     dataset = results["dataset"].iloc[0]
 

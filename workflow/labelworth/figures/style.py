@@ -8,15 +8,16 @@ import matplotlib
 
 matplotlib.use("Agg")  # figures are files; never open a window (clusters have no display)
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-import torchvision  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
 
-from labelworth.data import denormalize  # noqa: E402
 from labelworth.io import atomic_path  # noqa: E402
-from labelworth.specs import DatasetSpec  # noqa: E402
 
 # Okabe-Ito: distinguishable under the common colour-vision deficiencies and in greyscale print.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
+REFERENCE_GREY = "0.45"  # reference curves (e.g. the expert's own accuracy) that no legend colour may claim
+HARD_COLOR = PALETTE[-1]  # hard labels next to several soft-label curves: black squares
+ACCURACY_LABEL = "student test accuracy (%)"
 
 STYLE = {
     "figure.dpi": 150,
@@ -43,22 +44,15 @@ def new_figure(width: float = 3.4, height: float = 2.6, **subplot_kwargs):
 
 
 def save_figure(figure, png_path: str | os.PathLike, pdf_path: str | os.PathLike | None = None) -> None:
+    """Equal figures give bitwise-equal files: the pdf's creation date, its only varying field, is
+    left out (the png holds no date)."""
+    metadata = {"png": {}, "pdf": {"CreationDate": None}}
     with plt.rc_context(STYLE):
         for path, fmt in ((png_path, "png"), (pdf_path, "pdf")):
             if path is not None:
                 with atomic_path(path) as tmp:
-                    figure.savefig(tmp, format=fmt)
+                    figure.savefig(tmp, format=fmt, metadata=metadata[fmt])
     plt.close(figure)
-
-
-def save_image_grid(images: torch.Tensor, spec: DatasetSpec, images_per_class: int,
-                    png_path: str | os.PathLike, max_per_class: int = 10) -> None:
-    """One row per class (at most `max_per_class` images each), pixels back in [0, 1]."""
-    rows = images.view(spec.num_classes, images_per_class, *images.shape[1:])[:, :max_per_class]
-    shown = denormalize(rows.flatten(0, 1), spec).clamp(0, 1)
-    grid = torchvision.utils.make_grid(shown, nrow=rows.shape[1], padding=2, pad_value=1.0)
-    with atomic_path(png_path) as tmp:
-        torchvision.utils.save_image(grid, tmp, format="png")
 
 
 def markdown_table(frame) -> str:
@@ -69,8 +63,74 @@ def markdown_table(frame) -> str:
     return "\n".join([header, rule, *body]) + "\n"
 
 
-def save_table(frame, csv_path: str | os.PathLike, md_path: str | os.PathLike, title: str = "") -> None:
+def save_table(frame, csv_path: str | os.PathLike, md_path: str | os.PathLike, title: str = "",
+               md_frame=None) -> None:
+    """`md_frame`: a display version for the markdown (e.g. 'mean ± std' cells) when the csv must keep
+    plain numbers for a program to read back; by default both show `frame`."""
     with atomic_path(csv_path) as tmp:
         frame.to_csv(tmp, index=False)
     with atomic_path(md_path) as tmp:
-        tmp.write_text((f"{title}\n\n" if title else "") + markdown_table(frame))
+        tmp.write_text((f"{title}\n\n" if title else "") + markdown_table(frame if md_frame is None else md_frame))
+
+
+# --------------------------------------------------------------------------------------------------
+# Shared drawing pieces: every figure draws populations, log axes and heat maps the same way.
+
+
+def group_colors(keys) -> dict:
+    """A PALETTE colour per key, in the order given (so a group keeps its colour across panels)."""
+    return {key: PALETTE[index % len(PALETTE)] for index, key in enumerate(keys)}
+
+
+def plot_mean_std(axes, x, mean, std, color, label=None, marker="o", **kwargs):
+    """One population curve: the mean with std error bars, points joined in increasing x."""
+    order = np.argsort(np.asarray(x, dtype=float), kind="stable")
+    return axes.errorbar(np.asarray(x, dtype=float)[order], np.asarray(mean)[order], yerr=np.asarray(std)[order],
+                         color=color, label=label, marker=marker, markersize=4, capsize=2, **kwargs)
+
+
+def plot_groups(axes, frame, x: str, by: str, label, colors: dict | None = None, y: str = "best_mean",
+                yerr: str = "best_std", **kwargs) -> dict:
+    """One error-bar line per value of `by`, labelled `label(value)`, in the order of `colors` when
+    given (else sorted); returns the colours used, so that reference lines can match their group."""
+    present = set(frame[by])
+    keys = [key for key in colors if key in present] if colors else sorted(present)
+    colors = colors or group_colors(keys)
+    for key in keys:
+        rows = frame[frame[by] == key]
+        plot_mean_std(axes, rows[x], rows[y], rows[yerr], colors[key], label=label(key), **kwargs)
+    return colors
+
+
+def log_axis(axes, values=None, axis: str = "x", base: float = 10) -> None:
+    """A log axis ticked at exactly `values` (None: a few round numbers in the data's range; a range
+    within one decade has no power of ten to tick), written plainly (1, 2, 5, 10 rather than 10^0)."""
+    getattr(axes, f"set_{axis}scale")("log", base=base)
+    scale_axis = getattr(axes, f"{axis}axis")
+    if values is None:
+        scale_axis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=6))
+    else:
+        getattr(axes, f"set_{axis}ticks")(sorted(set(values)))
+    scale_axis.set_major_formatter("{x:g}")
+    scale_axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def heatmap(figure, axes, values, x_labels, y_labels, cmap: str = "viridis", cell_text=None,
+            colorbar_label: str = "", x_rotation: float = 0) -> None:
+    """`values` (rows x columns; NaN cells masked, drawn light grey) as coloured cells with a colour
+    bar; `cell_text` (same shape, strings) is written in each cell, white on dark colours."""
+    colormap = matplotlib.colormaps[cmap].with_extremes(bad="0.9")
+    image = axes.imshow(np.ma.masked_invalid(np.asarray(values, dtype=float)), cmap=colormap, aspect="auto")
+    # Rotated labels end at their tick (anchor mode), instead of centring on it and drifting off.
+    rotated = {"ha": "right", "va": "center", "rotation_mode": "anchor"} if x_rotation else {}
+    axes.set_xticks(range(len(x_labels)), x_labels, rotation=x_rotation, **rotated)
+    axes.set_yticks(range(len(y_labels)), y_labels)
+    axes.grid(False)
+    figure.colorbar(image, ax=axes, label=colorbar_label)
+    if cell_text is None:
+        return
+    for (row, column), text in np.ndenumerate(np.asarray(cell_text, dtype=object)):
+        value = values[row][column]
+        red, green, blue, _ = colormap(image.norm(value)) if np.isfinite(value) else (1, 1, 1, 1)
+        dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
+        axes.text(column, row, text, ha="center", va="center", fontsize=7, color="white" if dark else "black")

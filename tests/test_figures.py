@@ -1,0 +1,273 @@
+"""Every figure drawn from fabricated results files in their real formats; the tables' numbers that a
+wrong selection, tie rule or fit would change are checked. Each figure is drawn once (matplotlib is
+slow), so each draw test checks all of that figure's table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from labelworth.errors import LabelworthError
+from labelworth.figures import FIGURE_NAMES, draw_figure
+from labelworth.figures.class_similarity import expert_epoch_from_name
+from labelworth.figures.expert_epoch_sweep import expert_at_epochs
+from labelworth.figures.scaling_law import PowerLaw, exchange_rate, fit_power_law
+from labelworth.figures.soft_label_bars import labels_by_epoch
+from labelworth.io import save_tensors, write_json
+from labelworth.specs import dataset_spec, parse_image_set
+
+CLASS_NAMES = list(dataset_spec("fashion_mnist").class_names)
+NUM_CLASSES = len(CLASS_NAMES)
+
+
+def write_result(folder, image_set: str, label_spec: str, best: float, per_class=None) -> str:
+    """A student-result JSON as students.run_evaluate_students writes it: three students whose best
+    accuracies average exactly `best` (a fraction), final = best - 0.02, and `per_class` (fractions,
+    the same for every student; default: final for every class) as per-class final accuracies."""
+    final = best - 0.02
+    per_class = per_class if per_class is not None else [final] * NUM_CLASSES
+    bests = [best - 0.01, best, best + 0.01]
+    students = [{"seed": seed, "final_accuracy": b - 0.02, "best_accuracy": b, "best_epoch": 200,
+                 "per_class_final_accuracy": list(per_class), "curve": [[100, b - 0.03], [200, b]]}
+                for seed, b in enumerate(bests)]
+    images = parse_image_set(image_set)
+    path = folder / f"{image_set}__{label_spec}.json"
+    write_json(path, {
+        "students": students,
+        "final_accuracy": {"mean": final, "std": float(np.std(bests))},
+        "best_accuracy": {"mean": best, "std": float(np.std(bests))},
+        "meta": {"dataset": "fashion_mnist", "image_set": image_set, "method": images.method,
+                 "images_per_class": images.images_per_class, "label_spec": label_spec,
+                 "student": "convnet-d3-w32", "class_names": CLASS_NAMES, "hyperparameters": {}},
+    })
+    return str(path)
+
+
+def draw(tmp_path, name: str, inputs, table: bool = True, **kwargs) -> pd.DataFrame | None:
+    """Draw `name` through the registry; check the png and pdf are real, non-trivial files and the
+    markdown has its title; return the table csv (None for figures without a table)."""
+    out = tmp_path / "out"
+    files = {"png": out / f"{name}.png", "pdf": out / f"{name}.pdf"}
+    if table:
+        files |= {"table_csv": out / f"{name}.csv", "table_md": out / f"{name}.md"}
+    draw_figure(name, inputs, **{key: str(path) for key, path in files.items()}, **kwargs)
+    assert files["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and files["png"].stat().st_size > 10_000
+    assert files["pdf"].read_bytes()[:5] == b"%PDF-" and files["pdf"].stat().st_size > 5_000
+    if not table:
+        return None
+    markdown = files["table_md"].read_text().splitlines()
+    assert markdown[0] and markdown[2].startswith("| ")  # one-line title, blank line, the table
+    return pd.read_csv(files["table_csv"])
+
+
+def test_every_figure_module_has_a_draw_function():
+    import importlib
+
+    for name in FIGURE_NAMES:
+        assert callable(importlib.import_module(f"labelworth.figures.{name}").draw), name
+
+
+# --------------------------------------------------------------------------------------------------
+# E4, E11: best expert epochs
+
+
+def test_expert_epoch_sweep_table_picks_the_best_epoch_per_ipc_ties_to_the_earlier(tmp_path):
+    accuracy = {1: {1: 0.30, 2: 0.42, 4: 0.42, 8: 0.35}, 10: {1: 0.50, 2: 0.60, 4: 0.66, 8: 0.70}}
+    hard = {1: 0.25, 10: 0.55}
+    inputs = [write_result(tmp_path, f"random-ipc{ipc}", f"expert-e{epoch}", acc)
+              for ipc, by_epoch in accuracy.items() for epoch, acc in by_epoch.items()]
+    inputs += [write_result(tmp_path, f"random-ipc{ipc}", "hard", acc) for ipc, acc in hard.items()]
+    metrics = pd.DataFrame({"epoch": range(9), "train_loss": np.linspace(2.3, 0.3, 9),
+                            "train_accuracy": np.linspace(0.1, 0.9, 9), "test_accuracy": np.linspace(0.1, 0.86, 9),
+                            "train_label_entropy": np.linspace(2.3, 0.2, 9)})
+    metrics.to_csv(tmp_path / "metrics.csv", index=False)
+
+    table = draw(tmp_path, "expert_epoch_sweep", inputs, expert_metrics=[str(tmp_path / "metrics.csv")])
+
+    # The workflow reads this csv back to resolve `expert_epoch: auto`: the columns are an interface.
+    assert list(table.columns) == ["images_per_class", "best_expert_epoch", "best_accuracy", "best_std",
+                                   "hard_accuracy", "expert_test_accuracy", "expert_label_entropy"]
+    table = table.set_index("images_per_class")
+    assert table["best_expert_epoch"].to_dict() == {1: 2, 10: 8}  # IPC 1: epochs 2 and 4 tie -> 2
+    assert table.loc[1, "best_accuracy"] == pytest.approx(42.0)
+    assert table["hard_accuracy"].to_dict() == pytest.approx({1: 25.0, 10: 55.0})
+    assert table.loc[10, "expert_test_accuracy"] == pytest.approx(100 * metrics.loc[8, "test_accuracy"])
+    assert table.loc[1, "expert_label_entropy"] == pytest.approx(metrics.loc[2, "train_label_entropy"])
+
+
+def test_expert_metrics_missing_a_swept_epoch_is_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "metrics.csv"
+    pd.DataFrame({"epoch": [0, 1], "test_accuracy": [0.1, 0.5], "train_label_entropy": [2.3, 1.0]}).to_csv(path)
+    with pytest.raises(LabelworthError, match=r"metrics\.csv.*epoch\(s\) \[4\]"):
+        expert_at_epochs(str(path), [1, 4])
+
+
+def test_pareto_table_gives_the_best_epoch_per_ipc(tmp_path):
+    accuracy = {1: {2: 0.45, 4: 0.40, 15: 0.30}, 10: {2: 0.60, 4: 0.68, 15: 0.66}, 50: {2: 0.70, 4: 0.78, 15: 0.82}}
+    inputs = [write_result(tmp_path, f"random-ipc{ipc}", f"expert-e{epoch}", acc)
+              for ipc, by_epoch in accuracy.items() for epoch, acc in by_epoch.items()]
+    inputs += [write_result(tmp_path, f"random-ipc{ipc}", "hard", 0.2 + 0.01 * ipc) for ipc in accuracy]
+
+    table = draw(tmp_path, "pareto", inputs).set_index("IPC")
+
+    assert table["best expert epoch"].to_dict() == {1: 2, 10: 4, 50: 15}
+    assert table.loc[50, "best soft labels"].startswith("82.0 ± ")
+    assert table.loc[10, "hard labels"].startswith("30.0 ± ")
+
+
+# --------------------------------------------------------------------------------------------------
+# E6, E9: label swap and zero-shot
+
+
+def test_label_swap_table_gives_accuracy_relative_to_the_unswapped_label(tmp_path):
+    accuracy = {"expert-e4": 0.60, "expert-e4-swap1": 0.30, "expert-e4-swap2": 0.45, "expert-e4-swap9": 0.57,
+                "expert-e4-shuffle": 0.50, "expert-e4-smooth": 0.48}
+    inputs = [write_result(tmp_path, f"random-ipc{ipc}", spec, acc * (1 + ipc / 100))
+              for ipc in (1, 10) for spec, acc in accuracy.items()]
+
+    table = draw(tmp_path, "label_swap", inputs).set_index("IPC")
+
+    assert list(table.columns) == ["unswapped", "swap 1", "swap 2", "swap 9", "shuffle", "smooth"]
+    assert table.loc[1, "unswapped"].startswith("60.6 ± ")
+    for ipc in (1, 10):  # the IPC factor cancels in the ratio
+        assert table.loc[ipc, "swap 1"] == pytest.approx(0.5, abs=1e-3)
+        assert table.loc[ipc, "swap 2"] == pytest.approx(0.75, abs=1e-3)
+        assert table.loc[ipc, "smooth"] == pytest.approx(0.8, abs=1e-3)
+
+
+def test_zero_shot_uses_the_subject_class_own_final_accuracy(tmp_path):
+    def per_class(subject_scores):
+        scores = [0.7] * NUM_CLASSES
+        for subject, score in subject_scores.items():
+            scores[subject] = score
+        return scores
+
+    # Overall accuracies (0.8) differ from every subject-class score: using them would show.
+    inputs = [write_result(tmp_path, "random-ipc10", "expert-e4", 0.8, per_class({1: 0.95, 6: 0.40}))]
+    for subject, image_arm, label_arm in ((1, 0.55, 0.05), (6, 0.12, 0.02)):
+        inputs += [write_result(tmp_path, f"random-ipc10-without{subject}", "expert-e4", 0.8,
+                                per_class({subject: image_arm})),
+                   write_result(tmp_path, "random-ipc10", f"expert-e4-zeroclass{subject}", 0.8,
+                                per_class({subject: label_arm}))]
+
+    table = draw(tmp_path, "zero_shot", inputs).set_index("subject")
+
+    assert list(table.columns) == ["control", "treat image", "treat label"]
+    assert table.loc["Trouser"].tolist() == ["95.0 ± 0.0", "55.0 ± 0.0", "5.0 ± 0.0"]
+    assert table.loc["Shirt"].tolist() == ["40.0 ± 0.0", "12.0 ± 0.0", "2.0 ± 0.0"]
+
+
+# --------------------------------------------------------------------------------------------------
+# E10: power laws
+
+
+def test_power_law_fit_recovers_a_and_b_exactly_from_noiseless_data():
+    ipc = np.array([1, 2, 5, 10, 20])
+    fit = fit_power_law(ipc, 31.5 * ipc ** 0.27)
+    assert fit.a == pytest.approx(31.5, rel=1e-12) and fit.b == pytest.approx(0.27, rel=1e-12)
+    assert fit.se_log_a == pytest.approx(0, abs=1e-9) and fit.se_b == pytest.approx(0, abs=1e-9)
+
+
+def test_power_law_standard_errors_are_the_ordinary_regression_ones():
+    ipc = np.array([1, 2, 5, 10, 20, 50])
+    accuracy = 30 * ipc ** 0.3 * np.exp(np.array([0.02, -0.03, 0.01, 0.04, -0.02, 0.0]))
+    fit = fit_power_law(ipc, accuracy)
+    (b, log_a), covariance = np.polyfit(np.log(ipc), np.log(accuracy), 1, cov=True)  # scaled by RSS / (n - 2)
+    assert (fit.b, np.log(fit.a)) == pytest.approx((b, log_a))
+    assert (fit.se_b, fit.se_log_a) == pytest.approx(tuple(np.sqrt(np.diag(covariance))))
+    two = fit_power_law([1, 10], [20, 40])
+    assert two.b == pytest.approx(np.log10(2)) and np.isnan(two.se_b) and np.isnan(two.se_log_a)
+
+
+def test_exchange_rate_is_the_image_multiple_to_match_the_reference():
+    soft, hard = PowerLaw(40, 0.15, 0, 0), PowerLaw(20, 0.3, 0, 0)
+    assert exchange_rate(hard, soft, 1) == pytest.approx(2 ** (1 / 0.3))  # 20 x^0.3 = 40
+    assert exchange_rate(soft, soft, 5) == pytest.approx(1)
+    assert np.isnan(exchange_rate(PowerLaw(20, -0.1, 0, 0), soft, 1))  # accuracy never grows
+
+
+def test_scaling_law_table_fits_each_label_kind(tmp_path):
+    laws = {"hard": (20, 0.3), "expert-e4": (40, 0.15), "expert-e4-top1": (25, 0.28), "expert-e4-top2": (33, 0.2)}
+    inputs = [write_result(tmp_path, f"random-ipc{ipc}", spec, a * ipc ** b / 100)
+              for ipc in (1, 2, 5, 10, 20) for spec, (a, b) in laws.items()]
+
+    table = draw(tmp_path, "scaling_law", inputs).set_index("labels")
+
+    assert list(table.index) == ["hard", "top1", "top2", "full soft"]
+    assert table.loc["top2", ["a", "b"]].tolist() == pytest.approx([33, 0.2])
+    assert table.loc["hard", "image exchange rate"] == pytest.approx(2 ** (1 / 0.3), abs=0.01)
+    assert table.loc["full soft", "image exchange rate"] == pytest.approx(1)
+
+
+# --------------------------------------------------------------------------------------------------
+# E7, E12, E14, E16: grids of populations
+
+
+def test_temperature_grid_table_is_epochs_by_temperatures(tmp_path):
+    inputs = [write_result(tmp_path, "random-ipc10", spec, acc) for spec, acc in
+              {"expert-e2": 0.70, "expert-e2-t2": 0.66, "expert-e8": 0.60, "expert-e8-t2": 0.68}.items()]
+    table = draw(tmp_path, "temperature_grid", inputs)
+    assert list(table.columns) == ["IPC", "expert epoch", "T=1", "T=2"]
+    assert table["expert epoch"].tolist() == [2, 8]
+    assert table.loc[1, "T=2"].startswith("68.0 ± ")
+
+
+def test_ensemble_table_is_ipcs_by_number_of_experts(tmp_path):
+    inputs = [write_result(tmp_path, f"random-ipc{ipc}", spec, acc + ipc / 100) for ipc in (1, 10)
+              for spec, acc in {"expert-e4": 0.5, "ensemble2-e4": 0.52, "ensemble3-e4": 0.53}.items()]
+    table = draw(tmp_path, "ensembles", inputs)
+    assert list(table.columns) == ["IPC", "1 expert", "2 experts", "3 experts"]
+    assert table.loc[1, "3 experts"].startswith("63.0 ± ")
+
+
+def test_image_selection_table_lists_random_then_loss_bins(tmp_path):
+    inputs = [write_result(tmp_path, images, labels, 0.5 + 0.01 * index + (0.1 if labels == "hard" else 0.2))
+              for index, images in enumerate(["random-ipc10", "lossbin0-ipc10", "lossbin3-ipc10", "lossbin9-ipc10"])
+              for labels in ("hard", "expert-e4")]
+    table = draw(tmp_path, "image_selection", inputs)
+    assert table["images"].tolist() == ["random", "loss bin 0", "loss bin 3", "loss bin 9"]
+    assert list(table.columns) == ["images", "hard labels", "soft labels"]
+    assert table.loc[3, "soft labels"].startswith("73.0 ± ") and table.loc[0, "hard labels"].startswith("60.0 ± ")
+
+
+def test_generated_labels_table_orders_hard_noise_expert_boost(tmp_path):
+    specs = ["hard", "noise0.8", "noise1", "expert-e4", "expert-e4-boost0.1a0.05", "expert-e4-boost0.3a0.05"]
+    inputs = [write_result(tmp_path, f"random-ipc{ipc}", spec, 0.4 + 0.02 * index + ipc / 100)
+              for ipc in (1, 10) for index, spec in enumerate(specs)]
+    table = draw(tmp_path, "generated_labels", inputs)
+    assert list(table.columns) == ["IPC", "hard", "noise p=0.8", "noise p=1", "expert", "boost q=0.1 α=0.05",
+                                   "boost q=0.3 α=0.05"]
+    assert table.loc[1, "noise p=1"].startswith("54.0 ± ")
+
+
+# --------------------------------------------------------------------------------------------------
+# E5, E8: pictures of labels
+
+
+def test_soft_label_bars_draws_one_image_and_its_labels_in_epoch_order(tmp_path):
+    images = torch.randn(NUM_CLASSES, 1, 28, 28)
+    save_tensors(tmp_path / "images.pt", {"images": images, "labels": torch.arange(NUM_CLASSES)},
+                 {"dataset": "fashion_mnist", "class_names": CLASS_NAMES, "image_set": "random-ipc1",
+                  "num_classes": NUM_CLASSES})
+    label_paths = []
+    for epoch in (15, 0, 1, 4):  # the default config's epochs, not in order: the figure sorts
+        path = tmp_path / f"expert-e{epoch}.pt"
+        labels = (torch.randn(NUM_CLASSES, NUM_CLASSES) * epoch / 4).softmax(1)
+        save_tensors(path, {"labels": labels}, {"label_spec": f"expert-e{epoch}"})
+        label_paths.append(str(path))
+
+    assert [epoch for epoch, _ in labels_by_epoch(label_paths, 3)] == [0, 1, 4, 15]
+    draw(tmp_path, "soft_label_bars", [str(tmp_path / "images.pt"), *label_paths], table=False, extra=["3"])
+
+
+def test_class_similarity_draws_the_expert_csv(tmp_path):
+    matrix = np.full((NUM_CLASSES, NUM_CLASSES), 0.02) + np.eye(NUM_CLASSES) * 0.8
+    path = tmp_path / "class_similarity-e4.csv"  # the format labels.expert_class_similarity writes
+    lines = ["class," + ",".join(f'"{name}"' for name in CLASS_NAMES)]
+    lines += [f'"{name}",' + ",".join(f"{value:.6g}" for value in row) for name, row in zip(CLASS_NAMES, matrix)]
+    path.write_text("\n".join(lines) + "\n")
+
+    assert expert_epoch_from_name(str(path)) == 4 and expert_epoch_from_name("similarity.csv") is None
+    draw(tmp_path, "class_similarity", [str(path)], table=False)

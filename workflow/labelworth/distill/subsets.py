@@ -1,0 +1,23 @@
+"""Image sets cut from other image sets: `{set}-without{c}` drops class c's images (the zero-shot
+experiment's "treat image" arm, METHOD.md E9), keeping every other image and its order."""
+
+from __future__ import annotations
+
+import os
+
+from labelworth import io
+from labelworth.distill import save_image_set
+from labelworth.specs import dataset_spec, parse_image_set
+
+
+def drop_class(images_path: str | os.PathLike, removed_class: int, out_path: str | os.PathLike,
+               grid_path: str | os.PathLike) -> None:
+    content = io.load_tensors(images_path, required=("images", "labels"))
+    meta = content["meta"]
+    keep = content["labels"] != removed_class
+    base = parse_image_set(meta["image_set"])
+    subset = type(base)(base.method, base.images_per_class, removed_class)
+    source = content.get("source_indices")
+    save_image_set(out_path, grid_path, content["images"][keep], content["labels"][keep], subset,
+                   dataset_spec(meta["dataset"]), meta["class_names"],
+                   source_indices=None if source is None else source[keep], cut_from=meta["image_set"])

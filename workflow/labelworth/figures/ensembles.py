@@ -1,0 +1,31 @@
+"""E12: do several experts teach better than one? Soft labels from the logit average of N experts
+(N = 1 is the single expert) against the number of experts, per images per class."""
+
+from __future__ import annotations
+
+from labelworth.figures.results import accuracy_grid, expert_epochs_note, student_results
+from labelworth.figures.style import ACCURACY_LABEL, new_figure, plot_groups, save_figure, save_table
+
+
+def experts_title(size: int) -> str:
+    return f"{size} expert" + ("s" if size > 1 else "")
+
+
+def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+    """Inputs per IPC: student JSONs of `expert-e{E}` and `ensemble{N}-e{E}` labels for several N, on
+    random images."""
+    results = student_results(inputs).sort_values(["images_per_class", "ensemble_size"])
+
+    figure, axes = new_figure(width=3.4, height=2.6)
+    plot_groups(axes, results, "ensemble_size", "images_per_class", lambda ipc: f"IPC {ipc}")
+    axes.set_xticks(sorted(results["ensemble_size"].unique()))
+    axes.set_xlabel("number of experts averaged (logits)")
+    axes.set_ylabel(ACCURACY_LABEL)
+    axes.set_title("Ensemble soft labels")
+    axes.legend()
+    save_figure(figure, png, pdf)
+
+    save_table(accuracy_grid(results, "images_per_class", "ensemble_size", "IPC", experts_title),
+               table_csv, table_md,
+               title="Ensemble soft labels: student best accuracy (%, mean ± std over students) by the number "
+                     f"of experts whose logits are averaged; {expert_epochs_note(results)}.")

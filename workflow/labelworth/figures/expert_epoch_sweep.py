@@ -1,0 +1,111 @@
+"""E4 / the paper's Table 7: which expert epoch gives the best soft labels, per images per class.
+
+Early experts give flat (high-entropy) labels, late ones nearly one-hot labels; the paper finds the
+best epoch moves later as IPC grows. The table is also the workflow's answer to `expert_epoch: auto`:
+it reads `images_per_class` and `best_expert_epoch` back from the csv.
+"""
+
+from __future__ import annotations
+
+import matplotlib.lines
+import pandas as pd
+
+from labelworth.errors import LabelworthError
+from labelworth.figures.results import best_rows, hard_cells, mean_std, student_results
+from labelworth.figures.style import (
+    ACCURACY_LABEL, REFERENCE_GREY, new_figure, plot_groups, save_figure, save_table,
+)
+
+TABLE_COLUMNS = ("images_per_class", "best_expert_epoch", "best_accuracy", "best_std", "hard_accuracy",
+                 "expert_test_accuracy", "expert_label_entropy")
+
+
+def expert_at_epochs(metrics_csv: str, epochs) -> pd.DataFrame:
+    """The expert's test accuracy (percent) and mean train-label entropy (nats), indexed by epoch, for
+    exactly `epochs`; an epoch the metrics do not cover is an error naming the file."""
+    metrics = pd.read_csv(metrics_csv).set_index("epoch")
+    missing = sorted(set(epochs) - set(metrics.index))
+    if missing:
+        raise LabelworthError(f"{metrics_csv}: no expert metrics for epoch(s) {missing}")
+    picked = metrics.loc[sorted(set(epochs)), ["test_accuracy", "train_label_entropy"]]
+    return picked.assign(test_accuracy=100 * picked["test_accuracy"])
+
+
+def sweep_table(results: pd.DataFrame, expert: pd.DataFrame) -> pd.DataFrame:
+    """One row per IPC with exactly TABLE_COLUMNS: the expert epoch whose soft labels maximise the mean
+    best accuracy (a tie goes to the earlier epoch), that accuracy and its std, the hard-label
+    accuracy, and the expert's test accuracy and label entropy at that epoch."""
+    best = best_rows(results[results["source"] == "expert"], "images_per_class")
+    hard = results[results["source"] == "hard"].set_index("images_per_class")["best_mean"]
+    epochs = best["expert_epoch"].astype(int)
+    return pd.DataFrame({
+        "images_per_class": best["images_per_class"],
+        "best_expert_epoch": epochs,
+        "best_accuracy": best["best_mean"],
+        "best_std": best["best_std"],
+        "hard_accuracy": hard.reindex(best["images_per_class"]).to_numpy(),
+        "expert_test_accuracy": expert.loc[epochs, "test_accuracy"].to_numpy(),
+        "expert_label_entropy": expert.loc[epochs, "train_label_entropy"].to_numpy(),
+    }, columns=TABLE_COLUMNS)
+
+
+def _display_table(table: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "IPC": table["images_per_class"],
+        "best expert epoch": table["best_expert_epoch"],
+        "soft labels": [mean_std(m, s) for m, s in zip(table["best_accuracy"], table["best_std"])],
+        "hard labels": hard_cells(results, table["images_per_class"]),
+        "expert test acc. (%)": table["expert_test_accuracy"].round(1),
+        "label entropy (nats)": table["expert_label_entropy"].round(3),
+    })
+
+
+def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+    """Inputs: student JSONs of random images with `hard` and `expert-e{E}` labels for several E and
+    IPC. `expert_metrics`: [the first expert's metrics.csv] (its accuracy and entropy per epoch)."""
+    if not expert_metrics:
+        raise LabelworthError("expert_epoch_sweep needs the first expert's metrics.csv (expert_metrics)")
+    results = student_results(inputs)
+    soft = results[results["source"] == "expert"].copy()
+    expert = expert_at_epochs(expert_metrics[0], soft["expert_epoch"].astype(int))
+    soft["entropy"] = expert.loc[soft["expert_epoch"].astype(int), "train_label_entropy"].to_numpy()
+    table = sweep_table(results, expert)
+
+    figure, (epoch_axes, entropy_axes) = new_figure(width=6.8, height=2.8, ncols=2)
+    colors = plot_groups(epoch_axes, soft, "expert_epoch", "images_per_class", lambda ipc: f"IPC {ipc}")
+    plot_groups(entropy_axes, soft, "entropy", "images_per_class", lambda ipc: None, colors=colors)
+    for _, row in results[results["source"] == "hard"].iterrows():
+        epoch_axes.axhline(row["best_mean"], color=colors.get(row["images_per_class"]), linestyle="--", linewidth=1)
+    for _, row in table.iterrows():
+        entropy_axes.plot(row["expert_label_entropy"], row["best_accuracy"], marker="*", markersize=11,
+                          color=colors[row["images_per_class"]], markeredgecolor="black", linestyle="none")
+
+    # The expert's own accuracy on a second y axis: early-stopped experts are weak classifiers.
+    full = pd.read_csv(expert_metrics[0])
+    full = full[full["epoch"] <= soft["expert_epoch"].max()]
+    twin = epoch_axes.twinx()
+    twin.plot(full["epoch"], 100 * full["test_accuracy"], color=REFERENCE_GREY, linewidth=1.2)
+    twin.spines["right"].set_visible(True)
+    twin.grid(False)
+    twin.set_ylabel("expert test accuracy (%)", color=REFERENCE_GREY)
+    twin.tick_params(axis="y", colors=REFERENCE_GREY)
+    epoch_axes.set_zorder(twin.get_zorder() + 1)  # the students' curves over the grey reference
+    epoch_axes.patch.set_visible(False)
+
+    epoch_axes.set_xlabel("expert epoch")
+    epoch_axes.set_ylabel(ACCURACY_LABEL)
+    epoch_axes.set_title("soft labels by expert epoch")
+    entropy_axes.set_xlabel("mean soft-label entropy (nats)")
+    entropy_axes.set_ylabel(ACCURACY_LABEL)
+    entropy_axes.set_title("soft labels by label entropy (★ best per IPC)")
+    handles, labels = epoch_axes.get_legend_handles_labels()
+    handles += [matplotlib.lines.Line2D([], [], color="black", linestyle="--", linewidth=1),
+                matplotlib.lines.Line2D([], [], color=REFERENCE_GREY, linewidth=1.2)]
+    labels += ["hard labels (same colour)", "expert test accuracy"]
+    figure.legend(handles, labels, loc="outside lower center", ncols=len(labels))
+    save_figure(figure, png, pdf)
+
+    save_table(table, table_csv, table_md, md_frame=_display_table(table, results),
+               title=f"Best expert epoch per images per class on {results['dataset'].iloc[0]} (the analogue of "
+                     "the paper's Table 7): student best accuracy (%), mean ± std over students; a tie goes "
+                     "to the earlier epoch.")

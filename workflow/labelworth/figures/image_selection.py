@@ -1,0 +1,45 @@
+"""E14: which real images to keep? Images drawn from one decile of the expert's per-image loss
+(0 = easiest) against random images, with hard and with expert soft labels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from labelworth.figures.results import accuracy_grid, expert_epochs_note, student_results
+from labelworth.figures.style import (
+    ACCURACY_LABEL, HARD_COLOR, PALETTE, new_figure, plot_mean_std, save_figure, save_table,
+)
+
+
+def images_title(method: str) -> str:
+    return "random" if method == "random" else f"loss bin {method.removeprefix('lossbin')}"
+
+
+def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+    """Inputs: student JSONs of image sets `random-ipcN` and `lossbin{b}-ipcN` for several b, each
+    with `hard` and `expert-e{E}` labels."""
+    results = student_results(inputs)
+    results["labels"] = np.where(results["source"] == "hard", "hard", "soft")
+    # Random images first, then the bins from easiest to hardest.
+    results = results.sort_values(["loss_bin", "labels"], na_position="first")
+    binned = results[results["loss_bin"].notna()]
+
+    figure, axes = new_figure(width=3.4, height=2.6)
+    for kind, color, marker in (("hard", HARD_COLOR, "s"), ("soft", PALETTE[0], "o")):
+        rows = binned[binned["labels"] == kind]
+        plot_mean_std(axes, rows["loss_bin"], rows["best_mean"], rows["best_std"], color,
+                      label=f"{kind} labels, loss-binned images", marker=marker)
+        for accuracy in results.loc[(results["method"] == "random") & (results["labels"] == kind), "best_mean"]:
+            axes.axhline(accuracy, color=color, linestyle="--", linewidth=1, label=f"{kind} labels, random images")
+    axes.set_xticks(sorted(binned["loss_bin"].unique().astype(int)))
+    axes.set_xlabel("expert-loss decile of the images (0 = easiest)")
+    axes.set_ylabel(ACCURACY_LABEL)
+    axes.set_title(f"Image selection by expert loss, IPC {results['images_per_class'].iloc[0]}")
+    axes.legend()
+    save_figure(figure, png, pdf)
+
+    table = accuracy_grid(results, "method", "labels", "images", column_title=lambda kind: f"{kind} labels")
+    table["images"] = table["images"].map(images_title)
+    save_table(table, table_csv, table_md,
+               title="Image selection: student best accuracy (%, mean ± std over students) on images from one "
+                     f"decile of the expert's per-image loss (0 = easiest) or random; {expert_epochs_note(results)}.")

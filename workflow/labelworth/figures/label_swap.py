@@ -1,0 +1,72 @@
+"""E6: is the knowledge in the label's ordering? Swapping each soft label's k-th largest entry with its
+smallest keeps every row's values (and entropy) but breaks the ranking; the paper finds the damage
+largest for small k. Controls: shuffling all but the top entry, and a one-hot label smoothed to the
+same entropy (structure removed, entropy kept)."""
+
+from __future__ import annotations
+
+import matplotlib.lines
+import numpy as np
+import pandas as pd
+
+from labelworth.figures.results import expert_epochs_note, mean_std, student_results
+from labelworth.figures.style import (
+    REFERENCE_GREY, log_axis, new_figure, plot_groups, save_figure, save_table,
+)
+
+CONTROLS = {"shuffle": "--", "smooth": ":"}  # control label -> its line style
+
+
+def relative_to_unswapped(results: pd.DataFrame) -> pd.DataFrame:
+    """Each row's mean best accuracy divided by that of its IPC's unswapped expert labels (`relative`),
+    with the std of the ratio to first order for independent populations (`relative_std`)."""
+    base = results[results["transforms"] == ""].set_index("images_per_class")
+    mean0 = base.loc[results["images_per_class"], "best_mean"].to_numpy()
+    std0 = base.loc[results["images_per_class"], "best_std"].to_numpy()
+    relative = results["best_mean"].to_numpy() / mean0
+    spread = relative * np.hypot(results["best_std"].to_numpy() / results["best_mean"].to_numpy(), std0 / mean0)
+    return results.assign(relative=relative, relative_std=spread)
+
+
+def swap_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Per IPC: the unswapped accuracy (mean ± std) and the relative accuracy of each swap rank and
+    control, as plain numbers (3 decimals) a reader can compare with 1."""
+    rows = []
+    for ipc, group in results.groupby("images_per_class"):
+        base = group[group["transforms"] == ""].iloc[0]
+        row = {"IPC": ipc, "unswapped": mean_std(base["best_mean"], base["best_std"])}
+        swaps = group[group["transform"] == "swap"].sort_values("transform_value")
+        row |= {f"swap {int(k)}": round(r, 3) for k, r in zip(swaps["transform_value"], swaps["relative"])}
+        row |= {name: round(group.loc[group["transforms"] == name, "relative"].iloc[0], 3)
+                for name in CONTROLS if (group["transforms"] == name).any()}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+    """Inputs per IPC: student JSONs of `expert-e{E}`, `expert-e{E}-swap{k}` for several k,
+    `expert-e{E}-shuffle` and `expert-e{E}-smooth` on random images."""
+    results = relative_to_unswapped(student_results(inputs))
+    swaps = results[results["transform"] == "swap"]
+
+    figure, axes = new_figure(width=3.4, height=2.7)
+    colors = plot_groups(axes, swaps, "transform_value", "images_per_class", lambda ipc: f"IPC {ipc}",
+                         y="relative", yerr="relative_std")
+    for name, linestyle in CONTROLS.items():
+        for _, row in results[results["transforms"] == name].iterrows():
+            axes.axhline(row["relative"], color=colors.get(row["images_per_class"]), linestyle=linestyle, linewidth=1)
+    axes.axhline(1.0, color=REFERENCE_GREY, linewidth=0.8)
+    log_axis(axes, swaps["transform_value"].astype(int), base=2)
+    axes.set_xlabel("swapped rank k (k-th largest ↔ smallest)")
+    axes.set_ylabel("accuracy relative to unswapped")
+    axes.set_title("Label swap test")
+    handles, labels = axes.get_legend_handles_labels()
+    handles += [matplotlib.lines.Line2D([], [], color="black", linestyle=style, linewidth=1)
+                for style in CONTROLS.values()]
+    labels += ["shuffle control", "smoothed control"]
+    axes.legend(handles, labels, ncols=2)
+    save_figure(figure, png, pdf)
+
+    save_table(swap_table(results), table_csv, table_md,
+               title="Label swap: unswapped student best accuracy (%, mean ± std) and each variant's accuracy "
+                     f"relative to it (1 = no loss); {expert_epochs_note(results)}.")

@@ -1,0 +1,55 @@
+"""E11: the best expert epoch depends on the data budget. Student accuracy against images per class
+for soft labels from several expert epochs; their upper envelope is the Pareto frontier, and the epoch
+that attains it moves later as IPC grows."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from labelworth.figures.results import best_rows, hard_cells, mean_std, student_results
+from labelworth.figures.style import (
+    ACCURACY_LABEL, HARD_COLOR, log_axis, new_figure, plot_groups, plot_mean_std, save_figure, save_table,
+)
+
+
+def frontier_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Per IPC: the expert epoch with the highest mean best accuracy (a tie goes to the earlier epoch),
+    that accuracy, and hard labels' accuracy (mean ± std)."""
+    best = best_rows(results[results["source"] == "expert"], "images_per_class")
+    return pd.DataFrame({
+        "IPC": best["images_per_class"],
+        "best expert epoch": best["expert_epoch"].astype(int),
+        "best soft labels": [mean_std(m, s) for m, s in zip(best["best_mean"], best["best_std"])],
+        "hard labels": hard_cells(results, best["images_per_class"]),
+    })
+
+
+def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+    """Inputs: student JSONs of random images with `hard` and `expert-e{E}` labels for several E, over
+    an IPC sweep."""
+    results = student_results(inputs)
+    soft = results[results["source"] == "expert"]
+    hard = results[results["source"] == "hard"]
+    best = best_rows(soft, "images_per_class")
+
+    figure, axes = new_figure(width=3.4, height=2.8)
+    # Behind the curves: the envelope, so the epoch lines stay readable where they attain it.
+    axes.plot(best["images_per_class"], best["best_mean"], color="0.2", linewidth=7, alpha=0.2,
+              solid_capstyle="round", label="best over epochs")
+    plot_groups(axes, soft, "images_per_class", "expert_epoch", lambda epoch: f"expert epoch {int(epoch)}")
+    plot_mean_std(axes, hard["images_per_class"], hard["best_mean"], hard["best_std"], HARD_COLOR,
+                  label="hard labels", marker="s", linestyle="--")
+    for _, row in best.iterrows():
+        axes.annotate(f"e{int(row['expert_epoch'])}", (row["images_per_class"], row["best_mean"]),
+                      textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+    log_axis(axes, results["images_per_class"])
+    axes.set_xlabel("images per class")
+    axes.set_ylabel(ACCURACY_LABEL)
+    axes.set_title("Pareto frontier over expert epochs (eE: best epoch)")
+    axes.legend()
+    save_figure(figure, png, pdf)
+
+    save_table(frontier_table(results), table_csv, table_md,
+               title="Pareto frontier: per images per class, the expert epoch whose soft labels give the highest "
+                     "student best accuracy (%, mean ± std over students; a tie goes to the earlier epoch), "
+                     "and hard labels.")

@@ -1,0 +1,124 @@
+"""E10: a label is worth how many images? Student accuracy against images per class for hard labels,
+the full soft label and soft labels cut to their top-k entries, each fitted by a power law
+acc = a * IPC^b. The exchange rate says how many times more images a label kind needs to match the
+full soft label at the smallest IPC."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from labelworth.figures.results import expert_epochs_note, student_results
+from labelworth.figures.style import (
+    ACCURACY_LABEL, HARD_COLOR, group_colors, log_axis, new_figure, plot_groups, save_figure, save_table,
+)
+
+FULL_SOFT = "full soft"
+
+
+@dataclass(frozen=True)
+class PowerLaw:
+    """acc = a * IPC^b, with the ordinary-least-squares standard errors of ln(a) and b."""
+
+    a: float
+    b: float
+    se_log_a: float
+    se_b: float
+
+    def __call__(self, ipc):
+        return self.a * np.asarray(ipc, dtype=float) ** self.b
+
+    def images_for(self, accuracy: float) -> float:
+        """The IPC at which the fit reaches `accuracy`; NaN when it never does (b <= 0: accuracy does
+        not grow with images)."""
+        return (accuracy / self.a) ** (1 / self.b) if self.b > 0 else float("nan")
+
+
+def fit_power_law(ipc, accuracy) -> PowerLaw:
+    """Least squares of ln(acc) = ln(a) + b ln(IPC). Standard errors come from the residual variance
+    with n - 2 degrees of freedom, so they are NaN with exactly two points; with fewer than two
+    distinct IPCs nothing is identified and everything is NaN."""
+    x, y = np.log(np.asarray(ipc, dtype=float)), np.log(np.asarray(accuracy, dtype=float))
+    if len(np.unique(x)) < 2:
+        return PowerLaw(*[float("nan")] * 4)
+    design = np.column_stack([np.ones_like(x), x])
+    (log_a, b), *_ = np.linalg.lstsq(design, y, rcond=None)
+    if len(x) > 2:
+        residual = y - design @ np.array([log_a, b])
+        covariance = residual @ residual / (len(x) - 2) * np.linalg.inv(design.T @ design)
+        se_log_a, se_b = np.sqrt(np.diag(covariance))
+    else:
+        se_log_a = se_b = float("nan")
+    return PowerLaw(float(np.exp(log_a)), float(b), float(se_log_a), float(se_b))
+
+
+def exchange_rate(fit: PowerLaw, reference: PowerLaw, ipc: float) -> float:
+    """How many times more images `fit` needs than `ipc` to reach the accuracy `reference` predicts
+    at `ipc` (1 for the reference itself; NaN when unreachable)."""
+    return fit.images_for(float(reference(ipc))) / ipc
+
+
+def label_kind(row) -> str:
+    """'hard', 'full soft', or the kept-entries transform ('top2')."""
+    if row["source"] == "hard":
+        return "hard"
+    return row["transforms"] or FULL_SOFT
+
+
+def kind_order(kinds) -> list[str]:
+    """Least to most label information: hard, top-k by increasing k, the full soft label."""
+    tops = sorted((kind for kind in kinds if kind.startswith("top")),
+                  key=lambda kind: int(kind.removeprefix("top").rstrip("r")))
+    return [k for k in ("hard",) if k in kinds] + tops + [k for k in (FULL_SOFT,) if k in kinds]
+
+
+def fit_table(results: pd.DataFrame, kinds: list[str]) -> tuple[dict[str, PowerLaw], pd.DataFrame]:
+    """The power law of each label kind and the table of its parameters and exchange rate."""
+    fits = {}
+    for kind in kinds:
+        rows = results[results["labels"] == kind]
+        fits[kind] = fit_power_law(rows["images_per_class"], rows["best_mean"])
+    smallest = results["images_per_class"].min()
+    reference = fits.get(FULL_SOFT)
+    table = pd.DataFrame([{
+        "labels": kind,
+        "a": round(fit.a, 3),
+        "SE(ln a)": round(fit.se_log_a, 4),
+        "b": round(fit.b, 4),
+        "SE(b)": round(fit.se_b, 4),
+        "image exchange rate": (round(exchange_rate(fit, reference, smallest), 2)
+                                if reference is not None else float("nan")),
+    } for kind, fit in fits.items()])
+    return fits, table
+
+
+def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+    """Inputs per IPC: student JSONs of `hard`, `expert-e{E}` and `expert-e{E}-top{k}` labels for
+    several k, on random images."""
+    results = student_results(inputs)
+    results["labels"] = results.apply(label_kind, axis=1)
+    kinds = kind_order(set(results["labels"]))
+    fits, table = fit_table(results, kinds)
+
+    figure, axes = new_figure(width=3.4, height=2.8)
+    colors = group_colors([kind for kind in kinds if kind != "hard"]) | {"hard": HARD_COLOR}
+    plot_groups(axes, results, "images_per_class", "labels", lambda kind: f"{kind} (b = {fits[kind].b:.2f})",
+                colors={kind: colors[kind] for kind in kinds}, linestyle="none")
+    span = np.geomspace(results["images_per_class"].min(), results["images_per_class"].max(), 50)
+    for kind, fit in fits.items():
+        axes.plot(span, fit(span), color=colors[kind], linewidth=1, alpha=0.8)
+    log_axis(axes, results["images_per_class"])
+    log_axis(axes, axis="y")
+    axes.set_xlabel("images per class")
+    axes.set_ylabel(ACCURACY_LABEL)
+    axes.set_title("Top-k soft labels; lines: acc = a·IPC^b")
+    axes.legend(title="labels")
+    save_figure(figure, png, pdf)
+
+    save_table(table, table_csv, table_md,
+               title="Power-law fits acc = a·IPC^b (acc in %, least squares on ln acc vs ln IPC; SE(ln a) is the "
+                     "standard error of the natural log of a; NaN with two IPCs). Image exchange rate: how many "
+                     f"times the smallest IPC ({results['images_per_class'].min()}) the label kind needs to reach "
+                     f"the full soft label's fitted accuracy there (NaN: never). {expert_epochs_note(results)}.")

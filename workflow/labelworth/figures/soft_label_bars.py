@@ -1,0 +1,55 @@
+"""E5: what a soft label looks like. One real image and its label distribution from experts stopped
+at several epochs: near-uniform at initialisation, informative early, nearly one-hot late."""
+
+from __future__ import annotations
+
+import matplotlib.patches
+import torch
+
+from labelworth.data import denormalize
+from labelworth.figures.style import PALETTE, new_figure, save_figure
+from labelworth.io import load_tensors
+from labelworth.labels import entropy_per_row
+from labelworth.specs import dataset_spec, parse_label_spec
+
+
+def labels_by_epoch(label_paths: list[str], index: int) -> list[tuple[int, torch.Tensor]]:
+    """(expert epoch, the image's label row) per label file, in increasing epoch."""
+    rows = []
+    for path in label_paths:
+        content = load_tensors(path, required=("labels",))
+        rows.append((parse_label_spec(content["meta"]["label_spec"]).expert_epoch, content["labels"][index]))
+    return sorted(rows, key=lambda pair: pair[0])
+
+
+def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+    """Inputs: [images.pt of the IPC-1 random set, then one label .pt (`expert-e{E}`) per expert epoch].
+    `extra`: [the image's index in the set]. No table."""
+    index = int(extra[0]) if extra else 0
+    image_set = load_tensors(inputs[0], required=("images", "labels"))
+    class_names = image_set["meta"]["class_names"]
+    true_class = int(image_set["labels"][index])
+    pixels = denormalize(image_set["images"][index : index + 1], dataset_spec(image_set["meta"]["dataset"]))[0]
+    epochs = labels_by_epoch(inputs[1:], index)
+
+    figure, axes = new_figure(width=6.8, height=2.3, ncols=1 + len(epochs),
+                              gridspec_kw={"width_ratios": [0.8] + [1] * len(epochs)})
+    image_axes, bar_axes = axes[0], axes[1:]
+    image_axes.imshow(pixels.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray", vmin=0, vmax=1)
+    image_axes.set_axis_off()
+    image_axes.set_title(f"image {index}: {class_names[true_class]}")
+    for axes, (epoch, label) in zip(bar_axes, epochs):
+        colors = [PALETTE[1] if c == true_class else PALETTE[0] for c in range(len(class_names))]
+        axes.bar(range(len(class_names)), label.numpy(), color=colors)
+        axes.set_xticks(range(len(class_names)), class_names, rotation=90, fontsize=7)
+        axes.set_ylim(0, 1)
+        axes.grid(axis="x", visible=False)
+        entropy = float(entropy_per_row(label.unsqueeze(0))[0])
+        axes.set_title(f"epoch {epoch}\n(entropy {entropy:.2f} nats)", fontsize=8)
+    bar_axes[0].set_ylabel("soft-label probability")
+    bar_axes[-1].legend(handles=[matplotlib.patches.Patch(color=PALETTE[1], label="true class"),
+                                 matplotlib.patches.Patch(color=PALETTE[0], label="other classes")],
+                        loc="upper right")
+    for axes in bar_axes[1:]:
+        axes.tick_params(labelleft=False)
+    save_figure(figure, png, pdf)
