@@ -40,7 +40,7 @@ def _train_expert(args) -> None:
 
 
 def _distill_images(args) -> None:
-    from labelworth.specs import parse_image_set
+    from labelworth.specs import SYNTHESIS_METHODS, parse_image_set
 
     image_set = parse_image_set(args.image_set)
     if image_set.without_class is not None:
@@ -49,6 +49,8 @@ def _distill_images(args) -> None:
         if not args.source:
             raise LabelworthError(f"{args.image_set} is cut from another set: give --source <its images.pt>")
         drop_class(args.source, image_set.without_class, args.out, args.grid)
+    elif image_set.method in SYNTHESIS_METHODS:
+        _synthesise_images(args, image_set)
     elif image_set.method == "random":
         from labelworth.distill.random import distill_random
 
@@ -60,6 +62,37 @@ def _distill_images(args) -> None:
             raise LabelworthError(f"{args.image_set} ranks images by an expert: give --expert-checkpoint")
         distill_by_loss(args.data_dir, int(image_set.method.removeprefix("lossbin")), image_set.images_per_class,
                         args.expert_checkpoint, args.double_softmax, args.out, args.grid, args.device)
+
+
+def _synthesise_images(args, image_set) -> None:
+    from pathlib import Path
+
+    from labelworth.distill.synthesis import SynthesisFiles
+    from labelworth.method_settings import DmSettings, MttSettings, settings_from_options
+
+    if not args.work_dir:
+        raise LabelworthError(f"{args.image_set} is synthesised and resumes from a folder: give --work-dir")
+    folder = Path(args.out).parent
+    files = SynthesisFiles(args.out, args.grid, args.loss_csv or folder / "loss_curve.csv",
+                           args.loss_png or folder / "loss_curve.png", args.work_dir)
+    if image_set.method == "dm":
+        from labelworth.distill.dm import distill_dm
+
+        distill_dm(args.data_dir, image_set.images_per_class, args.seed,
+                   settings_from_options(DmSettings, args.method_options), files, args.device)
+    else:
+        from labelworth.distill.mtt import distill_mtt
+
+        if not args.trajectories:
+            raise LabelworthError(f"{args.image_set} matches expert trajectories: give --trajectories")
+        distill_mtt(args.data_dir, args.trajectories, image_set.images_per_class, args.seed,
+                    settings_from_options(MttSettings, args.method_options), files, args.device)
+
+
+def _dump_trajectories(args) -> None:
+    from labelworth.trajectories import dump_trajectories
+
+    dump_trajectories(args.checkpoint_dirs, args.epochs, args.out)
 
 
 def _class_similarity(args) -> None:
@@ -79,7 +112,7 @@ def _evaluate_students(args) -> None:
 
     run_evaluate_students(args.images, args.labels, args.data_dir, args.out, args.arch, args.seeds,
                           args.epochs, args.lr, args.optimizer, args.batch_size, args.eval_every,
-                          args.device)
+                          args.engine, args.device)
 
 
 def _figure(args) -> None:
@@ -119,17 +152,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     stage = stages.add_parser("distill-images", help="choose or synthesise the images of an image set")
     stage.add_argument("--image-set", required=True,
-                       help="random-ipc<n>, lossbin<b>-ipc<n>, or <set>-without<class> (needs --source)")
+                       help="random-ipc<n>, lossbin<b>-ipc<n>, dm-ipc<n>, mtt-ipc<n>, or <set>-without<class>"
+                       " (needs --source)")
     stage.add_argument("--data-dir")
-    stage.add_argument("--seed", type=int, default=42, help="seed of the random choice")
+    stage.add_argument("--seed", type=int, default=42,
+                       help="seed of the random choice (dm, mtt: of the initial images and every later draw)")
     stage.add_argument("--source", help="images.pt a -without<class> set is cut from")
     stage.add_argument("--expert-checkpoint", help="the expert that ranks images for lossbin<b>")
     stage.add_argument("--double-softmax", action="store_true",
                        help="rank by cross-entropy on probabilities, as the reference does")
+    stage.add_argument("--trajectories", help="mtt: the experts' replay buffer (dump-trajectories)")
+    stage.add_argument("--method-options", nargs="*", default=[], metavar="KEY=VALUE",
+                       help="dm, mtt: hyperparameters, keys as in the config's methods.<method> block")
+    stage.add_argument("--work-dir", help="dm, mtt: scratch folder the run resumes from")
+    stage.add_argument("--loss-csv", help="dm, mtt: loss per iteration (default: loss_curve.csv next to --out)")
+    stage.add_argument("--loss-png", help="dm, mtt: its plot (default: loss_curve.png next to --out)")
     stage.add_argument("--out", required=True)
     stage.add_argument("--grid", required=True, help="png of the images, one row per class")
     _add_compute_options(stage)
     stage.set_defaults(run=_distill_images)
+
+    stage = stages.add_parser("dump-trajectories", help="expert checkpoints -> one replay buffer for mtt")
+    stage.add_argument("--checkpoint-dirs", nargs="+", required=True, help="one checkpoints/ folder per expert")
+    stage.add_argument("--epochs", type=int, required=True, help="keep epochs 0..epochs of each expert")
+    stage.add_argument("--out", required=True)
+    stage.set_defaults(run=_dump_trajectories)
 
     stage = stages.add_parser("class-similarity", help="mean soft label of each class on the training set")
     stage.add_argument("--data-dir", required=True)
@@ -159,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
     stage.add_argument("--batch-size", type=int, default=256)
     stage.add_argument("--eval-every", type=int, required=True)
+    stage.add_argument("--engine", choices=["sequential", "vectorised"], default="sequential",
+                       help="vectorised trains the population in one torch.func pass (faster on GPUs)")
     _add_compute_options(stage)
     stage.set_defaults(run=_evaluate_students)
 

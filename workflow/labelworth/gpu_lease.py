@@ -108,5 +108,5 @@ def lease_for(device: str | None, environ: MutableMapping[str, str] = os.environ
         return
     with lease_gpu(environ=environ) as leased:
         if leased is not None:
-            print(f"labelworth: leased GPU {leased} (CUDA_VISIBLE_DEVICES={leased})", file=sys.stderr, flush=True)
+            print(f"labelworth: using GPU {leased}", file=sys.stderr, flush=True)
         yield

@@ -301,9 +301,10 @@ def format_label_spec(spec: LabelSpec) -> str:
 class ImageSetSpec:
     """Which images students see, as one path component: `{method}-ipc{ipc}[-without{c}]`.
 
-    `method` is `random` (random real images) or `lossbin{b}` (real images from the b-th of ten
-    expert-loss quantile bins of each class, 0 = easiest). `-without{c}` drops class c's images from
-    the set (the zero-shot experiment's "treat image" arm).
+    `method` is `random` (random real images), `lossbin{b}` (real images from the b-th of ten
+    expert-loss quantile bins of each class, 0 = easiest), or a synthesis method: `dm` (distribution
+    matching) or `mtt` (trajectory matching). `-without{c}` drops class c's images from the set (the
+    zero-shot experiment's "treat image" arm).
     """
 
     method: str
@@ -316,14 +317,17 @@ class ImageSetSpec:
         return ImageSetSpec(self.method, self.images_per_class)
 
 
-_IMAGE_SET = re.compile(r"(?P<method>random|lossbin\d)-ipc(?P<ipc>[1-9]\d*)(?:-without(?P<without>\d+))?")
+SYNTHESIS_METHODS = ("dm", "mtt")  # methods that optimise pixels rather than pick real images
+_IMAGE_SET = re.compile(
+    rf"(?P<method>random|lossbin\d|{'|'.join(SYNTHESIS_METHODS)})-ipc(?P<ipc>[1-9]\d*)(?:-without(?P<without>\d+))?"
+)
 
 
 def parse_image_set(text: str) -> ImageSetSpec:
     match = _IMAGE_SET.fullmatch(text)
     if not match:
         raise LabelworthError(
-            f"image set {text!r} does not parse; expected '<random|lossbin<b>>-ipc<n>[-without<class>]'"
+            f"image set {text!r} does not parse; expected '<random|lossbin<b>|dm|mtt>-ipc<n>[-without<class>]'"
         )
     without = int(match["without"]) if match["without"] is not None else None
     spec = ImageSetSpec(match["method"], int(match["ipc"]), without)

@@ -422,6 +422,7 @@ def run_evaluate_students(
     optimizer: str,
     batch_size: int,
     eval_every: int,
+    engine: str = DEFAULT_ENGINE,
     device: str = "auto",
 ) -> dict:
     """The `evaluate_students` stage: read the files, evaluate, write the JSON with its identity."""
@@ -433,7 +434,7 @@ def run_evaluate_students(
         raise LabelworthError(f"{labels_path} has {len(targets)} labels for {len(images)} images in {images_path}")
     test = load_split(data_dir, "test", device)
     result = evaluate_students(images, targets, test, arch, seeds, epochs, lr, optimizer, batch_size,
-                               eval_every)
+                               eval_every, engine=engine)
     image_meta = image_file["meta"]
     result["meta"] = io.provenance(
         "evaluate_students",

@@ -19,7 +19,14 @@ from labelworth.config import (
     uses_auto_epochs,
 )
 from labelworth.errors import LabelworthError
-from labelworth.specs import format_image_set, format_number, parse_image_set, parse_label_spec
+from labelworth.method_settings import DmSettings, MttSettings
+from labelworth.specs import (
+    SYNTHESIS_METHODS,
+    format_image_set,
+    format_number,
+    parse_image_set,
+    parse_label_spec,
+)
 
 try:
     check_number_strings(config)  # before the schema, whose message would only say "not a number"
@@ -46,9 +53,9 @@ wildcard_constraints:
     student=ARCH_PATTERN,
     lr=r"[0-9.e+-]+",
     seed=r"\d+",
-    method=r"random|lossbin\d",
+    method=r"random|lossbin\d|dm|mtt",
     ipc=r"\d+",
-    image_set=r"(random|lossbin\d)-ipc\d+(-without\d+)?",
+    image_set=r"(random|lossbin\d|dm|mtt)-ipc\d+(-without\d+)?",
     labels=r"hard|noise[0-9.e+-]+|(expert|ensemble\d+)-e\d+(-[a-z0-9.+]+)*",
 
 
@@ -75,6 +82,10 @@ def expert_outputs(epochs):
         "checkpoints": [f"{run}/checkpoints/epoch_{epoch:03d}.pt" for epoch in range(epochs + 1)],
         "metrics": f"{run}/metrics.csv",
     }
+
+
+def trajectory_file():
+    return f"{RESULTS}/trajectories/{EXPERT_RUN}.pt"
 
 
 def images_file(image_set):
@@ -112,6 +123,8 @@ def image_set_inputs(wildcards):
     inputs = data_files()
     if image_set.method.startswith("lossbin"):
         inputs["expert"] = expert_checkpoint(MAIN_SEED, config["image_selection"]["expert_epoch"])
+    if image_set.method == "mtt":
+        inputs["trajectories"] = trajectory_file()
     return inputs
 
 
@@ -126,7 +139,66 @@ def image_set_arguments(wildcards, input):
     arguments = f"--data-dir '{Path(input.train).parent}'"
     if "expert" in input.keys():
         arguments += f" --expert-checkpoint '{input.expert}'"
+    if "trajectories" in input.keys():
+        arguments += f" --trajectories '{input.trajectories}'"
     return arguments
+
+
+# ---- synthesis methods (dm, mtt) ------------------------------------------------------------------
+
+METHODS = config.get("methods", {})
+TRAJECTORY_KEYS = ("num_experts",)  # keys of methods.mtt that choose the buffer, not the distillation
+
+
+def method_settings(method):
+    """The method's settings: the code's defaults overridden by the config's methods.<method> block."""
+    settings_class = {"dm": DmSettings, "mtt": MttSettings}[method]
+    block = {key: value for key, value in METHODS.get(method, {}).items() if key not in TRAJECTORY_KEYS}
+    defaults = {"arch": EXPERT["arch"]} if method == "dm" else {}  # DM embeds with the run's ConvNet
+    return settings_class(**{**defaults, **block})
+
+
+def method_options(wildcards):
+    """`--method-options key=value ...` for a synthesised set (empty for real-image sets); as a param
+    it reruns exactly the sets whose hyperparameters changed."""
+    image_set = parse_image_set(wildcards.image_set)
+    if image_set.method not in SYNTHESIS_METHODS or image_set.without_class is not None:
+        return ""
+    settings = method_settings(image_set.method)
+    return "--method-options " + " ".join(f"{key}={value}" for key, value in vars(settings).items())
+
+
+def trajectory_epochs():
+    """Epochs 0..max_start_epoch + expert_epochs of every buffered expert (METHOD.md 8.1)."""
+    settings = method_settings("mtt")
+    return settings.max_start_epoch + settings.expert_epochs
+
+
+def trajectory_seeds():
+    """The expert seeds in the replay buffer: the first methods.mtt.num_experts (default all). Each must
+    have trained for `trajectory_epochs()`; the first trains expert.epochs, the others as far as
+    ensembles need (experts.smk), so asking for more is a config error, said before any job runs."""
+    seeds = EXPERT["seeds"][: METHODS.get("mtt", {}).get("num_experts", len(EXPERT["seeds"]))]
+    for seed in seeds:
+        trained = EXPERT["epochs"] if seed == MAIN_SEED else ensemble_expert_epochs(config)
+        if trained < trajectory_epochs():
+            raise WorkflowError(
+                f"config error: methods.mtt: the replay buffer needs epochs 0..{trajectory_epochs()} "
+                f"(max_start_epoch + expert_epochs) of expert seed {seed}, which trains only {trained} epochs; "
+                "lower max_start_epoch or expert_epochs, or set methods.mtt.num_experts"
+            )
+    return seeds
+
+
+def trajectory_checkpoint_dirs(wildcards):
+    """One checkpoints/ folder per buffered expert of the run named by {arch} and {lr}."""
+    run = f"{RESULTS}/experts/{wildcards.arch}-lr{wildcards.lr}"
+    return [f"{run}/seed{seed}/checkpoints" for seed in trajectory_seeds()]
+
+
+def trajectory_checkpoints(wildcards):
+    return [f"{folder}/epoch_{epoch:03d}.pt" for folder in trajectory_checkpoint_dirs(wildcards)
+            for epoch in range(trajectory_epochs() + 1)]
 
 
 def double_softmax_flag(wildcards):

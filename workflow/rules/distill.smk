@@ -1,4 +1,9 @@
-# One rule makes every image set: random real images, loss-ranked real images, and subsets of either.
+# distill_images makes the real-image sets (random, loss-ranked) and the subsets of any set;
+# synthesise_images makes the synthetic sets (dm, mtt), which also draw their loss curve and resume
+# from an undeclared work folder (labelworth/distill/synthesis.py).
+SYNTHETIC_SET = r"(dm|mtt)-ipc\d+"
+
+
 rule distill_images:
     input:
         unpack(image_set_inputs),
@@ -7,6 +12,8 @@ rule distill_images:
         grid=f"{RESULTS}/images/{{image_set}}/grid.png",
     log:
         f"{LOGS}/distill_images/{{image_set}}.log",
+    wildcard_constraints:
+        image_set=r"(random|lossbin\d)-ipc\d+(-without\d+)?|" + SYNTHETIC_SET + r"-without\d+",
     conda:
         "../../envs/labelworth.yaml"
     threads: 2
@@ -22,4 +29,36 @@ rule distill_images:
     shell:
         "labelworth distill-images --image-set {wildcards.image_set} {params.sources} {params.double_softmax}"
         " --seed {params.seed} --out {output.images:q} --grid {output.grid:q}"
+        " --device {params.device} --threads {threads} > {log:q} 2>&1"
+
+
+rule synthesise_images:
+    input:
+        unpack(image_set_inputs),
+    output:
+        images=f"{RESULTS}/images/{{image_set}}/images.pt",
+        grid=f"{RESULTS}/images/{{image_set}}/grid.png",
+        loss_csv=f"{RESULTS}/images/{{image_set}}/loss_curve.csv",
+        loss_png=f"{RESULTS}/images/{{image_set}}/loss_curve.png",
+    log:
+        f"{LOGS}/distill_images/{{image_set}}.log",
+    wildcard_constraints:
+        image_set=SYNTHETIC_SET,
+    conda:
+        "../../envs/labelworth.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=720,
+        gpu=gpu_resource(),
+    params:
+        sources=image_set_arguments,
+        method_options=method_options,
+        seed=config["image_seed"],
+        work_dir=f"work/{DATASET}/distill/{{image_set}}",
+        device=config["device"],
+    shell:
+        "labelworth distill-images --image-set {wildcards.image_set} {params.sources} {params.method_options}"
+        " --seed {params.seed} --work-dir {params.work_dir:q} --out {output.images:q} --grid {output.grid:q}"
+        " --loss-csv {output.loss_csv:q} --loss-png {output.loss_png:q}"
         " --device {params.device} --threads {threads} > {log:q} 2>&1"

@@ -63,3 +63,26 @@ rule train_ensemble_expert:
         device=config["device"],
     shell:
         TRAIN_EXPERT_COMMAND
+
+
+# The replay buffer of trajectory matching (mtt): the buffered experts' weights for epochs
+# 0..max_start_epoch + expert_epochs in one file (labelworth/trajectories.py has the layout).
+rule dump_trajectories:
+    input:
+        trajectory_checkpoints,
+    output:
+        f"{RESULTS}/trajectories/{{arch}}-lr{{lr}}.pt",
+    log:
+        f"{LOGS}/dump_trajectories/{{arch}}-lr{{lr}}.log",
+    conda:
+        "../../envs/labelworth.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        checkpoint_dirs=lambda wildcards: " ".join(f"'{folder}'" for folder in trajectory_checkpoint_dirs(wildcards)),
+        epochs=trajectory_epochs(),
+    shell:
+        "labelworth dump-trajectories --checkpoint-dirs {params.checkpoint_dirs} --epochs {params.epochs}"
+        " --out {output:q} > {log:q} 2>&1"

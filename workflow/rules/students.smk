@@ -25,11 +25,12 @@ rule evaluate_students:
         optimizer=STUDENT["optimizer"],
         batch_size=STUDENT["batch_size"],
         eval_every=STUDENT["eval_every"],
+        engine=STUDENT["engine"],
         device=config["device"],
     shell:
         "labelworth evaluate-students --images {input.images:q} --labels {input.labels:q}"
         " --data-dir $(dirname {input.test:q}) --out {output:q} --arch {wildcards.student}"
         " --seeds {params.seeds} --epochs {params.epochs} --lr {params.lr}"
         " --optimizer {params.optimizer} --batch-size {params.batch_size}"
-        " --eval-every {params.eval_every} --device {params.device} --threads {threads}"
+        " --eval-every {params.eval_every} --engine {params.engine} --device {params.device} --threads {threads}"
         " > {log:q} 2>&1"
