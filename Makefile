@@ -37,6 +37,9 @@ figures: data
 dry-run: venv
 	snakemake --workflow-profile profiles/local --dry-run
 
+report: venv
+	snakemake --workflow-profile profiles/local --report report.html
+
 test: venv
 	$(BIN)/python -m pytest
 
