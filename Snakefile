@@ -5,7 +5,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: f"{workflow.basedir}/config.yaml"
+# A config given with --configfile replaces this default in every process, with or without
+# --replace-workflow-config: Snakemake starts remote (SLURM) jobs without that flag, and a merge
+# there would bring back the default's experiments (and fail their checks).
+if not workflow.overwrite_configfiles:
+
+    configfile: f"{workflow.basedir}/config.yaml"
 
 
 report: "workflow/report/workflow.rst"
