@@ -13,6 +13,25 @@ from labelworth.errors import LabelworthError
 from labelworth.gpu_lease import lease_for
 
 
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed memory for reuse instead of handing it back to the kernel.
+
+    By default every large tensor is an mmap that is unmapped when freed, so each training step
+    faults in and zeroes fresh pages: on a 2-core CPU that kernel time was a third of a student
+    job (benchmarks/results/malloc.md). Returns False where the C library has no `mallopt` (not
+    glibc), which changes nothing else."""
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    largest_heap_block = 32 << 20  # glibc's ceiling for M_MMAP_THRESHOLD on 64-bit
+    return all((mallopt(m_mmap_threshold, largest_heap_block), mallopt(m_trim_threshold, 1 << 30),
+                mallopt(m_top_pad, 256 << 20)))
+
+
 def _add_compute_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
@@ -67,26 +86,38 @@ def _distill_images(args) -> None:
 def _synthesise_images(args, image_set) -> None:
     from pathlib import Path
 
+    from labelworth import method_settings
     from labelworth.distill.synthesis import SynthesisFiles
-    from labelworth.method_settings import DmSettings, MttSettings, settings_from_options
 
     if not args.work_dir:
         raise LabelworthError(f"{args.image_set} is synthesised and resumes from a folder: give --work-dir")
     folder = Path(args.out).parent
     files = SynthesisFiles(args.out, args.grid, args.loss_csv or folder / "loss_curve.csv",
                            args.loss_png or folder / "loss_curve.png", args.work_dir)
+    settings_class = {"dm": method_settings.DmSettings, "mtt": method_settings.MttSettings,
+                      "bptt": method_settings.BpttSettings, "sre2l": method_settings.Sre2lSettings}
+    settings = method_settings.settings_from_options(settings_class[image_set.method], args.method_options)
+    ipc = image_set.images_per_class
     if image_set.method == "dm":
         from labelworth.distill.dm import distill_dm
 
-        distill_dm(args.data_dir, image_set.images_per_class, args.seed,
-                   settings_from_options(DmSettings, args.method_options), files, args.device)
-    else:
+        distill_dm(args.data_dir, ipc, args.seed, settings, files, args.device)
+    elif image_set.method == "mtt":
         from labelworth.distill.mtt import distill_mtt
 
         if not args.trajectories:
             raise LabelworthError(f"{args.image_set} matches expert trajectories: give --trajectories")
-        distill_mtt(args.data_dir, args.trajectories, image_set.images_per_class, args.seed,
-                    settings_from_options(MttSettings, args.method_options), files, args.device)
+        distill_mtt(args.data_dir, args.trajectories, ipc, args.seed, settings, files, args.device)
+    elif image_set.method == "bptt":
+        from labelworth.distill.bptt import distill_bptt
+
+        distill_bptt(args.data_dir, ipc, args.seed, settings, files, args.device)
+    else:
+        from labelworth.distill.sre2l import distill_sre2l
+
+        if not args.expert_checkpoint:
+            raise LabelworthError(f"{args.image_set} inverts a batch-norm teacher: give --expert-checkpoint")
+        distill_sre2l(args.data_dir, args.expert_checkpoint, ipc, args.seed, settings, files, args.device)
 
 
 def _dump_trajectories(args) -> None:
@@ -152,21 +183,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     stage = stages.add_parser("distill-images", help="choose or synthesise the images of an image set")
     stage.add_argument("--image-set", required=True,
-                       help="random-ipc<n>, lossbin<b>-ipc<n>, dm-ipc<n>, mtt-ipc<n>, or <set>-without<class>"
+                       help="random-ipc<n>, lossbin<b>-ipc<n>, {dm,mtt,bptt,sre2l}-ipc<n>, or <set>-without<class>"
                        " (needs --source)")
     stage.add_argument("--data-dir")
     stage.add_argument("--seed", type=int, default=42,
-                       help="seed of the random choice (dm, mtt: of the initial images and every later draw)")
+                       help="seed of the random choice (synthesis methods: of the initial images and every later draw)")
     stage.add_argument("--source", help="images.pt a -without<class> set is cut from")
-    stage.add_argument("--expert-checkpoint", help="the expert that ranks images for lossbin<b>")
+    stage.add_argument("--expert-checkpoint",
+                       help="lossbin<b>: the expert that ranks the images; sre2l: the batch-norm teacher")
     stage.add_argument("--double-softmax", action="store_true",
                        help="rank by cross-entropy on probabilities, as the reference does")
     stage.add_argument("--trajectories", help="mtt: the experts' replay buffer (dump-trajectories)")
     stage.add_argument("--method-options", nargs="*", default=[], metavar="KEY=VALUE",
-                       help="dm, mtt: hyperparameters, keys as in the config's methods.<method> block")
-    stage.add_argument("--work-dir", help="dm, mtt: scratch folder the run resumes from")
-    stage.add_argument("--loss-csv", help="dm, mtt: loss per iteration (default: loss_curve.csv next to --out)")
-    stage.add_argument("--loss-png", help="dm, mtt: its plot (default: loss_curve.png next to --out)")
+                       help="synthesis methods: hyperparameters, keys as in the config's methods.<method> block")
+    stage.add_argument("--work-dir", help="synthesis methods: scratch folder the run resumes from")
+    stage.add_argument("--loss-csv", help="synthesis methods: loss per iteration (default: loss_curve.csv next to --out)")
+    stage.add_argument("--loss-png", help="synthesis methods: its plot (default: loss_curve.png next to --out)")
     stage.add_argument("--out", required=True)
     stage.add_argument("--grid", required=True, help="png of the images, one row per class")
     _add_compute_options(stage)
@@ -227,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # before torch allocates anything
     # Under the gpu profile, take one free GPU before anything imports torch: CUDA reads
     # CUDA_VISIBLE_DEVICES once, when it starts (labelworth/gpu_lease.py).
     with lease_for(getattr(args, "device", None)):

@@ -5,12 +5,13 @@ job starts, with a message naming the key.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from labelworth.errors import LabelworthError
 from labelworth.specs import (
-    ImageSetSpec, LabelSpec, LabelTransform, dataset_spec, format_image_set, format_label_spec, parse_arch,
-    parse_image_set, parse_label_spec,
+    LABELLING_METHODS, ImageSetSpec, LabelSpec, LabelTransform, dataset_spec, format_arch, format_image_set,
+    format_label_spec, parse_arch, parse_label_spec,
 )
 
 # What PyYAML (YAML 1.1) leaves as a string although a person meant a number: 1e-3, 5E4, 1.0e3, .5e-2
@@ -92,12 +93,18 @@ def _epoch_for(value, ipc: int, best_epochs: dict[int, int] | None, where: str) 
 
 
 def _benchmark_runs(block, best) -> list[StudentRun]:
+    """Every method's images at every IPC with hard labels, the method's own labels if it makes any,
+    and the expert's soft labels at the IPC's epoch (the paper's Table 2 and Figure 1)."""
     runs = []
-    for ipc, epoch in zip(block["images_per_class"], block["expert_epoch"]):
-        epoch = _epoch_for(epoch, ipc, best, "benchmark")
-        runs += [(_random(ipc), "hard")]
-        if epoch is not None:
-            runs += [(_random(ipc), expert_label(epoch, block.get("temperature", 1.0)))]
+    for method in block["methods"]:
+        for ipc, epoch in zip(block["images_per_class"], block["expert_epoch"]):
+            images = format_image_set(ImageSetSpec(method, ipc))
+            epoch = _epoch_for(epoch, ipc, best, "benchmark")
+            runs += [(images, "hard")]
+            if method in LABELLING_METHODS:
+                runs += [(images, "learned")]
+            if epoch is not None:
+                runs += [(images, expert_label(epoch, block.get("temperature", 1.0)))]
     return runs
 
 
@@ -212,6 +219,29 @@ def ensemble_expert_epochs(config: dict) -> int:
     return latest
 
 
+def sre2l_teacher(config: dict) -> tuple[str, int]:
+    """The batch-norm expert SRe2L inverts (METHOD.md 8.6), as (arch, epoch): by default the expert
+    architecture with batch norm, at the experts' last epoch."""
+    block = config.get("methods", {}).get("sre2l", {})
+    expert = parse_arch(config["expert"]["arch"])
+    default = expert if expert.uses_batchnorm else dataclasses.replace(expert, norm="batchnorm")
+    return block.get("teacher_arch", format_arch(default)), block.get("teacher_epoch", config["expert"]["epochs"])
+
+
+def _check_sre2l_teacher(config: dict) -> None:
+    arch, epoch = sre2l_teacher(config)
+    try:
+        spec = parse_arch(arch)
+    except LabelworthError as error:
+        raise LabelworthError(f"methods.sre2l.teacher_arch: {error}") from None
+    if not spec.uses_batchnorm:
+        raise LabelworthError(f"methods.sre2l.teacher_arch: {arch!r} has no batch norm, whose statistics "
+                              "SRe2L matches; use a convnet with -batchnorm or a resnet")
+    if epoch > config["expert"]["epochs"]:
+        raise LabelworthError(f"methods.sre2l.teacher_epoch: {epoch} is past expert.epochs "
+                              f"({config['expert']['epochs']}), the teacher's training length")
+
+
 def check_label_spec(text: str, config: dict, where: str) -> LabelSpec:
     """Parse a label spec and check it against the configured experts and classes."""
     try:
@@ -279,6 +309,7 @@ def check_config(config: dict) -> None:
             f"benchmark.expert_epoch has {len(block['expert_epoch'])} entries but "
             f"benchmark.images_per_class has {len(block['images_per_class'])}; give one epoch per IPC"
         )
+    _check_sre2l_teacher(config)
     if enabled(config, "zero_shot"):
         for subject in config["zero_shot"]["subject_classes"]:
             if subject >= dataset.num_classes:

@@ -174,7 +174,9 @@ def make_labels(
 
     `expert_checkpoints` lists the checkpoint of each expert the spec uses: none for `hard` and
     `noise{p}`, one for `expert-e{E}`, N for `ensemble{N}-e{E}`, each saved after E epochs. `seed`
-    drives the random transforms (noise, shuffle, boost), so a label file is repeatable.
+    drives the random transforms (noise, shuffle, boost), so a label file is repeatable. `learned`
+    takes the labels the image set's method saved with its images (bptt, sre2l), used as they are:
+    the reference trains on BPTT's learned labels raw (METHOD.md E13).
     """
     spec = parse_label_spec(label_spec)
     content = io.load_tensors(images_path, required=("images", "labels"))
@@ -187,11 +189,19 @@ def make_labels(
             f"label spec {label_spec!r} needs {expected} expert checkpoint(s), got {len(expert_checkpoints)}"
         )
     generator = torch.Generator().manual_seed(seed)
-    if spec.uses_experts:
-        device = resolve_device(device)
-        images = content["images"].to(device)
-        logits = [predict_logits(load_expert(path, device), images).cpu() for path in expert_checkpoints]
-        labels = soft_labels(logits, spec.temperature)
+    if spec.uses_experts or spec.source == "learned":
+        if spec.source == "learned":
+            if "learned_labels" not in content:
+                raise LabelworthError(
+                    f"label spec 'learned': {images_path} ({content['meta']['image_set']}) holds no labels of "
+                    "its own; only bptt and sre2l image sets do"
+                )
+            labels = content["learned_labels"].float()
+        else:
+            device = resolve_device(device)
+            images = content["images"].to(device)
+            logits = [predict_logits(load_expert(path, device), images).cpu() for path in expert_checkpoints]
+            labels = soft_labels(logits, spec.temperature)
         for transform in spec.transforms:
             labels = apply_transform(labels, transform, classes, generator)
     elif spec.source == "noise":

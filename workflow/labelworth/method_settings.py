@@ -40,6 +40,49 @@ class MttSettings:
     save_every: int = 50
 
 
+@dataclass(frozen=True)
+class BpttSettings:
+    """Truncated backpropagation through training with learned labels (METHOD.md 8.5, RaT-BPTT).
+
+    Each iteration trains a fresh `arch` network for n ~ U{min_window..total_window - window} inner
+    steps without a graph, then `window` differentiable steps; the loss is the cross-entropy of the
+    result on `batch_real` real images. Adam (`lr`) moves the images and, with `learn_labels`, the
+    labels (at lr / label_lr_scale), which are clipped to be non-negative after every step."""
+
+    arch: str = "convnet-d3"
+    iterations: int = 200
+    window: int = 20
+    total_window: int = 60
+    min_window: int = 0
+    inner_lr: float = 1e-3
+    lr: float = 1e-3
+    label_lr_scale: float = 1.0
+    batch_real: int = 256
+    batch_per_class: int = 0  # 0: all of a class's synthetic images in every inner step
+    learn_labels: bool = True
+    init: str = "noise"  # "noise" (N(0, 1), the reference) or "real" (random real images)
+    save_every: int = 50
+
+
+@dataclass(frozen=True)
+class Sre2lSettings:
+    """SRe2L's recover and relabel (METHOD.md 8.6) from a batch-norm teacher.
+
+    Images start as N(0, 1) noise; Adam (lr, betas (0.5, 0.9), cosine decay) minimises
+    CE(teacher(x), y) + r_bn * sum over BN layers of ||mu - running_mu||_2 + ||var - running_var||_2
+    (the first layer's term times first_bn_multiplier), each step on a copy rolled by up to `jitter`
+    pixels. The teacher's softmax(logits / relabel_temperature) on the result is the set's `learned`
+    label."""
+
+    iterations: int = 1000
+    lr: float = 0.25
+    r_bn: float = 0.01
+    first_bn_multiplier: float = 10.0
+    jitter: int = 4
+    relabel_temperature: float = 1.0
+    save_every: int = 100
+
+
 def run_settings(settings) -> dict:
     """The settings that make two runs' iterations interchangeable: all but how long the run is and
     how often it saves, so a longer run resumes a shorter one."""

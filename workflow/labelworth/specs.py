@@ -216,6 +216,8 @@ class LabelSpec:
                                       softmax(logits / T) of the first expert after E epochs
         ensemble{N}-e{E}[-t{T}][-{transform}...]
                                       softmax(mean of N experts' logits / T), the first N seeds
+        learned[-{transform}...]      the labels the image set's method made with its images
+                                      (bptt: learned by distillation; sre2l: its teacher's relabel)
 
     e.g. `expert-e4-swap1`, `expert-e4-top2r`, `ensemble3-e4-t2`, `expert-e4-zeroclass6`.
     `T` is a true temperature (T > 1 flattens). The reference code multiplies the logits by its
@@ -223,7 +225,7 @@ class LabelSpec:
     `--temp 0.5`. Epoch 0 is the untrained initialisation.
     """
 
-    source: str  # "hard" | "noise" | "expert" | "ensemble"
+    source: str  # "hard" | "noise" | "expert" | "ensemble" | "learned"
     expert_epoch: int | None = None
     ensemble_size: int = 1
     temperature: float = 1.0
@@ -242,12 +244,22 @@ class LabelSpec:
 _EXPERT_SOURCE = re.compile(
     rf"(?:expert|ensemble(?P<size>[1-9]\d*))-e(?P<epoch>\d+)(?:-t(?P<temp>{_NUMBER}))?(?P<rest>(?:-[a-z0-9.+]+)*)"
 )
+_LEARNED_SOURCE = re.compile(r"learned(?P<rest>(?:-[a-z0-9.+]+)*)")
 _NOISE_SOURCE = re.compile(rf"noise(?P<p>{_NUMBER})")
 _GRAMMAR_HINT = (
-    "expected 'hard', 'noise<p>', or 'expert-e<epoch>' / 'ensemble<N>-e<epoch>' followed by an optional "
-    "'-t<T>' and transforms '-swap<k>', '-top<k>[r]', '-shuffle', '-zeroclass<c>', '-smooth', "
-    "'-boost<q>a<alpha>'"
+    "expected 'hard', 'noise<p>', 'learned', or 'expert-e<epoch>' / 'ensemble<N>-e<epoch>' followed by an "
+    "optional '-t<T>'; expert and learned labels take transforms '-swap<k>', '-top<k>[r]', '-shuffle', "
+    "'-zeroclass<c>', '-smooth', '-boost<q>a<alpha>'"
 )
+
+
+def _parse_transforms(text: str, rest: str) -> tuple[LabelTransform, ...]:
+    tokens = [token for token in rest.split("-") if token]
+    transforms = tuple(_parse_transform(token) for token in tokens)
+    if None in transforms:
+        bad = tokens[transforms.index(None)]
+        raise LabelworthError(f"label spec {text!r}: unknown transform {bad!r}; {_GRAMMAR_HINT}")
+    return transforms
 
 
 def parse_label_spec(text: str) -> LabelSpec:
@@ -258,18 +270,15 @@ def parse_label_spec(text: str) -> LabelSpec:
         spec = LabelSpec("noise", true_class_mass=float(match["p"]))
         if not 0 < spec.true_class_mass <= 1:
             raise LabelworthError(f"label spec {text!r}: the true-class mass p must be in (0, 1]")
+    elif match := _LEARNED_SOURCE.fullmatch(text):
+        spec = LabelSpec("learned", transforms=_parse_transforms(text, match["rest"]))
     elif match := _EXPERT_SOURCE.fullmatch(text):
-        tokens = [token for token in match["rest"].split("-") if token]
-        transforms = tuple(_parse_transform(token) for token in tokens)
-        if None in transforms:
-            bad = tokens[transforms.index(None)]
-            raise LabelworthError(f"label spec {text!r}: unknown transform {bad!r}; {_GRAMMAR_HINT}")
         spec = LabelSpec(
             "ensemble" if match["size"] else "expert",
             int(match["epoch"]),
             int(match["size"]) if match["size"] else 1,
             float(match["temp"]) if match["temp"] else 1.0,
-            transforms,
+            _parse_transforms(text, match["rest"]),
         )
         if spec.temperature <= 0:
             raise LabelworthError(f"label spec {text!r}: temperature must be positive")
@@ -285,6 +294,8 @@ def format_label_spec(spec: LabelSpec) -> str:
         return "hard"
     if spec.source == "noise":
         return f"noise{format_number(spec.true_class_mass)}"
+    if spec.source == "learned":
+        return "-".join(["learned"] + [format_transform(transform) for transform in spec.transforms])
     head = "expert" if spec.source == "expert" else f"ensemble{spec.ensemble_size}"
     parts = [f"{head}-e{spec.expert_epoch}"]
     if spec.temperature != 1.0:
@@ -303,7 +314,8 @@ class ImageSetSpec:
 
     `method` is `random` (random real images), `lossbin{b}` (real images from the b-th of ten
     expert-loss quantile bins of each class, 0 = easiest), or a synthesis method: `dm` (distribution
-    matching) or `mtt` (trajectory matching). `-without{c}` drops class c's images from the set (the
+    matching), `mtt` (trajectory matching), `bptt` (truncated backpropagation through training, with
+    learned labels) or `sre2l` (recovered from a batch-norm teacher, relabelled by it). `-without{c}` drops class c's images from the set (the
     zero-shot experiment's "treat image" arm).
     """
 
@@ -317,7 +329,8 @@ class ImageSetSpec:
         return ImageSetSpec(self.method, self.images_per_class)
 
 
-SYNTHESIS_METHODS = ("dm", "mtt")  # methods that optimise pixels rather than pick real images
+SYNTHESIS_METHODS = ("dm", "mtt", "bptt", "sre2l")  # methods that optimise pixels rather than pick real images
+LABELLING_METHODS = ("bptt", "sre2l")  # methods whose images.pt also holds their own labels (`learned`)
 _IMAGE_SET = re.compile(
     rf"(?P<method>random|lossbin\d|{'|'.join(SYNTHESIS_METHODS)})-ipc(?P<ipc>[1-9]\d*)(?:-without(?P<without>\d+))?"
 )
@@ -327,7 +340,8 @@ def parse_image_set(text: str) -> ImageSetSpec:
     match = _IMAGE_SET.fullmatch(text)
     if not match:
         raise LabelworthError(
-            f"image set {text!r} does not parse; expected '<random|lossbin<b>|dm|mtt>-ipc<n>[-without<class>]'"
+            f"image set {text!r} does not parse; expected "
+            f"'<random|lossbin<b>|{'|'.join(SYNTHESIS_METHODS)}>-ipc<n>[-without<class>]'"
         )
     without = int(match["without"]) if match["without"] is not None else None
     spec = ImageSetSpec(match["method"], int(match["ipc"]), without)

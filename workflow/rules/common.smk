@@ -14,12 +14,13 @@ from labelworth.config import (
     check_number_strings,
     enabled,
     ensemble_expert_epochs,
+    sre2l_teacher,
     expert_label,
     student_runs,
     uses_auto_epochs,
 )
 from labelworth.errors import LabelworthError
-from labelworth.method_settings import DmSettings, MttSettings
+from labelworth.method_settings import BpttSettings, DmSettings, MttSettings, Sre2lSettings
 from labelworth.specs import (
     SYNTHESIS_METHODS,
     format_image_set,
@@ -46,6 +47,7 @@ MAIN_SEED = EXPERT["seeds"][0]
 MEMBER_SEEDS = EXPERT["seeds"][1:] if ensemble_expert_epochs(config) > 0 else []
 ARCH_PATTERN = r"convnet-d\d(-w\d+)?(-[a-z]+norm)?(-maxpool)?|resnet(18|50)(-small)?"
 NEVER = r"(?!)"  # a wildcard constraint that matches nothing
+IMAGE_METHOD = rf"random|lossbin\d|{'|'.join(SYNTHESIS_METHODS)}"
 
 
 wildcard_constraints:
@@ -53,10 +55,10 @@ wildcard_constraints:
     student=ARCH_PATTERN,
     lr=r"[0-9.e+-]+",
     seed=r"\d+",
-    method=r"random|lossbin\d|dm|mtt",
+    method=IMAGE_METHOD,
     ipc=r"\d+",
-    image_set=r"(random|lossbin\d|dm|mtt)-ipc\d+(-without\d+)?",
-    labels=r"hard|noise[0-9.e+-]+|(expert|ensemble\d+)-e\d+(-[a-z0-9.+]+)*",
+    image_set=rf"({IMAGE_METHOD})-ipc\d+(-without\d+)?",
+    labels=r"hard|noise[0-9.e+-]+|(learned|(expert|ensemble\d+)-e\d+)(-[a-z0-9.+]+)*",
 
 
 def data_files():
@@ -125,6 +127,8 @@ def image_set_inputs(wildcards):
         inputs["expert"] = expert_checkpoint(MAIN_SEED, config["image_selection"]["expert_epoch"])
     if image_set.method == "mtt":
         inputs["trajectories"] = trajectory_file()
+    if image_set.method == "sre2l":
+        inputs["expert"] = sre2l_teacher_checkpoint()
     return inputs
 
 
@@ -144,18 +148,28 @@ def image_set_arguments(wildcards, input):
     return arguments
 
 
-# ---- synthesis methods (dm, mtt) ------------------------------------------------------------------
+# ---- synthesis methods (dm, mtt, bptt, sre2l) ----------------------------------------------------
 
 METHODS = config.get("methods", {})
-TRAJECTORY_KEYS = ("num_experts",)  # keys of methods.mtt that choose the buffer, not the distillation
+SETTINGS_CLASSES = {"dm": DmSettings, "mtt": MttSettings, "bptt": BpttSettings, "sre2l": Sre2lSettings}
+# Keys that choose a method's inputs (which experts), not its iterations: they change the input
+# files, which is what reruns the method.
+INPUT_KEYS = ("num_experts", "teacher_arch", "teacher_epoch")
 
 
 def method_settings(method):
     """The method's settings: the code's defaults overridden by the config's methods.<method> block."""
-    settings_class = {"dm": DmSettings, "mtt": MttSettings}[method]
-    block = {key: value for key, value in METHODS.get(method, {}).items() if key not in TRAJECTORY_KEYS}
-    defaults = {"arch": EXPERT["arch"]} if method == "dm" else {}  # DM embeds with the run's ConvNet
-    return settings_class(**{**defaults, **block})
+    block = {key: value for key, value in METHODS.get(method, {}).items() if key not in INPUT_KEYS}
+    # DM embeds with, and BPTT trains, the run's ConvNet unless the block names another.
+    defaults = {"arch": EXPERT["arch"]} if method in ("dm", "bptt") else {}
+    return SETTINGS_CLASSES[method](**{**defaults, **block})
+
+
+def sre2l_teacher_checkpoint():
+    """The batch-norm expert SRe2L inverts, trained by train_expert like the experts."""
+    arch, epoch = sre2l_teacher(config)
+    run = f"{RESULTS}/experts/{arch}-lr{format_number(EXPERT['lr'])}/seed{MAIN_SEED}"
+    return f"{run}/checkpoints/epoch_{epoch:03d}.pt"
 
 
 def method_options(wildcards):

@@ -1,7 +1,7 @@
 # distill_images makes the real-image sets (random, loss-ranked) and the subsets of any set;
-# synthesise_images makes the synthetic sets (dm, mtt), which also draw their loss curve and resume
-# from an undeclared work folder (labelworth/distill/synthesis.py).
-SYNTHETIC_SET = r"(dm|mtt)-ipc\d+"
+# synthesise_images makes the synthetic sets (dm, mtt, bptt, sre2l), which also draw their loss
+# curve and resume from an undeclared work folder (labelworth/distill/synthesis.py).
+SYNTHETIC_SET = rf"({'|'.join(SYNTHESIS_METHODS)})-ipc\d+"
 
 
 rule distill_images:

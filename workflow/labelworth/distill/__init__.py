@@ -1,6 +1,7 @@
 """Image sources for the students. Every method writes its set through `save_image_set`, so each
 `images.pt` has the same layout: normalised images (class-major), their classes, the training-set
-indices they came from (real images only), and a meta naming the image set."""
+indices they came from (real images only), the method's own labels (`learned_labels`, bptt and
+sre2l only; the label spec `learned`), and a meta naming the image set."""
 
 from __future__ import annotations
 
@@ -38,11 +39,14 @@ def save_image_set(
     dataset: DatasetSpec,
     class_names: list[str],
     source_indices: torch.Tensor | None = None,
+    learned_labels: torch.Tensor | None = None,
     **details,
 ) -> None:
     tensors = {"images": images, "labels": classes}
     if source_indices is not None:
         tensors["source_indices"] = source_indices
+    if learned_labels is not None:
+        tensors["learned_labels"] = learned_labels
     meta = io.provenance(
         "distill_images", image_set=format_image_set(image_set), method=image_set.method,
         images_per_class=image_set.images_per_class, dataset=dataset.name,

@@ -17,7 +17,8 @@ def drop_class(images_path: str | os.PathLike, removed_class: int, out_path: str
     keep = content["labels"] != removed_class
     base = parse_image_set(meta["image_set"])
     subset = type(base)(base.method, base.images_per_class, removed_class)
-    source = content.get("source_indices")
+    source, learned = content.get("source_indices"), content.get("learned_labels")
     save_image_set(out_path, grid_path, content["images"][keep], content["labels"][keep], subset,
                    dataset_spec(meta["dataset"]), meta["class_names"],
-                   source_indices=None if source is None else source[keep], cut_from=meta["image_set"])
+                   source_indices=None if source is None else source[keep],
+                   learned_labels=None if learned is None else learned[keep], cut_from=meta["image_set"])

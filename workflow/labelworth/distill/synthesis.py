@@ -155,9 +155,12 @@ class SynthesisFiles:
 
 
 def write_synthetic_set(files: SynthesisFiles, images: torch.Tensor, classes: torch.Tensor,
-                        image_set: ImageSetSpec, train, losses: list[float], **details) -> None:
-    """images.pt and its grid through `save_image_set`, then the loss curve next to them."""
+                        image_set: ImageSetSpec, train, losses: list[float],
+                        learned_labels: torch.Tensor | None = None, **details) -> None:
+    """images.pt (with the method's own labels, if it made any) and its grid through
+    `save_image_set`, then the loss curve next to them."""
     save_image_set(files.images, files.grid, images.detach().cpu(), classes.cpu(), image_set, train.spec,
-                   train.class_names, **details)
+                   train.class_names,
+                   learned_labels=None if learned_labels is None else learned_labels.detach().cpu(), **details)
     save_loss_curve(losses, files.loss_csv, files.loss_png, format_image_set(image_set))
 
