@@ -1,4 +1,4 @@
-"""Raw dataset files -> validated uint8 tensors on disk -> normalised splits on the device.
+"""Raw dataset files -> validated tensors on disk -> normalised (or ZCA-whitened) splits on the device.
 
 Each dataset is read from its own published on-disk format, parsed here rather than through
 torchvision's dataset classes (those check md5 sums of whole archives, which small test files cannot
@@ -12,6 +12,10 @@ match, and hide which file was bad):
 
 `prepare_data` validates everything before it writes anything, so bad input leaves no output behind; every
 problem is a one-line `LabelworthError` that names the file or folder at fault.
+
+With `zca` on (METHOD.md 2.2, the paper's CIFAR-10) the splits hold float32 images already whitened
+by the training set's ZCA, together with that whitening (`zca_mean`, `zca_transform`, `zca_inverse`),
+so every later stage works in whitened space and can still turn images back into pixels.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from torchvision.transforms import InterpolationMode
 from labelworth.errors import LabelworthError
 from labelworth.io import load_tensors, provenance, save_tensors
 from labelworth.specs import DatasetSpec, dataset_spec
+from labelworth.zca import ZCA_EPSILON, Zca, fit_zca, whiten
 
 SPLITS = ("train", "test")
 
@@ -566,18 +571,39 @@ def _split_meta(spec: DatasetSpec, split: str, class_names: list[str], raw_root,
     )
 
 
-def prepare_data(dataset: str, raw_root: str | os.PathLike, out_dir: str | os.PathLike) -> None:
+# The tensors of a whitened split that hold its whitening, one per field of `Zca`.
+_ZCA_KEYS = tuple(f"zca_{field}" for field in Zca._fields)
+
+
+def _whitened(split: dict, whitening: Zca) -> dict:
+    """A split's uint8 images as pixels in [0, 1] (no mean/std normalisation, METHOD.md 2.2), whitened,
+    in float32, stored with the whitening itself (float32) so that later stages can undo it."""
+    return {"images": whiten(split["images"].float() / 255, whitening), "labels": split["labels"],
+            **{key: tensor.float() for key, tensor in zip(_ZCA_KEYS, whitening)}}
+
+
+def prepare_data(dataset: str, raw_root: str | os.PathLike, out_dir: str | os.PathLike,
+                 zca: bool = False) -> None:
     """Write out_dir/train.pt and out_dir/test.pt; nothing is written unless all the input is valid.
 
     Cached datasets store {"images": uint8, "labels": int64}; ImageNet stores {"labels"} with the file
     paths in meta["paths"] (its test split is val/), so a selection decodes only the files it picks.
+    With `zca`, both splits store float32 images whitened by the ZCA of the whole training set
+    (eps `ZCA_EPSILON`) and the whitening as `zca_mean`, `zca_transform`, `zca_inverse`; meta["zca"]
+    says which.
     """
     spec, out_dir = dataset_spec(dataset), Path(out_dir)
+    if zca and not spec.cached_as_tensors:
+        raise LabelworthError(f"{dataset}: ZCA whitening needs the training images in memory; "
+                              "it is offered for datasets cached as tensors only")
     if spec.cached_as_tensors:
         raw = load_raw(dataset, raw_root)  # validates everything before the first write
+        whitening = fit_zca(raw["train"]["images"].float() / 255) if zca else None
+        details = {"zca": True, "zca_epsilon": ZCA_EPSILON} if zca else {"zca": False}
         for split in SPLITS:
-            save_tensors(out_dir / f"{split}.pt", raw[split],
-                         _split_meta(spec, split, raw["class_names"], raw_root))
+            tensors = raw[split] if whitening is None else _whitened(raw[split], whitening)
+            save_tensors(out_dir / f"{split}.pt", tensors,
+                         _split_meta(spec, split, raw["class_names"], raw_root, **details))
         return
     index = imagenet_index(raw_root)
     for split, source in (("train", "train"), ("test", "val")):
@@ -616,12 +642,14 @@ def denormalize(images_float: torch.Tensor, spec: DatasetSpec) -> torch.Tensor:
 
 @dataclass
 class Split:
-    """One split on a device: normalised float32 images and int64 labels."""
+    """One split on a device: normalised (or, with `zca`, whitened) float32 images and int64 labels."""
 
     images: torch.Tensor
     labels: torch.Tensor
     class_names: list[str]
     spec: DatasetSpec
+    # The whitening of a split prepared with zca on (float32, on the CPU); None for normalised images.
+    zca: Zca | None = None
 
     @property
     def num_classes(self) -> int:
@@ -630,8 +658,19 @@ class Split:
         return len(self.class_names)
 
 
+def stored_zca(content: dict, path: str | os.PathLike) -> Zca | None:
+    """The whitening a split file from `prepare_data` was prepared with (meta["zca"]), None if none."""
+    if not content["meta"].get("zca"):
+        return None
+    missing = [key for key in _ZCA_KEYS if key not in content]
+    if missing:
+        raise LabelworthError(f"{path}: meta says zca but the file lacks {', '.join(missing)}")
+    return Zca(*(content[key] for key in _ZCA_KEYS))
+
+
 def load_split(data_dir: str | os.PathLike, split: str, device: str | torch.device = "cpu") -> Split:
-    """data_dir/{split}.pt from `prepare_data`, normalised with its dataset's constants, on `device`.
+    """data_dir/{split}.pt from `prepare_data` on `device`: normalised with its dataset's constants,
+    or as stored when it was whitened (`Split.zca` then holds the whitening, on the CPU).
 
     ImageNet files hold no images (see `prepare_data`) and are refused as not being of this kind.
     """
@@ -643,15 +682,17 @@ def load_split(data_dir: str | os.PathLike, split: str, device: str | torch.devi
     if "dataset" not in meta or "class_names" not in meta:
         raise LabelworthError(f"{path}: not written by prepare_data (meta lacks dataset or class_names)")
     spec = dataset_spec(meta["dataset"])
-    images, labels = content["images"], content["labels"]
-    if images.dtype != torch.uint8:
-        raise LabelworthError(f"{path}: images are {images.dtype}, expected uint8")
+    images, labels, whitening = content["images"], content["labels"], stored_zca(content, path)
+    expected_dtype = torch.uint8 if whitening is None else torch.float32
+    if images.dtype != expected_dtype:
+        raise LabelworthError(f"{path}: images are {images.dtype}, expected {expected_dtype}")
     _check_image_shape(images, spec, path)
     _check_labels(labels, len(images), len(meta["class_names"]), path)
     # Move the uint8 bytes, not four times as many float bytes, then normalise on the device.
     return Split(
-        images=normalize(images.to(device), spec),
+        images=normalize(images.to(device), spec) if whitening is None else images.to(device),
         labels=labels.to(device=device, dtype=torch.int64),
         class_names=list(meta["class_names"]),
         spec=spec,
+        zca=whitening,
     )

@@ -12,6 +12,8 @@ rule prepare_data:
     params:
         dataset=DATASET,
         data_root=config["data_root"],
+        # A param, so that toggling `zca` reruns this rule and with it everything downstream.
+        zca="--zca" if config["zca"] else "",
     shell:
-        "labelworth prepare-data --dataset {params.dataset} --data-root {params.data_root:q}"
+        "labelworth prepare-data --dataset {params.dataset} --data-root {params.data_root:q} {params.zca}"
         " --out-dir $(dirname {output.train:q}) > {log:q} 2>&1"

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from labelworth import io
-from labelworth.data import load_image_files, normalize
-from labelworth.distill import save_image_set
+from labelworth.data import load_image_files, normalize, stored_zca
+from labelworth.distill import displayed_pixels, save_image_set
 from labelworth.errors import LabelworthError
 from labelworth.specs import ImageSetSpec, dataset_spec
 
@@ -39,11 +39,14 @@ def select_random(classes: torch.Tensor, images_per_class: int, num_classes: int
 
 
 def load_real_images(train: dict, indices: torch.Tensor, seed: int) -> torch.Tensor:
-    """Normalised training images at `indices`, from a prepared `train.pt`.
+    """The training images at `indices` from a prepared `train.pt`, as the students see them:
+    normalised, or as stored when the split was whitened (METHOD.md 2.2).
 
     ImageNet is not cached as tensors: only the chosen files are read, and the train preset's random
     crop is applied once here (METHOD.md 12.12), reproducibly from `seed`."""
     spec = dataset_spec(train["meta"]["dataset"])
+    if train["meta"].get("zca"):
+        return train["images"][indices]
     if spec.cached_as_tensors:
         return normalize(train["images"][indices], spec)
     paths = [train["meta"]["paths"][i] for i in indices.tolist()]
@@ -59,9 +62,12 @@ def distill_random(
     out_path: str | os.PathLike,
     grid_path: str | os.PathLike,
 ) -> None:
-    train = io.load_tensors(os.path.join(data_dir, "train.pt"), required=("labels",))
+    train_path = os.path.join(data_dir, "train.pt")
+    train = io.load_tensors(train_path, required=("labels",))
     spec = dataset_spec(train["meta"]["dataset"])
     indices = select_random(train["labels"], images_per_class, spec.num_classes, seed)
-    save_image_set(out_path, grid_path, load_real_images(train, indices, seed), train["labels"][indices],
+    images = load_real_images(train, indices, seed)
+    save_image_set(out_path, grid_path, images, train["labels"][indices],
                    ImageSetSpec("random", images_per_class), spec, train["meta"]["class_names"],
-                   source_indices=indices, seed=seed)
+                   source_indices=indices, pixels=displayed_pixels(images, stored_zca(train, train_path)),
+                   seed=seed)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from labelworth import io
 from labelworth.data import load_split
-from labelworth.distill import save_image_set
+from labelworth.distill import displayed_pixels, save_image_set
 from labelworth.distill.random import load_real_images
 from labelworth.errors import LabelworthError
 from labelworth.experts import load_expert
@@ -70,7 +70,9 @@ def distill_by_loss(
     losses = expert_losses(logits, train.labels, double_softmax).cpu()
     indices = select_loss_bin(losses, train.labels.cpu(), train.spec.num_classes, images_per_class, loss_bin)
     raw = io.load_tensors(os.path.join(data_dir, "train.pt"), required=("labels",))
-    save_image_set(out_path, grid_path, load_real_images(raw, indices, seed=0), raw["labels"][indices],
+    images = load_real_images(raw, indices, seed=0)
+    save_image_set(out_path, grid_path, images, raw["labels"][indices],
                    ImageSetSpec(f"lossbin{loss_bin}", images_per_class), train.spec, train.class_names,
-                   source_indices=indices, expert_checkpoint=str(expert_checkpoint),
+                   source_indices=indices, pixels=displayed_pixels(images, train.zca),
+                   expert_checkpoint=str(expert_checkpoint),
                    double_softmax=double_softmax, mean_loss=float(losses[indices].mean()))

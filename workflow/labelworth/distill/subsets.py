@@ -17,8 +17,9 @@ def drop_class(images_path: str | os.PathLike, removed_class: int, out_path: str
     keep = content["labels"] != removed_class
     base = parse_image_set(meta["image_set"])
     subset = type(base)(base.method, base.images_per_class, removed_class)
-    source, learned = content.get("source_indices"), content.get("learned_labels")
+    source, learned, pixels = (content.get(key) for key in ("source_indices", "learned_labels", "pixels"))
     save_image_set(out_path, grid_path, content["images"][keep], content["labels"][keep], subset,
                    dataset_spec(meta["dataset"]), meta["class_names"],
                    source_indices=None if source is None else source[keep],
-                   learned_labels=None if learned is None else learned[keep], cut_from=meta["image_set"])
+                   learned_labels=None if learned is None else learned[keep],
+                   pixels=None if pixels is None else pixels[keep], cut_from=meta["image_set"])

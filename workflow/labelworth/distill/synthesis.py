@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from labelworth import io
-from labelworth.distill import save_image_set
+from labelworth.distill import displayed_pixels, save_image_set
 from labelworth.distill.random import select_random
 from labelworth.errors import LabelworthError
 from labelworth.specs import ImageSetSpec, format_image_set
@@ -158,9 +158,11 @@ def write_synthetic_set(files: SynthesisFiles, images: torch.Tensor, classes: to
                         image_set: ImageSetSpec, train, losses: list[float],
                         learned_labels: torch.Tensor | None = None, **details) -> None:
     """images.pt (with the method's own labels, if it made any) and its grid through
-    `save_image_set`, then the loss curve next to them."""
-    save_image_set(files.images, files.grid, images.detach().cpu(), classes.cpu(), image_set, train.spec,
-                   train.class_names,
-                   learned_labels=None if learned_labels is None else learned_labels.detach().cpu(), **details)
+    `save_image_set`, then the loss curve next to them. On whitened data (`train.zca`) the set also
+    stores its images as pixels (`displayed_pixels`)."""
+    images = images.detach().cpu()
+    save_image_set(files.images, files.grid, images, classes.cpu(), image_set, train.spec, train.class_names,
+                   learned_labels=None if learned_labels is None else learned_labels.detach().cpu(),
+                   pixels=displayed_pixels(images, train.zca), **details)
     save_loss_curve(losses, files.loss_csv, files.loss_png, format_image_set(image_set))
 

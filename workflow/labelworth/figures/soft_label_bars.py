@@ -6,7 +6,7 @@ from __future__ import annotations
 import matplotlib.patches
 import torch
 
-from labelworth.data import denormalize
+from labelworth.distill import shown_images
 from labelworth.figures.style import PALETTE, new_figure, save_figure
 from labelworth.io import load_tensors
 from labelworth.labels import entropy_per_row
@@ -29,7 +29,8 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     image_set = load_tensors(inputs[0], required=("images", "labels"))
     class_names = image_set["meta"]["class_names"]
     true_class = int(image_set["labels"][index])
-    pixels = denormalize(image_set["images"][index : index + 1], dataset_spec(image_set["meta"]["dataset"]))[0]
+    pixels = shown_images(image_set["images"], dataset_spec(image_set["meta"]["dataset"]),
+                          image_set.get("pixels"))[index]
     epochs = labels_by_epoch(inputs[1:], index)
 
     figure, axes = new_figure(width=6.8, height=2.3, ncols=1 + len(epochs),
