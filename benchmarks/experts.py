@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -25,7 +24,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from labelworth.models import build_model
 from labelworth.specs import ArchSpec, dataset_spec, format_arch
 from labelworth.training import train_epoch
-from students import machine_info, reference_epoch, synchronise
+from common import interleaved_rounds, machine_header, synchronise, write_table
+from students import reference_epoch
 
 FULL_EPOCH_IMAGES = 60000
 
@@ -62,7 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    info = machine_info(device)
+    info = machine_header(device)
     started = time.time()
     spec = dataset_spec("fashion_mnist")
     generator = torch.Generator().manual_seed(0)
@@ -76,10 +76,8 @@ def main() -> None:
         ways = ["reference", "ours"]
         for way in ways:
             time_epoch(way, arch, *warm_up, args.batch_size, args.lr, device)
-        seconds = {way: [] for way in ways}
-        for repeat in range(args.repeats):
-            for way in ways[repeat % 2 :] + ways[: repeat % 2]:
-                seconds[way].append(time_epoch(way, arch, images, labels, args.batch_size, args.lr, device))
+        seconds = interleaved_rounds(
+            ways, args.repeats, lambda way: time_epoch(way, arch, images, labels, args.batch_size, args.lr, device))
         scale = FULL_EPOCH_IMAGES / args.images
         reference, ours = (statistics.median(seconds[way]) * scale for way in ways)
         rows.append((arch, width, reference, ours))
@@ -91,17 +89,14 @@ def main() -> None:
         f"extrapolated to a full {FULL_EPOCH_IMAGES}-image epoch; medians of {args.repeats} rounds. "
         f"Whole run {time.time() - started:.0f} s.",
         "",
-        f"Machine: {info}.",
+        info,
         "",
         "| network | width | reference s/epoch | ours s/epoch | speed-up |",
         "|---|---|---|---|---|",
     ]
     lines += [f"| {arch} | {width} | {reference:.1f} | {ours:.1f} | {reference / ours:.2f}x |"
               for arch, width, reference, ours in rows]
-    table = "\n".join(lines) + "\n"
-    print(table)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table)
+    write_table("Expert epoch time", lines, args.out)
 
 
 if __name__ == "__main__":

@@ -26,13 +26,9 @@ Times per epoch are wall time / epochs (one-off costs included), extrapolated to
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
-import os
-import platform
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -45,6 +41,8 @@ from labelworth.data import Split
 from labelworth.models import build_model
 from labelworth.specs import dataset_spec
 from labelworth.students import make_optimizer, train_students
+
+from common import interleaved_rounds, machine_header, synchronise, write_table
 
 WAYS = ("reference", "sequential", "vectorised", "floor")
 
@@ -163,25 +161,6 @@ def floor_students(images, targets, test: Split, arch, seeds, epochs, lr, optimi
 # Measuring
 
 
-def machine_info(device: torch.device) -> str:
-    """One line: processor, cores, threads, load, torch, device."""
-    cpu = platform.processor() or "cpu"
-    if Path("/proc/cpuinfo").exists():
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    accelerator = f", GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} "
-            f"intra-op thread(s), load average {load} at the start{accelerator}; "
-            f"{datetime.datetime.now().isoformat(timespec='minutes')}")
-
-
-def synchronise(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_way(way: str, images, targets, test, args, seeds, epochs, device) -> float:
     """Wall seconds of one way training `seeds` for `epochs` epochs."""
     common = (images, targets, test, args.arch, seeds, epochs, args.lr, "sgd", args.batch_size)
@@ -237,7 +216,7 @@ def main() -> None:
         parser.error("give one --epochs entry per --images-per-class entry")
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    info = machine_info(device)
+    info = machine_header(device)
     started = time.time()
 
     # Warm-up: first calls pay for allocator growth and kernel selection.
@@ -250,11 +229,9 @@ def main() -> None:
         images, targets, test = random_task(ipc, device)
         for count in args.students:
             seeds = list(range(count))
-            seconds = {way: [] for way in args.ways}
-            for repeat in range(args.repeats):
-                shift = repeat % len(args.ways)
-                for way in args.ways[shift:] + args.ways[:shift]:
-                    seconds[way].append(time_way(way, images, targets, test, args, seeds, epochs, device))
+            seconds = interleaved_rounds(
+                args.ways, args.repeats,
+                lambda way: time_way(way, images, targets, test, args, seeds, epochs, device))
             medians = {way: statistics.median(values) for way, values in seconds.items()}
             for way in args.ways:
                 per_student_epoch = medians[way] / (count * epochs)
@@ -272,7 +249,7 @@ def main() -> None:
         + ", ".join(f"{e} at IPC {i}" for i, e in zip(args.images_per_class, args.epochs))
         + f"; per-student times extrapolated to {args.report_epochs} epochs. Whole run {time.time() - started:.0f} s.",
         "",
-        f"Machine: {info}.",
+        info,
         "",
         "| IPC | S | way | ms per student-epoch | s per student | students/s | speed-up vs reference | time vs floor |",
         "|---|---|---|---|---|---|---|---|",
@@ -291,10 +268,7 @@ def main() -> None:
         found = [row[key] for row in rows if row["way"] == "vectorised" and row["students"] == 5 and row["ipc"] == ipc]
         if found and not math.isnan(found[0]):
             lines.append(f"- {text}: {found[0]:.2f}x, {'met' if met(found[0]) else 'not met'}")
-    table = "\n".join(lines) + "\n"
-    print(table)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table)
+    write_table("Student training throughput", lines, args.out)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,8 @@ the analyses issue turns it into a workflow experiment.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
-
-import torch
 
 from labelworth.data import load_split, prepare_data
 from labelworth.distill.random import select_random
@@ -24,6 +21,8 @@ from labelworth.experts import checkpoint_name, load_expert, train_expert
 from labelworth.labels import hard_labels, soft_labels
 from labelworth.students import evaluate_students
 from labelworth.training import predict_logits, resolve_device
+
+from common import machine_header, write_table
 
 
 def main() -> None:
@@ -43,6 +42,7 @@ def main() -> None:
     args = parser.parse_args()
 
     device = resolve_device(args.device)
+    info = machine_header(device)
     work = Path(args.work)
     started = time.time()
     if not (work / "data" / "test.pt").exists():
@@ -72,9 +72,9 @@ def main() -> None:
     lines = [
         f"Expert-epoch sweep on Fashion-MNIST: {args.arch} expert (lr {args.expert_lr}), random real images "
         f"(seed 42), {len(args.seeds)} students x {args.student_epochs} epochs (lr {args.student_lr}); "
-        f"mean best test accuracy (%) over students. Device: {device} "
-        f"({torch.cuda.get_device_name() if device.type == 'cuda' else platform.processor() or 'cpu'}), "
-        f"torch {torch.__version__}, {time.time() - started:.0f} s in all.",
+        f"mean best test accuracy (%) over students. Device: {device}, {time.time() - started:.0f} s in all.",
+        "",
+        info,
         "",
         "Expert test accuracy (%) by epoch: "
         + ", ".join(f"e{m['epoch']} {100 * m['test_accuracy']:.1f}" for m in metrics if m["epoch"] in args.epochs_to_try),
@@ -86,10 +86,7 @@ def main() -> None:
         best = max(args.epochs_to_try, key=lambda epoch: row[epoch][0])
         cells = [str(row["IPC"]), f"{row['hard'][0]:.1f}"] + [f"{row[e][0]:.1f}" for e in args.epochs_to_try]
         lines.append("| " + " | ".join(cells + [f"e{best}"]) + " |")
-    table = "\n".join(lines) + "\n"
-    print(table)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table)
+    write_table("Expert-epoch sweep", lines, args.out)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, machine_header, write_table
 
 
 def timed_dry_run(workdir: Path, config: Path) -> tuple[float, str]:
@@ -43,6 +42,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/workflow.md")
     args = parser.parse_args()
+    info = machine_header()
 
     cases = []
     if args.finished_run:
@@ -60,18 +60,15 @@ def main() -> None:
             times.append(elapsed)
         rows.append(f"| {name} | {statistics.median(times):.1f} | {last[:70]} |")
 
-    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    table = "\n".join([
-        f"Snakemake dry runs, medians of {args.repeats}; {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, load average {load} at the end; {time.strftime('%Y-%m-%dT%H:%M')}.",
+    write_table("Workflow timings", [
+        f"Snakemake dry runs, medians of {args.repeats}.",
+        "",
+        info,
         "",
         "| case | seconds | last line of output |",
         "|---|---|---|",
         *rows,
-    ]) + "\n"
-    print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(table)
+    ], args.out)
 
 
 if __name__ == "__main__":

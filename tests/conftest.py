@@ -130,10 +130,12 @@ MICRO_KEYS = ("dataset", "data_root", "device", "image_seed", "expert", "student
 
 
 def micro_config(overrides: dict) -> dict:
-    """config.tiny.yaml's required blocks only (no optional experiment), each updated with its entry
-    in `overrides`. With one expert seed, one IPC and one student seed that is 9 jobs: data, expert,
-    images, two label files, two student populations, two figures."""
+    """config.tiny.yaml's required blocks only (no optional experiment; the benchmark on random images
+    only), each updated with its entry in `overrides`. With one expert seed, one IPC and one student
+    seed that is 10 jobs: data, expert, images, two label files, two student populations, three figures."""
     tiny = yaml.safe_load(TINY.read_text())
+    tiny["benchmark"]["methods"] = ["random"]
+    tiny["benchmark"].pop("synthesis_images_per_class", None)
     return {key: {**tiny[key], **overrides[key]} if key in overrides else tiny[key] for key in MICRO_KEYS}
 
 

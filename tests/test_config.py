@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labelworth.config import check_config, check_number_strings, ensemble_expert_epochs, student_runs, uses_auto_epochs
+from labelworth.config import (check_config, check_number_strings, ensemble_expert_epochs, sre2l_teacher, student_runs,
+                               uses_auto_epochs)
 from labelworth.errors import LabelworthError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,13 +24,39 @@ def test_default_and_tiny_configs_pass(config):
 
 
 def test_benchmark_plan_pairs_hard_and_soft_labels_per_ipc(config):
-    config["benchmark"].update(images_per_class=[1, 10], expert_epoch=[2, 7], temperature=2.0)
+    config["benchmark"].update(methods=["random"], images_per_class=[1, 10], expert_epoch=[2, 7], temperature=2.0)
     assert student_runs(config, "soft_vs_hard") == [
         ("random-ipc1", "hard"), ("random-ipc1", "expert-e2-t2"), ("random-ipc10", "hard"), ("random-ipc10", "expert-e7-t2")]
 
 
+def test_benchmark_plan_gives_labelling_methods_their_own_labels_and_synthesis_its_ipcs(config):
+    config["benchmark"].update(methods=["random", "dm", "bptt"], images_per_class=[1, 10], expert_epoch=[2, 7],
+                               synthesis_images_per_class=[1], temperature=1.0)
+    assert student_runs(config, "soft_vs_hard") == [
+        ("random-ipc1", "hard"), ("random-ipc1", "expert-e2"), ("random-ipc10", "hard"), ("random-ipc10", "expert-e7"),
+        ("dm-ipc1", "hard"), ("dm-ipc1", "expert-e2"),
+        ("bptt-ipc1", "hard"), ("bptt-ipc1", "learned"), ("bptt-ipc1", "expert-e2")]
+    config["benchmark"]["synthesis_images_per_class"] = [5]
+    with pytest.raises(LabelworthError, match=r"synthesis_images_per_class: \[5\] not in"):
+        check_config(config)
+
+
+def test_sre2l_teacher_defaults_to_the_expert_arch_with_batch_norm_and_refuses_one_without(config):
+    config["expert"].update(arch="convnet-d3-w32", epochs=12)
+    config.pop("methods")
+    assert sre2l_teacher(config) == ("convnet-d3-w32-batchnorm", 12)
+    config["expert"]["arch"] = "resnet18-small"
+    assert sre2l_teacher(config) == ("resnet18-small", 12)  # ResNets have batch norm already
+    config["methods"] = {"sre2l": {"teacher_arch": "convnet-d3-w32", "teacher_epoch": 4}}
+    with pytest.raises(LabelworthError, match="has no batch norm"):
+        check_config(config)
+    config["methods"]["sre2l"].update(teacher_arch="convnet-d3-w32-batchnorm", teacher_epoch=13)
+    with pytest.raises(LabelworthError, match="teacher_epoch: 13 is past expert.epochs"):
+        check_config(config)
+
+
 def test_auto_epochs_wait_for_the_sweep_then_take_its_best(config):
-    config["benchmark"].update(images_per_class=[1, 10], expert_epoch=["auto", 7])
+    config["benchmark"].update(methods=["random"], images_per_class=[1, 10], expert_epoch=["auto", 7])
     assert uses_auto_epochs(config)
     assert student_runs(config, "soft_vs_hard") == [("random-ipc1", "hard"), ("random-ipc10", "hard"),
                                                     ("random-ipc10", "expert-e7")]

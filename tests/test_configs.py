@@ -84,7 +84,7 @@ def expected_jobs(config: dict) -> dict[str, int]:
     image_sets = {images for images, _ in label_files}
     image_sets |= {images.split("-without")[0] for images in image_sets}
     ensemble_sizes = [size for size in config.get("ensembles", {}).get("sizes", []) if size > 1]
-    figures = ["soft_vs_hard", "expert_training"] + [name for name in EXPERIMENT_BLOCKS if name in config]
+    figures = ["soft_vs_hard", "benchmark_images", "expert_training"] + [name for name in EXPERIMENT_BLOCKS if name in config]
     if pictures:
         figures += ["soft_label_bars", "class_similarity"]
     jobs = {"prepare_data": 1, "train_expert": 1, "distill_images": len(image_sets),

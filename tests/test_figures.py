@@ -271,3 +271,44 @@ def test_class_similarity_draws_the_expert_csv(tmp_path):
 
     assert expert_epoch_from_name(str(path)) == 4 and expert_epoch_from_name("similarity.csv") is None
     draw(tmp_path, "class_similarity", [str(path)], table=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# E1-E3: the benchmark across methods
+
+
+def test_benchmark_table_has_every_method_ipc_and_label_kind_with_best_and_final(tmp_path):
+    accuracy = {("random", 1): (0.46, 0.53), ("dm", 1): (0.62, 0.64), ("random", 10): (0.72, 0.75),
+                ("dm", 10): (0.78, 0.79), ("bptt", 1): (0.60, 0.66)}
+    inputs = []
+    for (method, ipc), (hard, soft) in accuracy.items():
+        inputs += [write_result(tmp_path, f"{method}-ipc{ipc}", "hard", hard),
+                   write_result(tmp_path, f"{method}-ipc{ipc}", "expert-e2", soft)]
+    inputs.append(write_result(tmp_path, "bptt-ipc1", "learned", 0.70))
+
+    table = draw(tmp_path, "soft_vs_hard", inputs)
+    # methods in the paper's order (random first), then IPC, then label kind
+    assert list(table["method"]) == ["random"] * 4 + ["dm"] * 4 + ["bptt"] * 3
+    bptt = table[table["method"] == "bptt"].set_index("labels")
+    assert bptt.loc["learned", "best_mean"] == pytest.approx(70.0)
+    assert bptt.loc["expert", "final_mean"] == pytest.approx(64.0)  # final = best - 2 points in write_result
+    markdown = (tmp_path / "out" / "soft_vs_hard.md").read_text()
+    assert "| DM | 10 | 78.0 ± 0.8 | 79.0 ± 0.8 |" in markdown  # hard, expert soft (best); no learned column gap
+    assert "own learned (best)" in markdown and "+7.0" in markdown  # random IPC 1: 53 - 46
+
+
+def test_benchmark_images_shows_one_row_per_method_in_paper_order(tmp_path):
+    from labelworth.figures.benchmark_images import first_image_per_class
+
+    paths = []
+    for method in ("mtt", "random", "dm"):  # not in order: the figure sorts
+        images = torch.randn(NUM_CLASSES * 2, 1, 28, 28)
+        path = tmp_path / f"{method}.pt"
+        save_tensors(path, {"images": images, "labels": torch.arange(NUM_CLASSES).repeat_interleave(2)},
+                     {"dataset": "fashion_mnist", "class_names": CLASS_NAMES, "image_set": f"{method}-ipc2",
+                      "method": method, "images_per_class": 2, "num_classes": NUM_CLASSES})
+        paths.append(str(path))
+    classes = torch.tensor([0, 0, 2])
+    tiles = first_image_per_class(torch.arange(3.0), classes, 3)
+    assert tiles[0] == 0.0 and tiles[1] is None and tiles[2] == 2.0
+    draw(tmp_path, "benchmark_images", paths, table=False)

@@ -115,3 +115,25 @@ def test_class_similarity_rows_are_mean_soft_labels_of_each_class():
     matrix = class_similarity(probabilities, classes, 3)
     assert torch.allclose(matrix.sum(1), torch.ones(3))
     assert torch.allclose(matrix[1], probabilities[classes == 1].mean(0))
+
+
+def test_learned_labels_come_from_the_image_set_and_take_transforms(tmp_path):
+    import pytest
+
+    from labelworth import io
+    from labelworth.errors import LabelworthError
+    from labelworth.labels import make_labels
+
+    learned = torch.tensor([[0.0, 2.0, 0.5], [1.5, 0.2, 0.0]])  # raw, non-negative, rows need not sum to 1
+    meta = {"image_set": "bptt-ipc1", "num_classes": 3}
+    io.save_tensors(tmp_path / "bptt.pt", {"images": torch.zeros(2, 1, 4, 4), "labels": torch.tensor([1, 0]),
+                                           "learned_labels": learned}, meta)
+    assert torch.equal(make_labels(tmp_path / "bptt.pt", "learned", [], tmp_path / "learned.pt"), learned)
+    swapped = make_labels(tmp_path / "bptt.pt", "learned-swap1", [], tmp_path / "swapped.pt")
+    assert torch.equal(swapped[0], torch.tensor([2.0, 0.0, 0.5]))
+
+    io.save_tensors(tmp_path / "random.pt", {"images": torch.zeros(2, 1, 4, 4), "labels": torch.tensor([1, 0])},
+                    meta | {"image_set": "random-ipc1"})
+    with pytest.raises(LabelworthError, match="random-ipc1.*holds no labels of its own"):
+        make_labels(tmp_path / "random.pt", "learned", [], tmp_path / "none.pt")
+    assert not (tmp_path / "none.pt").exists()

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import snakemake
 
-FIGURES = 13  # the ten student experiments', expert training, soft-label bars, class similarity
+FIGURES = 14  # the ten student experiments', expert training, benchmark images, soft-label bars, class similarity
 TABLES = 10  # one per student experiment
 
 

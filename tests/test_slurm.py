@@ -31,7 +31,7 @@ SMALL = {
     "student": {"epochs": 2, "seeds": [0], "eval_every": 1},
     "benchmark": {"images_per_class": [1], "expert_epoch": [1]},
 }
-LOCAL_RULES = {"figure_soft_vs_hard", "figure_expert_training"}
+LOCAL_RULES = {"figure_soft_vs_hard", "figure_expert_training", "figure_benchmark_images"}
 
 
 def port_in_use(port: int) -> bool:
@@ -146,7 +146,7 @@ def test_every_rule_wrote_its_log(runs):
     """The same log files as the local run (a stage that succeeds quietly leaves its log empty)."""
     logs = {name: sorted(str(path.relative_to(runs[name])) for path in (runs[name] / "logs").rglob("*.log"))
             for name in ("slurm", "local")}
-    assert len(logs["slurm"]) == 9 and logs["slurm"] == logs["local"]
+    assert len(logs["slurm"]) == 10 and logs["slurm"] == logs["local"]
 
 
 def test_slurm_results_equal_a_local_run_bit_for_bit(runs):

@@ -7,7 +7,7 @@ from labelworth.specs import (
 )
 
 LABEL_SPECS = ["hard", "expert-e0", "expert-e20", "expert-e20-t2", "expert-e7-t0.5", "ensemble5-e20",
-               "ensemble2-e3-t1.5"]
+               "ensemble2-e3-t1.5", "learned"]
 ARCHS = ["convnet-d3", "convnet-d4", "convnet-d3-w32", "convnet-d3-batchnorm", "convnet-d3-w64-nonorm-maxpool",
          "convnet-d2-w8-layernorm", "resnet18", "resnet50", "resnet18-small"]
 
@@ -58,7 +58,8 @@ def test_registry_constants_follow_method_md():
 
 @pytest.mark.parametrize("text", ["noise0.9", "noise1", "expert-e4-swap1", "expert-e4-top2", "expert-e4-top2r",
                                   "expert-e4-shuffle", "expert-e4-zeroclass6", "expert-e4-smooth",
-                                  "expert-e4-boost0.3a0.05", "ensemble3-e4-t2-swap2-top4"])
+                                  "expert-e4-boost0.3a0.05", "ensemble3-e4-t2-swap2-top4", "learned-swap1",
+                                  "learned-top2r-shuffle"])
 def test_transform_chains_round_trip(text):
     assert format_label_spec(parse_label_spec(text)) == text
 
@@ -70,13 +71,14 @@ def test_transform_fields():
 
 
 @pytest.mark.parametrize("text", ["hard-swap1", "noise0", "noise1.5", "expert-e4-swap1r", "expert-e4-flip",
-                                  "noise0.9-swap1", "expert-e4-boost0.3"])
+                                  "noise0.9-swap1", "expert-e4-boost0.3", "learned-t2", "learned-e4", "learned-flip"])
 def test_bad_transform_chains_are_refused(text):
     with pytest.raises(LabelworthError):
         parse_label_spec(text)
 
 
-@pytest.mark.parametrize("text", ["random-ipc1", "random-ipc50", "random-ipc10-without3", "lossbin0-ipc10"])
+@pytest.mark.parametrize("text", ["random-ipc1", "random-ipc50", "random-ipc10-without3", "lossbin0-ipc10", "dm-ipc1",
+                                  "mtt-ipc10-without2", "bptt-ipc1", "sre2l-ipc50"])
 def test_image_sets_round_trip(text):
     assert format_image_set(parse_image_set(text)) == text
 

@@ -2,7 +2,7 @@
 kill -9 of a stage and of snakemake itself, repeat runs, and a second snakemake in the same folder.
 
 Runs use a micro config (config.tiny.yaml's core with one expert, one image per class and one
-student seed: 9 jobs) and `--max-threads 1` in every run, since torch's thread count may change
+student seed: 10 jobs) and `--max-threads 1` in every run, since torch's thread count may change
 float results and each run must be comparable bit for bit with the reference run.
 """
 
@@ -21,24 +21,17 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from conftest import TINY, snakemake, snakemake_command, write_fashion_mnist
+from conftest import micro_config, snakemake, snakemake_command, write_fashion_mnist
 
-CORE_KEYS = ("dataset", "data_root", "device", "image_seed", "expert", "student", "benchmark")
 EXPERT_EPOCHS = 8  # leaves several epochs after epoch 1 for a kill to land in
 MICRO = {
     "expert": {"arch": "convnet-d2-w8", "lr": 0.01, "epochs": EXPERT_EPOCHS, "seeds": [0], "batch_size": 64},
     "student": {"arch": "convnet-d2-w8", "epochs": 2, "seeds": [0], "batch_size": 64, "eval_every": 1},
-    "benchmark": {"methods": ["random"], "images_per_class": [1], "expert_epoch": [1]},
+    "benchmark": {"images_per_class": [1], "expert_epoch": [1]},
 }
 RUN_ARGS = ("--max-threads", "1")
 EXPERT = "experts/convnet-d2-w8-lr0.01/seed0"  # under work/fashion_mnist and results/fashion_mnist
 TIMEOUT_S = 300
-
-
-def micro_config() -> dict:
-    """config.tiny.yaml's required blocks (no optional experiment) with MICRO's values."""
-    tiny = yaml.safe_load(TINY.read_text())
-    return {key: {**tiny[key], **MICRO[key]} if key in MICRO else tiny[key] for key in CORE_KEYS}
 
 
 def prepare(workdir: Path, config: dict | None = None) -> Path:
@@ -46,7 +39,7 @@ def prepare(workdir: Path, config: dict | None = None) -> Path:
     epoch takes long enough to be caught mid-run) and `config` (default: micro); returns the config."""
     write_fashion_mnist(workdir / "raw" / "fashion_mnist", train_per_class=60, test_per_class=10)
     path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(config or micro_config()))
+    path.write_text(yaml.safe_dump(config or micro_config(MICRO)))
     return path
 
 
@@ -114,7 +107,7 @@ def _set(block: str, **values):
                  f"uses expert epoch {EXPERT_EPOCHS + 1}", id="epoch beyond training"),
 ])
 def test_bad_config_stops_the_dry_run_with_one_line(edit, expected, tmp_path):
-    config = micro_config()
+    config = micro_config(MICRO)
     edit(config)
     result = snakemake(tmp_path, "--dry-run", config=prepare(tmp_path, config), check=False)
     output = result.stdout + result.stderr
@@ -123,7 +116,7 @@ def test_bad_config_stops_the_dry_run_with_one_line(edit, expected, tmp_path):
 
 
 def test_missing_data_fails_its_job_with_the_folder_named(tmp_path):
-    config = micro_config()
+    config = micro_config(MICRO)
     config["data_root"] = "empty"
     (tmp_path / "empty").mkdir()
     target = "results/fashion_mnist/data/train.pt"

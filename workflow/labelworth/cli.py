@@ -7,10 +7,12 @@ The Snakemake rules call these; they also run by hand (`labelworth train-expert 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from labelworth.errors import LabelworthError
 from labelworth.gpu_lease import lease_for
+from labelworth.torchrun import launched_by_torchrun
 
 
 def keep_freed_memory() -> bool:
@@ -40,7 +42,7 @@ def _add_compute_options(parser: argparse.ArgumentParser) -> None:
 def _prepare_data(args) -> None:
     from labelworth.data import prepare_data, resolve_raw_root
 
-    prepare_data(args.dataset, resolve_raw_root(args.dataset, args.data_root), args.out_dir)
+    prepare_data(args.dataset, resolve_raw_root(args.dataset, args.data_root), args.out_dir, zca=args.zca)
 
 
 def _fetch_data(args) -> None:
@@ -52,6 +54,17 @@ def _fetch_data(args) -> None:
 
 
 def _train_expert(args) -> None:
+    from labelworth.torchrun import launched_by_torchrun, run_under_torchrun
+
+    if args.processes > 1 and not launched_by_torchrun():
+        # torchrun's workers run this stage again without --processes, each with its share of the threads
+        threads = args.threads or len(os.sched_getaffinity(0))
+        run_under_torchrun(args.processes, [
+            "train-expert", "--data-dir", args.data_dir, "--arch", args.arch, "--lr", repr(args.lr),
+            "--epochs", str(args.epochs), "--seed", str(args.seed), "--batch-size", str(args.batch_size),
+            "--checkpoint-dir", args.checkpoint_dir, "--metrics", args.metrics, "--work-dir", args.work_dir,
+            "--device", args.device, "--threads", str(max(1, threads // args.processes))])
+        return
     from labelworth.experts import train_expert
 
     train_expert(args.data_dir, args.arch, args.lr, args.epochs, args.seed, args.batch_size,
@@ -161,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--dataset", required=True)
     stage.add_argument("--data-root", default="auto", help="raw files; auto = the dataset's default place")
     stage.add_argument("--out-dir", required=True)
+    stage.add_argument("--zca", action="store_true",
+                       help="store ZCA-whitened images, fitted on the training set (METHOD.md 2.2)")
     stage.set_defaults(run=_prepare_data)
 
     stage = stages.add_parser("fetch-data", help="download Fashion-MNIST with torchvision")
@@ -178,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--checkpoint-dir", required=True)
     stage.add_argument("--metrics", required=True, help="metrics.csv to write")
     stage.add_argument("--work-dir", required=True, help="scratch folder the run resumes from")
+    stage.add_argument("--processes", type=int, default=1,
+                       help="data-parallel processes, one per GPU, for datasets read from image files (imagenet);"
+                       " more than 1 starts them through torchrun; --batch-size and --threads are split among them")
     _add_compute_options(stage)
     stage.set_defaults(run=_train_expert)
 
@@ -261,8 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     keep_freed_memory()  # before torch allocates anything
     # Under the gpu profile, take one free GPU before anything imports torch: CUDA reads
-    # CUDA_VISIBLE_DEVICES once, when it starts (labelworth/gpu_lease.py).
-    with lease_for(getattr(args, "device", None)):
+    # CUDA_VISIBLE_DEVICES once, when it starts (labelworth/gpu_lease.py). A stage that starts
+    # torchrun workers (train-expert --processes N) takes none: each worker leases its own.
+    starts_workers = getattr(args, "processes", 1) > 1 and not launched_by_torchrun()
+    with lease_for(None if starts_workers else getattr(args, "device", None)):
         if getattr(args, "threads", None):
             import torch
 

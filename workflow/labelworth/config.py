@@ -10,7 +10,7 @@ import re
 
 from labelworth.errors import LabelworthError
 from labelworth.specs import (
-    LABELLING_METHODS, ImageSetSpec, LabelSpec, LabelTransform, dataset_spec, format_arch, format_image_set,
+    LABELLING_METHODS, SYNTHESIS_METHODS, ImageSetSpec, LabelSpec, LabelTransform, dataset_spec, format_arch, format_image_set,
     format_label_spec, parse_arch, parse_label_spec,
 )
 
@@ -96,8 +96,11 @@ def _benchmark_runs(block, best) -> list[StudentRun]:
     """Every method's images at every IPC with hard labels, the method's own labels if it makes any,
     and the expert's soft labels at the IPC's epoch (the paper's Table 2 and Figure 1)."""
     runs = []
+    synthesised = block.get("synthesis_images_per_class", block["images_per_class"])
     for method in block["methods"]:
         for ipc, epoch in zip(block["images_per_class"], block["expert_epoch"]):
+            if method in SYNTHESIS_METHODS and ipc not in synthesised:
+                continue
             images = format_image_set(ImageSetSpec(method, ipc))
             epoch = _epoch_for(epoch, ipc, best, "benchmark")
             runs += [(images, "hard")]
@@ -303,12 +306,20 @@ def check_config(config: dict) -> None:
             parse_arch(config[key]["arch"])
         except LabelworthError as error:
             raise LabelworthError(f"{key}.arch: {error}") from None
+    processes = config["expert"].get("processes", 1)
+    if processes > 1 and dataset.cached_as_tensors:
+        raise LabelworthError(f"expert.processes is {processes}, but data-parallel experts are for datasets read "
+                              f"from image files (imagenet); {dataset.name} trains in one process")
     block = config["benchmark"]
     if len(block["expert_epoch"]) != len(block["images_per_class"]):
         raise LabelworthError(
             f"benchmark.expert_epoch has {len(block['expert_epoch'])} entries but "
             f"benchmark.images_per_class has {len(block['images_per_class'])}; give one epoch per IPC"
         )
+    missing = set(block.get("synthesis_images_per_class", [])) - set(block["images_per_class"])
+    if missing:
+        raise LabelworthError(f"benchmark.synthesis_images_per_class: {sorted(missing)} not in "
+                              "benchmark.images_per_class, whose entries give each IPC its expert epoch")
     _check_sre2l_teacher(config)
     if enabled(config, "zero_shot"):
         for subject in config["zero_shot"]["subject_classes"]:

@@ -1,5 +1,6 @@
 # Config validation, path builders, wildcard constraints and target lists. No rules here.
 import csv
+import re
 import sys
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from labelworth.errors import LabelworthError
 from labelworth.method_settings import BpttSettings, DmSettings, MttSettings, Sre2lSettings
 from labelworth.specs import (
     SYNTHESIS_METHODS,
+    dataset_spec,
     format_image_set,
     format_number,
     parse_image_set,
@@ -42,6 +44,11 @@ LOGS = f"logs/{DATASET}"
 EXPERT = config["expert"]
 STUDENT = config["student"]
 EXPERT_RUN = f"{EXPERT['arch']}-lr{format_number(EXPERT['lr'])}"
+EXPERT_PROCESSES = EXPERT["processes"]  # > 1: data-parallel over that many GPUs (ImageNet)
+# Cached datasets train from memory on 2 threads; ImageNet decodes every image of every epoch, and
+# its processes share the job's threads (raise them with --set-threads train_expert=N on big nodes).
+EXPERT_THREADS = (2 if dataset_spec(DATASET).cached_as_tensors else 8) * EXPERT_PROCESSES
+SRE2L_TEACHER_ARCH, SRE2L_TEACHER_EPOCH = sre2l_teacher(config)
 # The first expert seed trains for expert.epochs; the others only as far as ensemble labels need.
 MAIN_SEED = EXPERT["seeds"][0]
 MEMBER_SEEDS = EXPERT["seeds"][1:] if ensemble_expert_epochs(config) > 0 else []
@@ -166,10 +173,10 @@ def method_settings(method):
 
 
 def sre2l_teacher_checkpoint():
-    """The batch-norm expert SRe2L inverts, trained by train_expert like the experts."""
-    arch, epoch = sre2l_teacher(config)
-    run = f"{RESULTS}/experts/{arch}-lr{format_number(EXPERT['lr'])}/seed{MAIN_SEED}"
-    return f"{run}/checkpoints/epoch_{epoch:03d}.pt"
+    """The batch-norm expert SRe2L inverts (the experts themselves if they have batch norm, else
+    train_sre2l_teacher's)."""
+    run = f"{RESULTS}/experts/{SRE2L_TEACHER_ARCH}-lr{format_number(EXPERT['lr'])}/seed{MAIN_SEED}"
+    return f"{run}/checkpoints/epoch_{SRE2L_TEACHER_EPOCH:03d}.pt"
 
 
 def method_options(wildcards):
@@ -254,6 +261,13 @@ def soft_label_picture_inputs():
                                            for epoch in block["expert_epochs"]]
 
 
+def benchmark_image_sets():
+    """The images of every benchmark method at its smallest images per class, shown side by side."""
+    block = config["benchmark"]
+    ipc = min(block.get("synthesis_images_per_class", block["images_per_class"]))
+    return [images_file(f"{method}-ipc{ipc}") for method in block["methods"]]
+
+
 def marked_expert_epochs():
     """The benchmark's fixed soft-label epochs, marked on the expert-training figure."""
     fixed = {epoch for epoch in config["benchmark"]["expert_epoch"] if epoch != "auto"}
@@ -269,7 +283,7 @@ def table_files(name):
 
 
 def all_targets():
-    targets = figure_files("expert_training")
+    targets = figure_files("expert_training") + figure_files("benchmark_images")
     for experiment in STUDENT_EXPERIMENTS:
         if enabled(config, experiment):
             targets += figure_files(experiment) + table_files(experiment)

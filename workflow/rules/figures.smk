@@ -59,7 +59,7 @@ for experiment in STUDENT_EXPERIMENTS:
 
 rule figure_expert_training:
     input:
-        [expert_metrics(seed) for seed in EXPERT["seeds"]],
+        [expert_metrics(seed) for seed in [MAIN_SEED] + MEMBER_SEEDS],
     output:
         png=report(
             f"{RESULTS}/figures/expert_training.png",
@@ -118,4 +118,24 @@ rule figure_class_similarity:
         "../../envs/labelworth.yaml"
     shell:
         "labelworth figure class_similarity --inputs {input:q} --png {output.png:q} --pdf {output.pdf:q}"
+        " > {log:q} 2>&1"
+
+
+rule figure_benchmark_images:
+    input:
+        benchmark_image_sets(),
+    output:
+        png=report(
+            f"{RESULTS}/figures/benchmark_images.png",
+            caption="../report/benchmark_images.rst",
+            category="Soft-label analyses",
+        ),
+        pdf=f"{RESULTS}/figures/benchmark_images.pdf",
+    log:
+        f"{LOGS}/figures/benchmark_images.log",
+    localrule: True
+    conda:
+        "../../envs/labelworth.yaml"
+    shell:
+        "labelworth figure benchmark_images --inputs {input:q} --png {output.png:q} --pdf {output.pdf:q}"
         " > {log:q} 2>&1"

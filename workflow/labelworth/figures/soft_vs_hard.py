@@ -1,49 +1,84 @@
-"""The paper's central result on the configured dataset: the same random real images trained on with
-hard labels and with an early-stopped expert's soft labels, across images per class."""
+"""The paper's headline comparison (its Table 2 and Figure 1, right) on the configured dataset: every
+benchmark method's images trained on with hard labels, with the method's own labels where it makes
+any, and with an early-stopped expert's soft labels, across images per class."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 
-from labelworth.figures.results import mean_std, student_results
-from labelworth.figures.style import PALETTE, new_figure, save_figure, save_table
+from labelworth.figures.results import expert_epochs_note, mean_std, student_results
+from labelworth.figures.style import ACCURACY_LABEL, group_colors, log_axis, new_figure, plot_mean_std, save_figure, save_table
+
+METHOD_ORDER = ("random", "dm", "mtt", "bptt", "sre2l")
+METHOD_TITLES = {"random": "random real", "dm": "DM", "mtt": "MTT", "bptt": "BPTT", "sre2l": "SRe2L"}
+# Which labels a population trained on, drawn as the line style of its method's colour.
+LABEL_KINDS = {"hard": ("hard", "--", "s"), "expert": ("expert soft", "-", "o"), "learned": ("own learned", ":", "^")}
+
+
+def label_kind(source: str) -> str:
+    """hard, expert (soft labels of an expert) or learned (the method's own labels)."""
+    return {"hard": "hard", "learned": "learned"}.get(source, "expert")
 
 
 def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
-    """Inputs: the benchmark's student JSONs (random images; hard and expert labels per IPC)."""
+    """Inputs: the benchmark's student JSONs: image sets `{method}-ipc{n}` with `hard`, `expert-e{E}`
+    and, for methods that make labels, `learned`."""
     results = student_results(inputs)
-    results["labels"] = np.where(results["label_spec"] == "hard", "hard", "soft")
+    results["labels"] = results["source"].map(label_kind)
+    methods = [method for method in METHOD_ORDER if method in set(results["method"])]
     dataset = results["dataset"].iloc[0]
+    colors = group_colors(methods)
 
-    figure, axes = new_figure()
-    for (kind, color, marker) in (("hard", PALETTE[1], "s"), ("soft", PALETTE[0], "o")):
-        rows = results[results["labels"] == kind]
-        axes.errorbar(rows["images_per_class"], rows["best_mean"], yerr=rows["best_std"], color=color,
-                      marker=marker, markersize=4, capsize=2, label=f"{kind} labels")
-    axes.set_xscale("log")
-    axes.set_xticks(sorted(results["images_per_class"].unique()))
-    axes.get_xaxis().set_major_formatter("{x:g}")
+    figure, axes = new_figure(width=4.4, height=2.8)
+    for method in methods:
+        for kind, (_, linestyle, marker) in LABEL_KINDS.items():
+            rows = results[(results["method"] == method) & (results["labels"] == kind)]
+            if len(rows):
+                plot_mean_std(axes, rows["images_per_class"], rows["best_mean"], rows["best_std"], colors[method],
+                              marker=marker, linestyle=linestyle)
+    log_axis(axes, results["images_per_class"])
     axes.set_xlabel("images per class")
-    axes.set_ylabel("student test accuracy (%)")
-    axes.set_title(f"Random real images, {dataset}")
-    axes.legend()
+    axes.set_ylabel(ACCURACY_LABEL)
+    axes.set_title(f"Distilled vs random images, hard vs soft labels ({dataset})")
+    # Two small legends instead of one entry per (method, labels) pair: colour = method, style = labels.
+    kinds = [kind for kind in LABEL_KINDS if kind in set(results["labels"])]
+    method_legend = axes.legend(
+        [Line2D([], [], color=colors[method], linewidth=2) for method in methods],
+        [METHOD_TITLES[method] for method in methods], title="images", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    axes.add_artist(method_legend)
+    axes.legend([Line2D([], [], color="0.3", linestyle=LABEL_KINDS[kind][1], marker=LABEL_KINDS[kind][2])
+                 for kind in kinds], [LABEL_KINDS[kind][0] for kind in kinds], title="labels", loc="lower left",
+                bbox_to_anchor=(1.02, 0.0), handlelength=3)
     save_figure(figure, png, pdf)
 
-    table = []
-    for ipc, rows in results.groupby("images_per_class"):
-        hard = rows[rows["labels"] == "hard"].iloc[0]
-        for _, soft in rows[rows["labels"] == "soft"].iterrows():
-            table.append({
-                "IPC": ipc,
-                "soft labels": soft["label_spec"],
-                "hard (best)": mean_std(hard["best_mean"], hard["best_std"]),
-                "soft (best)": mean_std(soft["best_mean"], soft["best_std"]),
-                "gain (best)": f"{soft['best_mean'] - hard['best_mean']:+.1f}",
-                "hard (final)": mean_std(hard["final_mean"], hard["final_std"]),
-                "soft (final)": mean_std(soft["final_mean"], soft["final_std"]),
-                "students": int(soft["students"]),
-            })
-    save_table(pd.DataFrame(table), table_csv, table_md,
-               title=f"Student test accuracy (%) on {dataset}, mean ± std over students; "
-                     "'best' = best of the periodic tests, 'final' = after the last epoch.")
+    columns = ["method", "images_per_class", "labels", "label_spec", "best_mean", "best_std", "final_mean",
+               "final_std", "students"]
+    table = results[columns].assign(order=results["method"].map(METHOD_ORDER.index))
+    table = table.sort_values(["order", "images_per_class", "labels"], ignore_index=True).drop(columns="order")
+    save_table(table, table_csv, table_md, md_frame=_display_table(table),
+               title=f"Student test accuracy (%) on {dataset}, mean ± std over students, for each method's images "
+                     f"with hard labels, the method's own labels (if any) and expert soft labels "
+                     f"({expert_epochs_note(results)}); 'best' = best of the periodic tests, 'final' = after the "
+                     "last epoch.")
+
+
+def _display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (method, IPC), a 'mean ± std' column per label kind and convention."""
+    rows = []
+    for (method, ipc), group in table.groupby(["method", "images_per_class"], sort=False):
+        by_kind = {kind: row for kind, row in zip(group["labels"], group.itertuples())}
+        row = {"method": METHOD_TITLES[method], "IPC": ipc}
+        for convention in ("best", "final"):
+            for kind, (kind_title, _, _) in LABEL_KINDS.items():
+                cell = by_kind.get(kind)
+                row[f"{kind_title} ({convention})"] = (
+                    mean_std(getattr(cell, f"{convention}_mean"), getattr(cell, f"{convention}_std")) if cell else "")
+        hard, soft = by_kind.get("hard"), by_kind.get("expert")
+        row["soft - hard (best)"] = f"{soft.best_mean - hard.best_mean:+.1f}" if hard and soft else ""
+        row["students"] = int(group["students"].max())
+        rows.append(row)
+    display = pd.DataFrame(rows)
+    # Methods without labels of their own leave the learned columns empty; drop them if all are.
+    empty = [column for column in display.columns if (display[column] == "").all()]
+    return display.drop(columns=empty)
