@@ -110,3 +110,16 @@ def test_semantic_errors_name_the_key(config, change, message):
     change(bad)
     with pytest.raises(LabelworthError, match=message):
         check_config(bad)
+
+
+def test_method_settings_take_per_ipc_overrides_and_the_buffer_covers_every_ipc(config):
+    from labelworth.config import method_settings, trajectory_epochs
+
+    config["methods"]["mtt"].update(max_start_epoch=4, expert_epochs=2, syn_steps=20, by_images_per_class=[
+        {"images_per_class": 10, "max_start_epoch": 8, "syn_steps": 30}])
+    assert method_settings(config, "mtt", 10).syn_steps == 30 and method_settings(config, "mtt", 1).syn_steps == 20
+    assert method_settings(config, "dm").arch == config["expert"]["arch"]  # DM embeds with the experts' ConvNet
+    assert trajectory_epochs(config) == 10  # IPC 10's 8 + 2, beyond the block's own 4 + 2
+    config["methods"]["mtt"]["by_images_per_class"][0]["sin_steps"] = 5
+    with pytest.raises(LabelworthError, match="methods.mtt: unknown key.s. sin_steps; known: iterations"):
+        check_config(config)

@@ -36,6 +36,11 @@ def populations(config: dict) -> set[tuple[str, str]]:
     runs = set()
     for ipc, epoch in zip(block["images_per_class"], block["expert_epoch"]):
         runs |= {(random_set(ipc), "hard"), (random_set(ipc), f"expert-e{epoch}")}
+        if ipc in block.get("synthesis_images_per_class", block["images_per_class"]):
+            for method in set(block["methods"]) - {"random"}:
+                runs |= {(f"{method}-ipc{ipc}", "hard"), (f"{method}-ipc{ipc}", f"expert-e{epoch}")}
+                if method in ("bptt", "sre2l"):
+                    runs.add((f"{method}-ipc{ipc}", "learned"))
     if block := config.get("expert_epoch_sweep"):
         runs |= {(random_set(ipc), label) for ipc in block["images_per_class"]
                  for label in ["hard"] + [f"expert-e{epoch}" for epoch in block["expert_epochs"]]}
@@ -87,8 +92,13 @@ def expected_jobs(config: dict) -> dict[str, int]:
     figures = ["soft_vs_hard", "benchmark_images", "expert_training"] + [name for name in EXPERIMENT_BLOCKS if name in config]
     if pictures:
         figures += ["soft_label_bars", "class_similarity"]
-    jobs = {"prepare_data": 1, "train_expert": 1, "distill_images": len(image_sets),
+    synthesised = {images for images in image_sets if images.split("-")[0] in ("dm", "mtt", "bptt", "sre2l")}
+    jobs = {"prepare_data": 1, "train_expert": 1, "distill_images": len(image_sets - synthesised),
             "make_labels": len(label_files), "evaluate_students": len(runs)}
+    if synthesised:
+        jobs["synthesise_images"] = len(synthesised)
+    if any(images.startswith("mtt-") for images in synthesised):
+        jobs["dump_trajectories"] = 1
     if ensemble_sizes:  # the other seeds train only for ensembles; the expert figure shows every seed
         jobs["train_ensemble_expert"] = len(config["expert"]["seeds"]) - 1
     if pictures:

@@ -9,6 +9,7 @@ import dataclasses
 import re
 
 from labelworth.errors import LabelworthError
+from labelworth.method_settings import BpttSettings, DmSettings, MttSettings, Sre2lSettings
 from labelworth.specs import (
     LABELLING_METHODS, SYNTHESIS_METHODS, ImageSetSpec, LabelSpec, LabelTransform, dataset_spec, format_arch, format_image_set,
     format_label_spec, parse_arch, parse_label_spec,
@@ -222,6 +223,42 @@ def ensemble_expert_epochs(config: dict) -> int:
     return latest
 
 
+SETTINGS_CLASSES = {"dm": DmSettings, "mtt": MttSettings, "bptt": BpttSettings, "sre2l": Sre2lSettings}
+# Keys of a methods.<method> block that choose the method's inputs (which experts), not its
+# iterations: they change the input files, which is what reruns the method.
+INPUT_KEYS = {"mtt": ("num_experts",), "sre2l": ("teacher_arch", "teacher_epoch")}
+PER_IPC = "by_images_per_class"  # a list of {images_per_class: n, <key>: value, ...} overrides
+
+
+def method_settings(config: dict, method: str, images_per_class: int | None = None):
+    """A synthesis method's settings: the code's defaults, overridden by the config's
+    methods.<method> block, overridden by its `by_images_per_class` entry for this IPC (the papers
+    tune MTT per IPC, METHOD.md 8.1). DM embeds with, and BPTT trains, the expert architecture unless
+    the block names another."""
+    block = dict(config.get("methods", {}).get(method, {}))
+    for entry in block.pop(PER_IPC, []):
+        if entry["images_per_class"] == images_per_class:
+            block.update({key: value for key, value in entry.items() if key != "images_per_class"})
+    defaults = {"arch": config["expert"]["arch"]} if method in ("dm", "bptt") else {}
+    input_keys = INPUT_KEYS.get(method, ())
+    values = {**defaults, **{key: value for key, value in block.items() if key not in input_keys}}
+    known = [field.name for field in dataclasses.fields(SETTINGS_CLASSES[method])]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise LabelworthError(f"methods.{method}: unknown key(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(known + list(input_keys))}")
+    return SETTINGS_CLASSES[method](**values)
+
+
+def trajectory_epochs(config: dict) -> int:
+    """The last epoch MTT's replay buffer holds: the largest max_start_epoch + expert_epochs over
+    the IPCs it distils (METHOD.md 8.1), one buffer serving them all."""
+    block = config.get("methods", {}).get("mtt", {})
+    ipcs = [None] + [entry["images_per_class"] for entry in block.get(PER_IPC, [])]
+    return max(settings.max_start_epoch + settings.expert_epochs
+               for settings in (method_settings(config, "mtt", ipc) for ipc in ipcs))
+
+
 def sre2l_teacher(config: dict) -> tuple[str, int]:
     """The batch-norm expert SRe2L inverts (METHOD.md 8.6), as (arch, epoch): by default the expert
     architecture with batch norm, at the experts' last epoch."""
@@ -321,6 +358,9 @@ def check_config(config: dict) -> None:
         raise LabelworthError(f"benchmark.synthesis_images_per_class: {sorted(missing)} not in "
                               "benchmark.images_per_class, whose entries give each IPC its expert epoch")
     _check_sre2l_teacher(config)
+    for method in config.get("methods", {}):
+        for ipc in [None] + [entry["images_per_class"] for entry in config["methods"][method].get(PER_IPC, [])]:
+            method_settings(config, method, ipc)  # raises for unknown keys
     if enabled(config, "zero_shot"):
         for subject in config["zero_shot"]["subject_classes"]:
             if subject >= dataset.num_classes:

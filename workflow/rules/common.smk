@@ -15,13 +15,14 @@ from labelworth.config import (
     check_number_strings,
     enabled,
     ensemble_expert_epochs,
+    method_settings,
     sre2l_teacher,
+    trajectory_epochs,
     expert_label,
     student_runs,
     uses_auto_epochs,
 )
 from labelworth.errors import LabelworthError
-from labelworth.method_settings import BpttSettings, DmSettings, MttSettings, Sre2lSettings
 from labelworth.specs import (
     SYNTHESIS_METHODS,
     dataset_spec,
@@ -158,18 +159,6 @@ def image_set_arguments(wildcards, input):
 # ---- synthesis methods (dm, mtt, bptt, sre2l) ----------------------------------------------------
 
 METHODS = config.get("methods", {})
-SETTINGS_CLASSES = {"dm": DmSettings, "mtt": MttSettings, "bptt": BpttSettings, "sre2l": Sre2lSettings}
-# Keys that choose a method's inputs (which experts), not its iterations: they change the input
-# files, which is what reruns the method.
-INPUT_KEYS = ("num_experts", "teacher_arch", "teacher_epoch")
-
-
-def method_settings(method):
-    """The method's settings: the code's defaults overridden by the config's methods.<method> block."""
-    block = {key: value for key, value in METHODS.get(method, {}).items() if key not in INPUT_KEYS}
-    # DM embeds with, and BPTT trains, the run's ConvNet unless the block names another.
-    defaults = {"arch": EXPERT["arch"]} if method in ("dm", "bptt") else {}
-    return SETTINGS_CLASSES[method](**{**defaults, **block})
 
 
 def sre2l_teacher_checkpoint():
@@ -185,26 +174,20 @@ def method_options(wildcards):
     image_set = parse_image_set(wildcards.image_set)
     if image_set.method not in SYNTHESIS_METHODS or image_set.without_class is not None:
         return ""
-    settings = method_settings(image_set.method)
+    settings = method_settings(config, image_set.method, image_set.images_per_class)
     return "--method-options " + " ".join(f"{key}={value}" for key, value in vars(settings).items())
-
-
-def trajectory_epochs():
-    """Epochs 0..max_start_epoch + expert_epochs of every buffered expert (METHOD.md 8.1)."""
-    settings = method_settings("mtt")
-    return settings.max_start_epoch + settings.expert_epochs
 
 
 def trajectory_seeds():
     """The expert seeds in the replay buffer: the first methods.mtt.num_experts (default all). Each must
-    have trained for `trajectory_epochs()`; the first trains expert.epochs, the others as far as
+    have trained for `trajectory_epochs(config)`; the first trains expert.epochs, the others as far as
     ensembles need (experts.smk), so asking for more is a config error, said before any job runs."""
     seeds = EXPERT["seeds"][: METHODS.get("mtt", {}).get("num_experts", len(EXPERT["seeds"]))]
     for seed in seeds:
         trained = EXPERT["epochs"] if seed == MAIN_SEED else ensemble_expert_epochs(config)
-        if trained < trajectory_epochs():
+        if trained < trajectory_epochs(config):
             raise WorkflowError(
-                f"config error: methods.mtt: the replay buffer needs epochs 0..{trajectory_epochs()} "
+                f"config error: methods.mtt: the replay buffer needs epochs 0..{trajectory_epochs(config)} "
                 f"(max_start_epoch + expert_epochs) of expert seed {seed}, which trains only {trained} epochs; "
                 "lower max_start_epoch or expert_epochs, or set methods.mtt.num_experts"
             )
@@ -219,7 +202,7 @@ def trajectory_checkpoint_dirs(wildcards):
 
 def trajectory_checkpoints(wildcards):
     return [f"{folder}/epoch_{epoch:03d}.pt" for folder in trajectory_checkpoint_dirs(wildcards)
-            for epoch in range(trajectory_epochs() + 1)]
+            for epoch in range(trajectory_epochs(config) + 1)]
 
 
 def double_softmax_flag(wildcards):

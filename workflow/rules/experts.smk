@@ -120,7 +120,7 @@ rule dump_trajectories:
         runtime=30,
     params:
         checkpoint_dirs=lambda wildcards: " ".join(f"'{folder}'" for folder in trajectory_checkpoint_dirs(wildcards)),
-        epochs=trajectory_epochs(),
+        epochs=trajectory_epochs(config),
     shell:
         "labelworth dump-trajectories --checkpoint-dirs {params.checkpoint_dirs} --epochs {params.epochs}"
         " --out {output:q} > {log:q} 2>&1"
