@@ -42,8 +42,16 @@ for _ in $(seq 1 20); do munge -n >/dev/null 2>&1 && break; sleep 0.25; done
 munge -n | unmunge >/dev/null
 
 # ---- slurm.conf -----------------------------------------------------------------------------------
+# teardown.sh removes this file again: with a slurm.conf but no slurmctld, every later snakemake start
+# waits ~9 s, because the SLURM executor plugin asks slurmctld for its config when it is imported. A
+# slurm.conf that was here before is kept aside under $D and put back by teardown.sh.
+MARKER="# written by labelworth tests/slurm/setup.sh"
+if [ -e /etc/slurm/slurm.conf ] && ! grep -qxF "$MARKER" /etc/slurm/slurm.conf; then
+  mv /etc/slurm/slurm.conf "$D"/slurm.conf.before
+fi
 MEM_MB=$(( $(free -m | awk '/^Mem:/{print $2}') - 2048 ))   # headroom for the OS
 cat > /etc/slurm/slurm.conf <<CONF
+$MARKER
 ClusterName=ci
 SlurmctldHost=localhost
 SlurmUser=slurm

@@ -42,6 +42,8 @@ rule synthesise_images:
         loss_png=f"{RESULTS}/images/{{image_set}}/loss_curve.png",
     log:
         f"{LOGS}/distill_images/{{image_set}}.log",
+    benchmark:
+        f"{LOGS}/benchmarks/synthesise_images/{{image_set}}.tsv"
     wildcard_constraints:
         image_set=SYNTHETIC_SET,
     conda:
