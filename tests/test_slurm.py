@@ -74,6 +74,10 @@ def slurm_cluster():
         yield
     finally:
         subprocess.run(["bash", str(SLURM_TESTS / "teardown.sh")], timeout=120)
+        # A slurm.conf left behind without its daemons would make every later snakemake start wait
+        # ~9 s: the SLURM executor plugin asks slurmctld for its config when it is imported.
+        conf = Path("/etc/slurm/slurm.conf")
+        assert not conf.exists() or "written by labelworth" not in conf.read_text(), "teardown left slurm.conf"
 
 
 def prepare(workdir: Path) -> Path:
