@@ -61,23 +61,44 @@ def test_second_run_has_nothing_to_do(finished_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def config_with_auto_pinned(results) -> dict:
+    """The tiny config with `auto` pinned to the epochs the finished run's sweep chose, so a dry run
+    sees the whole DAG (behind a checkpoint, Snakemake plans only up to the checkpoint) and the
+    populations stay the same."""
+    config = yaml.safe_load(TINY.read_text())
+    sweep = {int(row["images_per_class"]): int(row["best_expert_epoch"])
+             for row in csv.DictReader(open(results / "tables" / "expert_epoch_sweep.csv"))}
+    benchmark = config["benchmark"]
+    benchmark["expert_epoch"] = [sweep[ipc] if epoch == "auto" else epoch
+                                 for ipc, epoch in zip(benchmark["images_per_class"], benchmark["expert_epoch"])]
+    config["label_swap"]["expert_epoch"] = sweep[1]
+    return config
+
+
 @pytest.mark.e2e
 def test_changing_a_student_hyperparameter_reruns_only_students_and_figures(finished_run, tmp_path):
     results = finished_run / "results" / "fashion_mnist"
-    config = yaml.safe_load(TINY.read_text())
-    # Pin `auto` to the epochs the sweep chose, so the dry run sees the whole DAG (behind a
-    # checkpoint, Snakemake plans only up to the checkpoint) and the populations stay the same.
-    sweep = {int(row["images_per_class"]): int(row["best_expert_epoch"])
-             for row in csv.DictReader(open(results / "tables" / "expert_epoch_sweep.csv"))}
-    config["benchmark"]["expert_epoch"] = [sweep[ipc] if epoch == "auto" else epoch for ipc, epoch
-                                           in zip(config["benchmark"]["images_per_class"], config["benchmark"]["expert_epoch"])]
-    config["label_swap"]["expert_epoch"] = sweep[1]
+    config = config_with_auto_pinned(results)
     config["student"]["lr"] = 0.05
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(config))
     jobs = planned_jobs(snakemake(finished_run, "--dry-run", config=changed))
     populations = len(list((results / "students").rglob("*.json")))
     assert jobs == {"evaluate_students": populations} | {f"figure_{name}": 1 for name in STUDENT_FIGURES}
+
+
+@pytest.mark.e2e
+def test_changing_one_method_hyperparameter_reruns_only_that_methods_chain(finished_run, tmp_path):
+    """methods.dm.iterations: DM's images, their labels and students, and the benchmark figures."""
+    results = finished_run / "results" / "fashion_mnist"
+    config = config_with_auto_pinned(results)
+    config["methods"]["dm"]["iterations"] += 1
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(snakemake(finished_run, "--dry-run", config=changed))
+    dm_labels = len(list((results / "labels" / "dm-ipc1").glob("*.pt")))
+    assert jobs == {"synthesise_images": 1, "make_labels": dm_labels, "evaluate_students": dm_labels,
+                    "figure_soft_vs_hard": 1, "figure_benchmark_images": 1}
 
 
 @pytest.mark.e2e
