@@ -10,12 +10,13 @@ and each job's cost from a two-number model calibrated on the lent H100 (benchma
 * per-step overhead: at IPC 1 a student step is a few images and time goes to kernel launches and
   augmentation, 1.5 ms per student step with the vectorised engine at S = 5 (students.md), which
   the paper configs use;
-* a step costs the larger of the two. MTT's unrolled meta-gradient costs about 2 x a training
-  step per inner step (benchmarks/results/mtt.md: the backward through the unroll), DM one forward
-  of `batch_real` real images per class plus a training step of the synthetic ones.
+* a step costs the larger of the two. Assumed, not measured on a GPU: an MTT inner step costs 2 x
+  a training step (the meta-gradient backpropagates through it a second time), a DM iteration one
+  forward of `batch_real` real images per class plus a training step of the synthetic ones.
 
-This is an estimate, good to a factor of about two: it leaves out data loading (which bounds the
-ImageNet expert, read from JPEGs) and the CPU-side figure jobs. Run it to reprint the table:
+This is an estimate, not a measurement: no paper config has run here. It leaves out data loading
+(which bounds the ImageNet expert, read from JPEGs) and the CPU-side figure jobs. Run it to reprint
+the table:
 
     python benchmarks/gpu_hours.py            # writes benchmarks/results/gpu_hours.md
 """

@@ -54,7 +54,7 @@ def _fetch_data(args) -> None:
 
 
 def _train_expert(args) -> None:
-    from labelworth.torchrun import launched_by_torchrun, run_under_torchrun
+    from labelworth.torchrun import run_under_torchrun
 
     if args.processes > 1 and not launched_by_torchrun():
         # torchrun's workers run this stage again without --processes, each with its share of the threads
@@ -99,17 +99,15 @@ def _distill_images(args) -> None:
 def _synthesise_images(args, image_set) -> None:
     from pathlib import Path
 
-    from labelworth import method_settings
     from labelworth.distill.synthesis import SynthesisFiles
+    from labelworth.method_settings import SETTINGS_BY_METHOD, settings_from_options
 
     if not args.work_dir:
         raise LabelworthError(f"{args.image_set} is synthesised and resumes from a folder: give --work-dir")
     folder = Path(args.out).parent
     files = SynthesisFiles(args.out, args.grid, args.loss_csv or folder / "loss_curve.csv",
                            args.loss_png or folder / "loss_curve.png", args.work_dir)
-    settings_class = {"dm": method_settings.DmSettings, "mtt": method_settings.MttSettings,
-                      "bptt": method_settings.BpttSettings, "sre2l": method_settings.Sre2lSettings}
-    settings = method_settings.settings_from_options(settings_class[image_set.method], args.method_options)
+    settings = settings_from_options(SETTINGS_BY_METHOD[image_set.method], args.method_options)
     ipc = image_set.images_per_class
     if image_set.method == "dm":
         from labelworth.distill.dm import distill_dm

@@ -9,7 +9,7 @@ import dataclasses
 import re
 
 from labelworth.errors import LabelworthError
-from labelworth.method_settings import BpttSettings, DmSettings, MttSettings, Sre2lSettings
+from labelworth.method_settings import SETTINGS_BY_METHOD
 from labelworth.specs import (
     LABELLING_METHODS, SYNTHESIS_METHODS, ImageSetSpec, LabelSpec, LabelTransform, dataset_spec, format_arch, format_image_set,
     format_label_spec, parse_arch, parse_label_spec,
@@ -223,11 +223,16 @@ def ensemble_expert_epochs(config: dict) -> int:
     return latest
 
 
-SETTINGS_CLASSES = {"dm": DmSettings, "mtt": MttSettings, "bptt": BpttSettings, "sre2l": Sre2lSettings}
 # Keys of a methods.<method> block that choose the method's inputs (which experts), not its
 # iterations: they change the input files, which is what reruns the method.
 INPUT_KEYS = {"mtt": ("num_experts",), "sre2l": ("teacher_arch", "teacher_epoch")}
 PER_IPC = "by_images_per_class"  # a list of {images_per_class: n, <key>: value, ...} overrides
+
+
+def overridden_ipcs(config: dict, method: str) -> list[int | None]:
+    """None (the block's own settings) and every IPC the block's `by_images_per_class` overrides."""
+    block = config.get("methods", {}).get(method, {})
+    return [None] + [entry["images_per_class"] for entry in block.get(PER_IPC, [])]
 
 
 def method_settings(config: dict, method: str, images_per_class: int | None = None):
@@ -242,21 +247,19 @@ def method_settings(config: dict, method: str, images_per_class: int | None = No
     defaults = {"arch": config["expert"]["arch"]} if method in ("dm", "bptt") else {}
     input_keys = INPUT_KEYS.get(method, ())
     values = {**defaults, **{key: value for key, value in block.items() if key not in input_keys}}
-    known = [field.name for field in dataclasses.fields(SETTINGS_CLASSES[method])]
+    known = [field.name for field in dataclasses.fields(SETTINGS_BY_METHOD[method])]
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise LabelworthError(f"methods.{method}: unknown key(s) {', '.join(unknown)}; "
                               f"known: {', '.join(known + list(input_keys))}")
-    return SETTINGS_CLASSES[method](**values)
+    return SETTINGS_BY_METHOD[method](**values)
 
 
 def trajectory_epochs(config: dict) -> int:
     """The last epoch MTT's replay buffer holds: the largest max_start_epoch + expert_epochs over
     the IPCs it distils (METHOD.md 8.1), one buffer serving them all."""
-    block = config.get("methods", {}).get("mtt", {})
-    ipcs = [None] + [entry["images_per_class"] for entry in block.get(PER_IPC, [])]
     return max(settings.max_start_epoch + settings.expert_epochs
-               for settings in (method_settings(config, "mtt", ipc) for ipc in ipcs))
+               for settings in (method_settings(config, "mtt", ipc) for ipc in overridden_ipcs(config, "mtt")))
 
 
 def sre2l_teacher(config: dict) -> tuple[str, int]:
@@ -359,7 +362,7 @@ def check_config(config: dict) -> None:
                               "benchmark.images_per_class, whose entries give each IPC its expert epoch")
     _check_sre2l_teacher(config)
     for method in config.get("methods", {}):
-        for ipc in [None] + [entry["images_per_class"] for entry in config["methods"][method].get(PER_IPC, [])]:
+        for ipc in overridden_ipcs(config, method):
             method_settings(config, method, ipc)  # raises for unknown keys
     if enabled(config, "zero_shot"):
         for subject in config["zero_shot"]["subject_classes"]:

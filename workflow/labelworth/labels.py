@@ -189,25 +189,24 @@ def make_labels(
             f"label spec {label_spec!r} needs {expected} expert checkpoint(s), got {len(expert_checkpoints)}"
         )
     generator = torch.Generator().manual_seed(seed)
-    if spec.uses_experts or spec.source == "learned":
-        if spec.source == "learned":
-            if "learned_labels" not in content:
-                raise LabelworthError(
-                    f"label spec 'learned': {images_path} ({content['meta']['image_set']}) holds no labels of "
-                    "its own; only bptt and sre2l image sets do"
-                )
-            labels = content["learned_labels"].float()
-        else:
-            device = resolve_device(device)
-            images = content["images"].to(device)
-            logits = [predict_logits(load_expert(path, device), images).cpu() for path in expert_checkpoints]
-            labels = soft_labels(logits, spec.temperature)
-        for transform in spec.transforms:
-            labels = apply_transform(labels, transform, classes, generator)
+    if spec.source == "learned":
+        if "learned_labels" not in content:
+            raise LabelworthError(
+                f"label spec 'learned': {images_path} ({content['meta']['image_set']}) holds no labels of "
+                "its own; only bptt and sre2l image sets do"
+            )
+        labels = content["learned_labels"].float()
+    elif spec.uses_experts:
+        device = resolve_device(device)
+        images = content["images"].to(device)
+        logits = [predict_logits(load_expert(path, device), images).cpu() for path in expert_checkpoints]
+        labels = soft_labels(logits, spec.temperature)
     elif spec.source == "noise":
         labels = noisy_true_labels(classes, num_classes, spec.true_class_mass, generator)
     else:
         labels = hard_labels(classes, num_classes)
+    for transform in spec.transforms:  # only expert and learned specs have any (specs.py)
+        labels = apply_transform(labels, transform, classes, generator)
     meta = io.provenance(
         "make_labels",
         label_spec=format_label_spec(spec),

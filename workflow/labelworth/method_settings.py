@@ -89,6 +89,9 @@ class Sre2lSettings:
     save_every: int = 100
 
 
+SETTINGS_BY_METHOD = {"dm": DmSettings, "mtt": MttSettings, "bptt": BpttSettings, "sre2l": Sre2lSettings}
+
+
 def run_settings(settings) -> dict:
     """The settings that make two runs' iterations interchangeable: all but how long the run is and
     how often it saves, so a longer run resumes a shorter one."""

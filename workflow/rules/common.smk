@@ -15,11 +15,11 @@ from labelworth.config import (
     check_number_strings,
     enabled,
     ensemble_expert_epochs,
+    expert_label,
     method_settings,
     sre2l_teacher,
-    trajectory_epochs,
-    expert_label,
     student_runs,
+    trajectory_epochs,
     uses_auto_epochs,
 )
 from labelworth.errors import LabelworthError
