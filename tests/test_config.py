@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labelworth.config import (check_config, check_number_strings, ensemble_expert_epochs, sre2l_teacher, student_runs,
-                               uses_auto_epochs)
+from labelworth.config import (STUDENT_EXPERIMENTS, check_config, check_number_strings, enabled, ensemble_expert_epochs,
+                               population_groups, population_of, sre2l_teacher, student_runs, uses_auto_epochs)
 from labelworth.errors import LabelworthError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,3 +123,23 @@ def test_method_settings_take_per_ipc_overrides_and_the_buffer_covers_every_ipc(
     config["methods"]["mtt"]["by_images_per_class"][0]["sin_steps"] = 5
     with pytest.raises(LabelworthError, match="methods.mtt: unknown key.s. sin_steps; known: iterations"):
         check_config(config)
+
+
+def test_grouped_populations_train_every_run_once_the_sweep_first(config):
+    best = {1: 2, 10: 4, 50: 12}
+    groups = population_groups(config, best)
+    grouped = [(image_set, labels) for image_sets in groups.values()
+               for image_set, label_specs in image_sets.items() for labels in label_specs]
+    asked = {run for experiment in STUDENT_EXPERIMENTS if enabled(config, experiment)
+             for run in student_runs(config, experiment, best)}
+    assert len(grouped) == len(set(grouped)) and set(grouped) == asked
+    # The benchmark's auto label at IPC 1 is one of the sweep's, so the sweep's group trains it.
+    assert list(groups)[0] == "expert_epoch_sweep"
+    assert population_of(groups, "random-ipc1", "expert-e2") == "expert_epoch_sweep"
+    assert population_of(groups, "dm-ipc1", "hard") == "soft_vs_hard"
+    assert groups["label_swap"]["random-ipc1"] == ["expert-e2-shuffle", "expert-e2-smooth"] + [
+        f"expert-e2-swap{k}" for k in (1, 3, 9)]
+    # Before the sweep has run, its own groups are complete already.
+    assert population_groups(config, None)["expert_epoch_sweep"] == groups["expert_epoch_sweep"]
+    with pytest.raises(LabelworthError, match="random-ipc7 on hard are in no experiment's population"):
+        population_of(groups, "random-ipc7", "hard")

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, planned_jobs, snakemake
+from labelworth.config import population_groups
 
 PAPER_CONFIGS = ("cifar10", "cifar100", "tinyimagenet", "imagenet")
 DAG_BUILD_LIMIT_S = 20
@@ -103,6 +104,10 @@ def expected_jobs(config: dict) -> dict[str, int]:
         jobs["train_ensemble_expert"] = len(config["expert"]["seeds"]) - 1
     if pictures:
         jobs["class_similarity"] = 1
+    if config["student"].get("populations") == "per_image_set":  # one job per group, one local job per run
+        groups = population_groups(config, None)  # the paper configs fix every expert epoch
+        jobs["train_population"] = sum(len(image_sets) for image_sets in groups.values())
+        jobs["population_member"] = jobs.pop("evaluate_students")
     return jobs | {f"figure_{name}": 1 for name in figures}
 
 

@@ -103,3 +103,36 @@ def test_bf16_forward_still_learns_with_either_engine(fashion_mnist_data):
 def test_bf16_works_with_batch_norm(fashion_mnist_data):
     result = _population(fashion_mnist_data, seeds=[0], epochs=2, bf16=True, arch="convnet-d2-w8-batchnorm")
     assert all(0 <= accuracy <= 1 for _, accuracy in result["students"][0]["curve"])
+
+
+def test_one_job_for_several_label_files_writes_what_separate_jobs_would(fashion_mnist_data, tmp_path):
+    """evaluate-students with several label files (student.populations: per_image_set) trains them as
+    one population; population-member takes out each file's result, equal to the file's own job."""
+    from labelworth import io
+    from labelworth.populations import population_member
+    from labelworth.students import run_evaluate_students
+
+    train = load_split(fashion_mnist_data, "train")
+    chosen = select_random(train.labels, 2, 10, seed=42)
+    io.save_tensors(tmp_path / "images.pt", {"images": train.images[chosen], "labels": train.labels[chosen]},
+                    {"image_set": "random-ipc2", "method": "random", "images_per_class": 2})
+    soft = torch.softmax(3 * torch.randn(len(chosen), 10, generator=torch.Generator().manual_seed(1)), -1)
+    label_files = {"hard": hard_labels(train.labels[chosen], 10), "expert-e1": soft}
+    for spec, labels in label_files.items():
+        io.save_tensors(tmp_path / f"{spec}.pt", {"labels": labels}, {"label_spec": spec})
+    options = dict(data_dir=fashion_mnist_data, arch="convnet-d2-w8", seeds=[3, 4], epochs=3, lr=0.01,
+                   optimizer="sgd", batch_size=8, eval_every=1, device="cpu")
+    grouped = run_evaluate_students(tmp_path / "images.pt", [tmp_path / f"{spec}.pt" for spec in label_files],
+                                    out_path=tmp_path / "population.json", **options)
+    assert [result["meta"]["label_spec"] for result in grouped["label_sets"]] == list(label_files)
+    for spec in reversed(list(label_files)):  # the order in the file, not the order asked, finds a set
+        alone = run_evaluate_students(tmp_path / "images.pt", [tmp_path / f"{spec}.pt"],
+                                      out_path=tmp_path / f"alone-{spec}.json", **options)
+        member = population_member(tmp_path / "population.json", spec, tmp_path / f"member-{spec}.json")
+        assert io.read_json(tmp_path / f"member-{spec}.json") == member
+        assert member["meta"] == alone["meta"]
+        assert [s["curve"] for s in member["students"]] == [s["curve"] for s in alone["students"]]
+    hard, soft_result = grouped["label_sets"]
+    assert [s["curve"] for s in hard["students"]] != [s["curve"] for s in soft_result["students"]]
+    with pytest.raises(LabelworthError, match="holds no students trained on expert-e9"):
+        population_member(tmp_path / "population.json", "expert-e9", tmp_path / "none.json")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, TINY, planned_jobs, snakemake
+from labelworth.config import population_groups
 
 STAGE_RULES = {"prepare_data", "train_expert", "train_ensemble_expert", "distill_images", "dump_trajectories",
                "make_labels", "class_similarity", "evaluate_students"}
@@ -99,6 +101,33 @@ def test_changing_one_method_hyperparameter_reruns_only_that_methods_chain(finis
     dm_labels = len(list((results / "labels" / "dm-ipc1").glob("*.pt")))
     assert jobs == {"synthesise_images": 1, "make_labels": dm_labels, "evaluate_students": dm_labels,
                     "figure_soft_vs_hard": 1, "figure_benchmark_images": 1}
+
+
+@pytest.mark.e2e
+def test_grouped_populations_train_each_label_set_once_and_give_the_same_students(finished_run, tmp_path):
+    """student.populations: per_image_set on a copy of the finished run: one job per (experiment,
+    image set) trains all its label sets, each label set's result file holds the same students the
+    per-label-set job trained (on a CPU, exactly), and nothing upstream of the students reruns."""
+    workdir = tmp_path / "grouped"
+    shutil.copytree(finished_run, workdir, symlinks=True)
+    results = workdir / "results" / "fashion_mnist"
+    config = config_with_auto_pinned(results)
+    config["student"]["populations"] = "per_image_set"
+    grouped = tmp_path / "grouped.yaml"
+    grouped.write_text(yaml.safe_dump(config))
+    separate = {path: json.loads(path.read_text()) for path in (results / "students").rglob("*.json")}
+
+    jobs = planned_jobs(snakemake(workdir, "--quiet", "rules", "host", config=grouped))
+
+    populations = sum(len(image_sets) for image_sets in population_groups(config, None).values())
+    assert 0 < populations < len(separate)
+    assert jobs == {"train_population": populations, "population_member": len(separate)} | {
+        f"figure_{name}": 1 for name in STUDENT_FIGURES}
+    for path, alone in separate.items():
+        member = json.loads(path.read_text())
+        assert member["meta"] == alone["meta"]
+        assert [student["curve"] for student in member["students"]] == [student["curve"] for student in alone["students"]]
+    assert "Nothing to be done" in snakemake(workdir, "--dry-run", config=grouped).stdout
 
 
 @pytest.mark.e2e

@@ -157,6 +157,12 @@ def _evaluate_students(args) -> None:
                           args.engine, args.device)
 
 
+def _population_member(args) -> None:
+    from labelworth.populations import population_member
+
+    population_member(args.population, args.label_spec, args.out)
+
+
 def _figure(args) -> None:
     from labelworth.figures import draw_figure
 
@@ -244,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     stage = stages.add_parser("evaluate-students", help="train and test a population of students")
     stage.add_argument("--images", required=True)
-    stage.add_argument("--labels", required=True)
+    stage.add_argument("--labels", nargs="+", required=True,
+                       help="label files of the images; several train as one population into one file")
     stage.add_argument("--data-dir", required=True)
     stage.add_argument("--out", required=True)
     stage.add_argument("--arch", required=True)
@@ -258,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="vectorised trains the population in one torch.func pass (faster on GPUs)")
     _add_compute_options(stage)
     stage.set_defaults(run=_evaluate_students)
+
+    stage = stages.add_parser("population-member",
+                              help="one label set's result from a file that evaluate-students wrote for several")
+    stage.add_argument("--population", required=True)
+    stage.add_argument("--label-spec", required=True)
+    stage.add_argument("--out", required=True)
+    stage.set_defaults(run=_population_member)
 
     stage = stages.add_parser("figure", help="draw one figure (and its table) from results files")
     stage.add_argument("name")

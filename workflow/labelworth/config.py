@@ -211,6 +211,42 @@ def student_runs(config: dict, experiment: str, best_epochs: dict[int, int] | No
     return list(dict.fromkeys(runs))
 
 
+SWEEP = "expert_epoch_sweep"  # the experiment whose table gives `auto` its meaning
+
+
+def population_groups(config: dict, best_epochs: dict[int, int] | None) -> dict[str, dict[str, list[str]]]:
+    """experiment -> image set -> the label specs one grouped job trains together (per_image_set).
+
+    Every (image set, label spec) run of the enabled experiments appears exactly once, under the
+    first experiment that compares it, the expert-epoch sweep first: the sweep's runs are known
+    before `auto` is, so its groups never wait for its own result. With `best_epochs` None the other
+    experiments' groups lack their `auto` runs; ask for them only once the sweep has run.
+    """
+    order = [SWEEP] + [name for name in STUDENT_EXPERIMENTS if name != SWEEP]
+    groups: dict[str, dict[str, list[str]]] = {}
+    grouped: set[StudentRun] = set()
+    for experiment in order:
+        if not enabled(config, experiment):
+            continue
+        for run in student_runs(config, experiment, None if experiment == SWEEP else best_epochs):
+            if run not in grouped:
+                grouped.add(run)
+                image_set, labels = run
+                groups.setdefault(experiment, {}).setdefault(image_set, []).append(labels)
+    return groups
+
+
+def population_of(groups: dict[str, dict[str, list[str]]], image_set: str, labels: str) -> str:
+    """The experiment whose group of `image_set` trains `labels` (see population_groups)."""
+    for experiment, image_sets in groups.items():
+        if labels in image_sets.get(image_set, []):
+            return experiment
+    raise LabelworthError(
+        f"students of {image_set} on {labels} are in no experiment's population; with "
+        "student.populations: per_image_set only the runs an enabled experiment compares are trained"
+    )
+
+
 def ensemble_expert_epochs(config: dict) -> int:
     """How far the experts after the first must train: the latest epoch any ensemble label uses."""
     latest = 0

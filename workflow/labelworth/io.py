@@ -17,6 +17,9 @@ is of the content, not of the file bytes, because it is stored inside the file.
 Files are bitwise repeatable: torch.save names the zip archive after the file it writes to, which
 here would be the random temporary name, so tensors are saved through a file handle (archive name
 "archive"); and `meta` holds nothing that changes between runs of one config (no time, no host).
+
+torch is imported by the functions that handle tensors, so a stage that only reads and writes JSON
+(population-member, one local job per label set) starts in a tenth of a second.
 """
 
 from __future__ import annotations
@@ -29,8 +32,6 @@ import platform
 import tempfile
 from pathlib import Path
 from typing import Iterator
-
-import torch
 
 from labelworth import __version__
 from labelworth.errors import LabelworthError
@@ -64,6 +65,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 def provenance(stage: str, **details) -> dict:
     """The `meta` dict stored with every tensor file: which stage made it, with what."""
+    import torch
+
     return {
         "stage": stage,
         "labelworth": __version__,
@@ -76,6 +79,8 @@ def provenance(stage: str, **details) -> dict:
 def _feed(hasher, value) -> None:
     """Feed `value` to `hasher` canonically: dict items in sorted key order, tensors as dtype, shape
     and raw bytes, scalars as type and repr (exact for floats), each part length-prefixed."""
+    import torch
+
     if isinstance(value, torch.Tensor):
         flat = value.detach().cpu().contiguous().reshape(-1)
         hasher.update(f"tensor:{flat.dtype}:{tuple(value.shape)}:".encode())
@@ -106,6 +111,8 @@ def content_checksum(tensors: dict, meta: dict) -> str:
 
 def save_tensors(path: str | os.PathLike, tensors: dict, meta: dict) -> None:
     """Write `tensors` and `meta` (plus its checksum) atomically; equal content gives equal bytes."""
+    import torch
+
     meta = {**meta, CHECKSUM_KEY: content_checksum(tensors, meta)}
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         torch.save({**tensors, "meta": meta}, handle)
@@ -114,6 +121,8 @@ def save_tensors(path: str | os.PathLike, tensors: dict, meta: dict) -> None:
 def load_tensors(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict:
     """Load a file written by `save_tensors`; a missing, truncated, foreign or corrupted file (one
     whose content no longer matches its checksum) is a LabelworthError naming the file."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise LabelworthError(f"{path}: file not found")

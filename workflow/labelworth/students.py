@@ -412,7 +412,7 @@ def population_result(population: Population, test: Split, members: range | None
 
 def run_evaluate_students(
     images_path: str | os.PathLike,
-    labels_path: str | os.PathLike,
+    labels_paths: list[str | os.PathLike],
     data_dir: str | os.PathLike,
     out_path: str | os.PathLike,
     arch: str,
@@ -425,28 +425,48 @@ def run_evaluate_students(
     engine: str = DEFAULT_ENGINE,
     device: str = "auto",
 ) -> dict:
-    """The `evaluate_students` stage: read the files, evaluate, write the JSON with its identity."""
+    """The `evaluate_students` stage: read the files, evaluate, write the JSON with its identity.
+
+    With one label file `out_path` gets that population's result. With several (label sets of the
+    same images) one population trains on all of them at once, every seed once per label set, and
+    `out_path` gets {"label_sets": [result, ...]} in their order, each result what its label file
+    alone would have given (to within float rounding; `populations.population_member` takes one out).
+    """
     device = resolve_device(device)
     image_file = io.load_tensors(images_path, required=("images",))
-    label_file = io.load_tensors(labels_path, required=("labels",))
-    images, targets = image_file["images"].to(device), label_file["labels"].to(device)
-    if len(images) != len(targets):
-        raise LabelworthError(f"{labels_path} has {len(targets)} labels for {len(images)} images in {images_path}")
+    label_files = [io.load_tensors(path, required=("labels",)) for path in labels_paths]
+    images = image_file["images"].to(device)
+    for path, label_file in zip(labels_paths, label_files):
+        if len(label_file["labels"]) != len(images):
+            raise LabelworthError(f"{path} has {len(label_file['labels'])} labels for {len(images)} images "
+                                  f"in {images_path}")
+    label_sets = [label_file["labels"].to(device) for label_file in label_files]
+    # One label set is shared by the seeds without a copy; several give one row per student, label
+    # set by label set, each with every seed.
+    targets = label_sets[0] if len(label_sets) == 1 else torch.cat(
+        [labels.expand(len(seeds), *labels.shape) for labels in label_sets])
     test = load_split(data_dir, "test", device)
-    result = evaluate_students(images, targets, test, arch, seeds, epochs, lr, optimizer, batch_size,
-                               eval_every, engine=engine)
+    population = train_students(images, targets, test, arch,
+                                list(seeds) * len(label_files), epochs, lr, optimizer, batch_size, eval_every,
+                                engine=engine)
     image_meta = image_file["meta"]
-    result["meta"] = io.provenance(
-        "evaluate_students",
-        dataset=test.spec.name,
-        image_set=image_meta["image_set"],
-        method=image_meta["method"],
-        images_per_class=image_meta["images_per_class"],
-        label_spec=label_file["meta"]["label_spec"],
-        student=arch,
-        hyperparameters={"epochs": epochs, "lr": lr, "optimizer": optimizer, "batch_size": batch_size,
-                         "eval_every": eval_every},
-        class_names=test.class_names,
-    )
-    io.write_json(out_path, result)
-    return result
+    results = []
+    for index, label_file in enumerate(label_files):
+        result = population_result(population, test, range(index * len(seeds), (index + 1) * len(seeds)))
+        result["meta"] = io.provenance(
+            "evaluate_students",
+            dataset=test.spec.name,
+            image_set=image_meta["image_set"],
+            method=image_meta["method"],
+            images_per_class=image_meta["images_per_class"],
+            label_spec=label_file["meta"]["label_spec"],
+            student=arch,
+            hyperparameters={"epochs": epochs, "lr": lr, "optimizer": optimizer, "batch_size": batch_size,
+                             "eval_every": eval_every},
+            class_names=test.class_names,
+        )
+        results.append(result)
+    written = results[0] if len(results) == 1 else {"label_sets": results}
+    io.write_json(out_path, written)
+    return written
+

@@ -13,10 +13,13 @@ from labelworth.config import (
     STUDENT_EXPERIMENTS,
     check_config,
     check_number_strings,
+    SWEEP,
     enabled,
     ensemble_expert_epochs,
     expert_label,
     method_settings,
+    population_groups,
+    population_of,
     sre2l_teacher,
     student_runs,
     trajectory_epochs,
@@ -67,6 +70,7 @@ wildcard_constraints:
     ipc=r"\d+",
     image_set=rf"({IMAGE_METHOD})-ipc\d+(-without\d+)?",
     labels=r"hard|noise[0-9.e+-]+|(learned|(expert|ensemble\d+)-e\d+)(-[a-z0-9.+]+)*",
+    experiment="|".join(STUDENT_EXPERIMENTS),
 
 
 def data_files():
@@ -108,6 +112,12 @@ def labels_file(image_set, labels):
 
 def student_result(image_set, labels):
     return f"{RESULTS}/students/{image_set}/{labels}/{STUDENT['arch']}.json"
+
+
+def population_file(experiment, image_set):
+    """The students of every label set that `experiment` compares on `image_set`, trained as one
+    population (student.populations: per_image_set)."""
+    return f"{RESULTS}/populations/{experiment}/{image_set}/{STUDENT['arch']}.json"
 
 
 def class_similarity_file(epoch):
@@ -234,6 +244,25 @@ def student_results_for(experiment):
         return [student_result(image_set, labels) for image_set, labels in student_runs(config, experiment, best)]
 
     return inputs
+
+
+def grouped_labels(wildcards):
+    """Input function: the label specs the population of {experiment} on {image_set} trains (the
+    sweep's are known at once; the others' wait for its `auto` epochs)."""
+    best = None if wildcards.experiment == SWEEP else best_expert_epochs()
+    return population_groups(config, best)[wildcards.experiment][wildcards.image_set]
+
+
+def grouped_population(wildcards):
+    """Input function: the population file that holds the students of {image_set} on {labels}."""
+    groups = population_groups(config, None)
+    if wildcards.labels not in groups.get(SWEEP, {}).get(wildcards.image_set, []):
+        groups = population_groups(config, best_expert_epochs())
+    try:
+        experiment = population_of(groups, wildcards.image_set, wildcards.labels)
+    except LabelworthError as error:
+        raise WorkflowError(f"config error: {error}") from None
+    return population_file(experiment, wildcards.image_set)
 
 
 def soft_label_picture_inputs():

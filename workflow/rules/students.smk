@@ -1,36 +1,84 @@
-rule evaluate_students:
-    input:
-        images=f"{RESULTS}/images/{{image_set}}/images.pt",
-        labels=f"{RESULTS}/labels/{{image_set}}/{{labels}}.pt",
-        test=data_files()["test"],
-    output:
-        f"{RESULTS}/students/{{image_set}}/{{labels}}/{{student}}.json",
-    log:
-        f"{LOGS}/evaluate_students/{{image_set}}_{{labels}}_{{student}}.log",
-    benchmark:
-        f"{LOGS}/benchmarks/evaluate_students/{{image_set}}_{{labels}}_{{student}}.tsv"
-    conda:
-        "../../envs/labelworth.yaml"
-    # One thread per student job: at small IPC a step is too small to split across cores, and
-    # two jobs side by side finish more students per second (benchmarks/results/students.md).
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=240,
-        gpu=gpu_resource(),
-    params:
-        seeds=" ".join(str(seed) for seed in STUDENT["seeds"]),
-        epochs=STUDENT["epochs"],
-        lr=STUDENT["lr"],
-        optimizer=STUDENT["optimizer"],
-        batch_size=STUDENT["batch_size"],
-        eval_every=STUDENT["eval_every"],
-        engine=STUDENT["engine"],
-        device=config["device"],
-    shell:
-        "labelworth evaluate-students --images {input.images:q} --labels {input.labels:q}"
-        " --data-dir $(dirname {input.test:q}) --out {output:q} --arch {wildcards.student}"
-        " --seeds {params.seeds} --epochs {params.epochs} --lr {params.lr}"
-        " --optimizer {params.optimizer} --batch-size {params.batch_size}"
-        " --eval-every {params.eval_every} --engine {params.engine} --device {params.device} --threads {threads}"
-        " > {log:q} 2>&1"
+# Student evaluation. By default one job per (image set, label set); with student.populations:
+# per_image_set one job trains every label set an experiment compares on one image set as a single
+# population, and a local job per label set takes its result out, so the figures read the same files.
+
+# The student block as evaluate-students options; as a param, changing any of them reruns the students.
+STUDENT_OPTIONS = (
+    f"--seeds {' '.join(str(seed) for seed in STUDENT['seeds'])} --epochs {STUDENT['epochs']}"
+    f" --lr {STUDENT['lr']} --optimizer {STUDENT['optimizer']} --batch-size {STUDENT['batch_size']}"
+    f" --eval-every {STUDENT['eval_every']} --engine {STUDENT['engine']} --device {config['device']}"
+)
+
+
+if STUDENT["populations"] == "per_label_set":
+
+    rule evaluate_students:
+        input:
+            images=f"{RESULTS}/images/{{image_set}}/images.pt",
+            labels=f"{RESULTS}/labels/{{image_set}}/{{labels}}.pt",
+            test=data_files()["test"],
+        output:
+            f"{RESULTS}/students/{{image_set}}/{{labels}}/{{student}}.json",
+        log:
+            f"{LOGS}/evaluate_students/{{image_set}}_{{labels}}_{{student}}.log",
+        benchmark:
+            f"{LOGS}/benchmarks/evaluate_students/{{image_set}}_{{labels}}_{{student}}.tsv"
+        conda:
+            "../../envs/labelworth.yaml"
+        # One thread per student job: at small IPC a step is too small to split across cores, and
+        # two jobs side by side finish more students per second (benchmarks/results/students.md).
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=240,
+            gpu=gpu_resource(),
+        params:
+            options=STUDENT_OPTIONS,
+        shell:
+            "labelworth evaluate-students --images {input.images:q} --labels {input.labels:q}"
+            " --data-dir $(dirname {input.test:q}) --out {output:q} --arch {wildcards.student}"
+            " {params.options} --threads {threads} > {log:q} 2>&1"
+
+else:
+
+    rule train_population:
+        input:
+            images=f"{RESULTS}/images/{{image_set}}/images.pt",
+            labels=lambda wildcards: [labels_file(wildcards.image_set, labels) for labels in grouped_labels(wildcards)],
+            test=data_files()["test"],
+        output:
+            population_file("{experiment}", "{image_set}"),
+        log:
+            f"{LOGS}/train_population/{{experiment}}_{{image_set}}.log",
+        benchmark:
+            f"{LOGS}/benchmarks/train_population/{{experiment}}_{{image_set}}.tsv"
+        conda:
+            "../../envs/labelworth.yaml"
+        # One thread, as above: a grouped job spends less CPU than its label sets' separate jobs
+        # (one interpreter start and data load; benchmarks/results/populations.md), and two run side by side.
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=240,
+            gpu=gpu_resource(),
+        params:
+            options=STUDENT_OPTIONS,
+            arch=STUDENT["arch"],
+        shell:
+            "labelworth evaluate-students --images {input.images:q} --labels {input.labels:q}"
+            " --data-dir $(dirname {input.test:q}) --out {output:q} --arch {params.arch}"
+            " {params.options} --threads {threads} > {log:q} 2>&1"
+
+    rule population_member:
+        input:
+            grouped_population,
+        output:
+            f"{RESULTS}/students/{{image_set}}/{{labels}}/{{student}}.json",
+        log:
+            f"{LOGS}/population_member/{{image_set}}_{{labels}}_{{student}}.log",
+        conda:
+            "../../envs/labelworth.yaml"
+        localrule: True
+        shell:
+            "labelworth population-member --population {input:q} --label-spec {wildcards.labels}"
+            " --out {output:q} > {log:q} 2>&1"
