@@ -103,6 +103,7 @@ def test_scientific_notation_without_dot_is_named(config):
         (lambda c: c["ensembles"].update(sizes=[1, 4]), "needs 4 experts, but expert.seeds lists 3"),
         (lambda c: c["benchmark"].update(images_per_class=[1, 10, 7000]), "7000 is more than the smallest"),
         (lambda c: c["benchmark"].update(expert_epoch=[2, 5]), "one epoch per IPC"),
+        (lambda c: c["student"].update(engine="vectorised", compile=True), "student.compile is an option of the sequential"),
     ],
 )
 def test_semantic_errors_name_the_key(config, change, message):

@@ -136,3 +136,13 @@ def test_one_job_for_several_label_files_writes_what_separate_jobs_would(fashion
     assert [s["curve"] for s in hard["students"]] != [s["curve"] for s in soft_result["students"]]
     with pytest.raises(LabelworthError, match="holds no students trained on expert-e9"):
         population_member(tmp_path / "population.json", "expert-e9", tmp_path / "none.json")
+
+
+def test_compiled_students_train_like_eager_ones(fashion_mnist_data):
+    """torch.compile changes how a step runs, not what it computes: the same students to within float
+    rounding (a compile takes ~15 s here, hence one seed and two epochs)."""
+    eager = _population(fashion_mnist_data, [2], epochs=2)
+    compiled = _population(fashion_mnist_data, [2], epochs=2, compile_network=True)
+    assert _same_curve(compiled["students"][0]["curve"], eager["students"][0]["curve"])
+    with pytest.raises(LabelworthError, match="option of the sequential engine"):
+        _population(fashion_mnist_data, [2], epochs=1, engine="vectorised", compile_network=True)

@@ -154,7 +154,7 @@ def _evaluate_students(args) -> None:
 
     run_evaluate_students(args.images, args.labels, args.data_dir, args.out, args.arch, args.seeds,
                           args.epochs, args.lr, args.optimizer, args.batch_size, args.eval_every,
-                          args.engine, args.device)
+                          args.engine, args.device, args.compile)
 
 
 def _population_member(args) -> None:
@@ -263,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--eval-every", type=int, required=True)
     stage.add_argument("--engine", choices=["sequential", "vectorised"], default="sequential",
                        help="vectorised trains the population in one torch.func pass (faster on GPUs)")
+    stage.add_argument("--compile", action="store_true",
+                       help="sequential engine: torch.compile each student (pays for long runs only)")
     _add_compute_options(stage)
     stage.set_defaults(run=_evaluate_students)
 

@@ -382,6 +382,9 @@ def check_config(config: dict) -> None:
             parse_arch(config[key]["arch"])
         except LabelworthError as error:
             raise LabelworthError(f"{key}.arch: {error}") from None
+    if config["student"].get("compile") and config["student"].get("engine") == "vectorised":
+        raise LabelworthError("student.compile is an option of the sequential engine; the vectorised engine "
+                              "batches the students with torch.func instead")
     processes = config["expert"].get("processes", 1)
     if processes > 1 and dataset.cached_as_tensors:
         raise LabelworthError(f"expert.processes is {processes}, but data-parallel experts are for datasets read "

@@ -224,11 +224,13 @@ def _summary(values: list[float]) -> dict:
 
 
 def _train_sequential(images, targets, test, arch, seeds, epochs, lr, optimizer, batch_size, eval_every,
-                      channels_last, bf16, progress) -> Population:
+                      channels_last, bf16, progress, compile_network=False) -> Population:
     states, curves, final_logits = [], [], []
     for index, seed in enumerate(seeds):
         network = initial_student(arch, test, seed, images.device, channels_last)
         model = Bfloat16Autocast(network) if bf16 else network
+        if compile_network:  # the forward and backward pass only; DSA's random draws stay eager
+            model = torch.compile(model)
         opt, schedule = make_optimizer(model, optimizer, lr, epochs)
         generator = torch.Generator().manual_seed(seed)
         curve = []
@@ -341,6 +343,7 @@ def train_students(
     engine: str = DEFAULT_ENGINE,
     channels_last: bool = False,
     bf16: bool = False,
+    compile_network: bool = False,
 ) -> Population:
     """Train one student per seed on (images, targets); see `evaluate_students` for the options.
 
@@ -353,10 +356,15 @@ def train_students(
     targets = targets_per_student(targets, len(seeds), len(images))
     if parse_arch(arch).uses_batchnorm:
         engine = "sequential"
-    train = _train_vectorised if engine == "vectorised" else _train_sequential
+    if compile_network and engine == "vectorised":
+        raise LabelworthError("student compile is an option of the sequential engine; the vectorised engine "
+                              "batches the students with torch.func instead")
     with tqdm(total=epochs * len(seeds), desc=f"students {arch}", unit="epoch", mininterval=2.0) as progress:
-        return train(images, targets, test, arch, seeds, epochs, lr, optimizer, batch_size, eval_every,
-                     channels_last, bf16, progress)
+        if engine == "vectorised":
+            return _train_vectorised(images, targets, test, arch, seeds, epochs, lr, optimizer, batch_size,
+                                     eval_every, channels_last, bf16, progress)
+        return _train_sequential(images, targets, test, arch, seeds, epochs, lr, optimizer, batch_size, eval_every,
+                                 channels_last, bf16, progress, compile_network)
 
 
 def evaluate_students(
@@ -374,6 +382,7 @@ def evaluate_students(
     engine: str = DEFAULT_ENGINE,
     channels_last: bool = False,
     bf16: bool = False,
+    compile_network: bool = False,
 ) -> dict:
     """Train one student per seed on (images, targets) and test each on `test`.
 
@@ -385,10 +394,13 @@ def evaluate_students(
     config sizes; batch-norm networks always train sequentially). `channels_last` stores the conv
     weights channels-last and `bf16` runs the forward pass in bfloat16 (autocast in the sequential
     engine, casts by hand in the vectorised one: see `student_forward`); both are meant for GPUs and
-    are off by default, which leaves CPU results unchanged.
+    are off by default, which leaves CPU results unchanged. `compile_network` runs each student of
+    the sequential engine through torch.compile: the same students to within float rounding, faster
+    steps after a one-off compile that pays only for long runs (benchmarks/results/compile.md).
     """
     population = train_students(images, targets, test, arch, seeds, epochs, lr, optimizer, batch_size,
-                                eval_every, engine=engine, channels_last=channels_last, bf16=bf16)
+                                eval_every, engine=engine, channels_last=channels_last, bf16=bf16,
+                                compile_network=compile_network)
     return population_result(population, test)
 
 
@@ -424,6 +436,7 @@ def run_evaluate_students(
     eval_every: int,
     engine: str = DEFAULT_ENGINE,
     device: str = "auto",
+    compile_network: bool = False,
 ) -> dict:
     """The `evaluate_students` stage: read the files, evaluate, write the JSON with its identity.
 
@@ -448,7 +461,7 @@ def run_evaluate_students(
     test = load_split(data_dir, "test", device)
     population = train_students(images, targets, test, arch,
                                 list(seeds) * len(label_files), epochs, lr, optimizer, batch_size, eval_every,
-                                engine=engine)
+                                engine=engine, compile_network=compile_network)
     image_meta = image_file["meta"]
     results = []
     for index, label_file in enumerate(label_files):

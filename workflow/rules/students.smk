@@ -7,6 +7,7 @@ STUDENT_OPTIONS = (
     f"--seeds {' '.join(str(seed) for seed in STUDENT['seeds'])} --epochs {STUDENT['epochs']}"
     f" --lr {STUDENT['lr']} --optimizer {STUDENT['optimizer']} --batch-size {STUDENT['batch_size']}"
     f" --eval-every {STUDENT['eval_every']} --engine {STUDENT['engine']} --device {config['device']}"
+    + (" --compile" if STUDENT["compile"] else "")
 )
 
 
