@@ -1,6 +1,6 @@
 """What `student.compile` (torch.compile of each student) costs and saves, and from how many epochs it pays.
 
-    python benchmarks/compile.py                 # CPU, 1 thread: about 4 minutes
+    python benchmarks/compile.py                 # CPU, 1 thread: about 3 minutes
 
 One student of `--arch` trained by `labelworth.students.train_students` (sequential engine) on the
 random Fashion-MNIST-shaped task of benchmarks/students.py, eager and compiled, each for a short and

@@ -1,7 +1,7 @@
 """When grouping pays: the label sets of one image set as separate student jobs or as one population.
 
-    python benchmarks/populations.py                 # CPU, IPC 1 and 10: about 12 minutes
-    python benchmarks/populations.py --quick         # IPC 1, 40 epochs, one round: about a minute
+    python benchmarks/populations.py                 # CPU, IPC 1 and 10: about 14 minutes
+    python benchmarks/populations.py --quick         # IPC 1, 40 epochs, one round: about 3 minutes
 
 The workflow trains students one job per (image set, label set) by default (`student.populations:
 per_label_set`); `per_image_set` trains every label set an experiment compares on one image set as one

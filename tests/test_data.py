@@ -33,7 +33,8 @@ from labelworth.errors import LabelworthError
 from labelworth.io import load_tensors
 from labelworth.specs import dataset_spec
 
-from conftest import IDX_NAMES, make_idx_arrays, write_idx, write_idx_dataset
+from conftest import IDX_NAMES, make_idx_arrays, write_idx_dataset
+
 
 def write_pickle(path: Path, content) -> None:
     with open(path, "wb") as handle:

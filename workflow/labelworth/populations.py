@@ -2,9 +2,8 @@
 
 One grouped job trains every label set an experiment compares on one image set as one population and
 writes {"label_sets": [result, ...]} (students.run_evaluate_students; a group of one writes that set's
-result as it is); one local job per label set
-then takes its result out, so figures read the same per-label-set files in either mode. Plain Python,
-no torch: those jobs start in a tenth of a second.
+result as it is); one local job per label set then takes its result out, so figures read the same
+per-label-set files in either mode. Plain Python, no torch: those jobs start in a tenth of a second.
 """
 
 from __future__ import annotations
