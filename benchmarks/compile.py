@@ -1,4 +1,4 @@
-"""What `student.compile` (torch.compile of each student) costs and saves, and from how many epochs it pays.
+"""What a student protocol's `compile` (torch.compile of each student) costs, saves, and from how many epochs it pays.
 
     python benchmarks/compile.py                 # CPU, 1 thread: about 3 minutes
 
@@ -35,14 +35,16 @@ def child(ipc: int, way: str, epochs: int, arch: str, threads: int) -> None:
     """Train one student and print the wall seconds of `train_students` alone."""
     import torch
 
+    from labelworth.settings import StudentSettings
     from labelworth.students import train_students
     from students import random_task
 
     torch.set_num_threads(threads)
     images, targets, test = random_task(ipc, torch.device("cpu"))
+    settings = StudentSettings(arch=arch, optimizer="sgd", lr=0.01, epochs=epochs, seeds=(0,), batch_size=256,
+                               eval_every=epochs, engine="sequential", compile=way != "eager")
     started = time.perf_counter()
-    train_students(images, targets, test, arch, [0], epochs, 0.01, "sgd", 256, epochs,
-                   compile_network=way != "eager")
+    train_students(images, targets, test, settings)
     print(time.perf_counter() - started)
 
 

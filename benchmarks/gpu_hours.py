@@ -1,7 +1,8 @@
 """Expected GPU-hours of each paper-scale config, from its job list and costs measured on an H100.
 
-Nothing here trains: the jobs come from the same planners the workflow uses (labelworth.config),
-and each job's cost from a two-number model calibrated on the lent H100 (benchmarks/results/):
+Nothing here trains: the jobs come from the same planners the workflow uses (labelworth.plan,
+labelworth.configured), and each job's cost from a two-number model calibrated on the lent H100
+(benchmarks/results/):
 
 * arithmetic: a training image costs 3 x the network's multiply-accumulates (forward, backward),
   at the rate an expert epoch reached: convnet-d3 (width 128) ran a 60,000-image Fashion-MNIST epoch
@@ -34,9 +35,10 @@ from common import ROOT, write_table
 
 sys.path.insert(0, str(ROOT / "workflow"))
 
-from labelworth.config import (  # noqa: E402
-    STUDENT_EXPERIMENTS, enabled, ensemble_expert_epochs, method_settings, student_runs,
+from labelworth.configured import (  # noqa: E402
+    method_settings, mtt_buffer, sre2l_teacher, student_settings, trained_runs,
 )
+from labelworth.plan import STUDENT_EXPERIMENTS, enabled, student_runs, trained_epochs  # noqa: E402
 from labelworth.specs import SYNTHESIS_METHODS, dataset_spec, parse_arch, parse_image_set  # noqa: E402
 
 MAC_RATE = 60_000 * 3 * 37.0e6 / 1.1  # effective training MAC/s of convnet-d3 on the H100 (see above)
@@ -80,36 +82,51 @@ def step_seconds(images: int, macs: float, factor: float = 3.0) -> float:
     return max(STEP_OVERHEAD_S, images * factor * macs / MAC_RATE)
 
 
+def synthesis_arch(config: dict, method: str, settings) -> str:
+    """The network a synthesis method trains or inverts: MTT's replay-buffer experts, SRe2L's
+    teacher, or the method's own `arch` (DM's embedding network, BPTT's)."""
+    if method == "mtt":
+        return trained_runs(config)[mtt_buffer(config)[0]].arch
+    if method == "sre2l":
+        return trained_runs(config)[sre2l_teacher(config)[0]].arch
+    return settings.arch
+
+
 def config_cost(config: dict) -> tuple[Cost, int]:
     """GPU-seconds by stage, and the number of student populations."""
     spec = dataset_spec(config["dataset"])
     train_size, test_size = SPLIT_SIZES[spec.name]
-    expert, student = config["expert"], config["student"]
+    trained = trained_runs(config)
     cost = Cost()
 
-    expert_macs = network_macs(expert["arch"], spec)
-    # an epoch trains on the training set, then measures train accuracy/entropy and the test set
-    epoch = train_size * 3 * expert_macs / MAC_RATE + (train_size + test_size) * expert_macs / MAC_RATE
-    cost.experts = epoch * (expert["epochs"] + ensemble_expert_epochs(config) * (len(expert["seeds"]) - 1))
+    # Every expert the workflow trains, each as far as trained_epochs says (the first seed of a run
+    # its epochs, the others as far as ensembles and MTT's buffer need). An epoch trains on the
+    # training set, then measures train accuracy/entropy and the test set.
+    for (folder, _), epochs in trained_epochs(config).items():
+        expert_macs = network_macs(trained[folder].arch, spec)
+        epoch = train_size * 3 * expert_macs / MAC_RATE + (train_size + test_size) * expert_macs / MAC_RATE
+        cost.experts += epoch * epochs
 
     placeholder_epochs = {ipc: 1 for ipc in range(1, 10_001)}  # `auto` resolves to some epoch; cost is alike
     runs = {run for experiment in STUDENT_EXPERIMENTS if enabled(config, experiment)
             for run in student_runs(config, experiment, placeholder_epochs)}
-    student_macs = network_macs(student["arch"], spec)
-    tests = student["epochs"] // student["eval_every"]
-    for image_set, _ in runs:
+    for image_set, _, protocol in runs:
         parsed = parse_image_set(image_set)
+        student = student_settings(config, protocol, parsed.images_per_class)  # its per-IPC overrides applied
+        student_macs = network_macs(student.arch, spec)
         images = parsed.images_per_class * (spec.num_classes - (parsed.without_class is not None))
-        steps = math.ceil(images / student["batch_size"])
-        per_student = student["epochs"] * steps * step_seconds(min(images, student["batch_size"]), student_macs)
+        steps = math.ceil(images / student.batch_size)
+        per_student = student.epochs * steps * step_seconds(min(images, student.batch_size), student_macs)
+        tests = student.epochs // student.eval_every
         per_student += tests * test_size * student_macs / MAC_RATE
-        cost.students += len(student["seeds"]) * per_student
+        cost.students += len(student.seeds) * per_student
 
-    synthesised = {parse_image_set(image_set) for image_set, _ in runs}
+    synthesised = {parse_image_set(image_set) for image_set, _, _ in runs}
     for image_set in synthesised:
         if image_set.method not in SYNTHESIS_METHODS or image_set.without_class is not None:
             continue
         settings = method_settings(config, image_set.method, image_set.images_per_class)
+        expert_macs = network_macs(synthesis_arch(config, image_set.method, settings), spec)
         images = image_set.images_per_class * spec.num_classes
         if image_set.method == "mtt":
             batch = settings.batch_syn or images

@@ -108,9 +108,8 @@ def main() -> None:
             student = ["evaluate-students", "--images", str(args.results / f"images/random-ipc{ipc}/images.pt"),
                        "--labels", str(args.results / f"labels/random-ipc{ipc}/hard.pt"),
                        "--data-dir", str(data_dir), "--out", str(scratch / "students.json"),
-                       "--arch", "convnet-d3-w32", "--seeds", "0", "--epochs", str(args.student_epochs),
-                       "--lr", "0.01", "--eval-every", str(args.student_epochs // 2 or 1), "--threads", "1",
-                       "--device", "cpu"]
+                       "--options", "arch=convnet-d3-w32", "seeds=0", f"epochs={args.student_epochs}", "lr=0.01",
+                       f"eval_every={args.student_epochs // 2 or 1}", "--threads", "1", "--device", "cpu"]
             cases.append((f"students IPC {ipc} ({args.student_epochs} epochs)", lambda student=student: student))
         if args.expert_images:
             expert_data = scratch / "expert-data"
@@ -119,8 +118,8 @@ def main() -> None:
 
             def expert_job() -> list[str]:
                 folder = scratch / f"expert-{next(runs)}"  # a fresh folder: an existing one would resume
-                return ["train-expert", "--data-dir", str(expert_data), "--arch", "convnet-d3-w32", "--lr", "0.01",
-                        "--epochs", "1", "--seed", "0", "--checkpoint-dir", str(folder / "checkpoints"),
+                return ["train-expert", "--data-dir", str(expert_data), "--options", "arch=convnet-d3-w32", "lr=0.01",
+                        "epochs=1", "seeds=0", "--checkpoint-dir", str(folder / "checkpoints"),
                         "--metrics", str(folder / "metrics.csv"), "--work-dir", str(folder / "work"),
                         "--threads", "1", "--device", "cpu"]
 

@@ -48,7 +48,7 @@ from labelworth.cli import keep_freed_memory
 from labelworth.data import load_split
 from labelworth.distill.mtt import plan_steps, tesla_gradients, trajectory_network, unrolled_gradients
 from labelworth.distill.synthesis import real_image_init
-from labelworth.method_settings import MttSettings
+from labelworth.settings import MttSettings
 from labelworth.specs import dataset_spec
 from labelworth.trajectories import dump_trajectories, load_trajectories, unflatten_parameters
 

@@ -3,7 +3,7 @@
     python benchmarks/populations.py                 # CPU, IPC 1 and 10: about 14 minutes
     python benchmarks/populations.py --quick         # IPC 1, 40 epochs, one round: about 3 minutes
 
-The workflow trains students one job per (image set, label set) by default (`student.populations:
+The workflow trains students one job per (image set, label set) by default (`student_populations:
 per_label_set`); `per_image_set` trains every label set an experiment compares on one image set as one
 population in one job. This script times both on real Fashion-MNIST (the Debian package's files, or
 `--data-root`): random real images at each IPC and `--label-sets` label files (hard and noisy hard
@@ -31,10 +31,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from labelworth.settings import StudentSettings, to_options
+
 from common import interleaved_rounds, machine_header, write_table
 
 WAYS = ("separate", "grouped sequential 1 thread", "grouped sequential 2 threads", "grouped vectorised 2 threads")
-SEEDS = ("0", "1", "2")
+SEEDS = (0, 1, 2)
 
 
 def labelworth(*arguments: str) -> None:
@@ -64,10 +66,11 @@ def prepare_inputs(data_root: str, scratch: Path, images_per_class: list[int], l
 
 def student_job(images: Path, labels: list[Path], data_dir: Path, out: Path, epochs: int, engine: str,
                 threads: int) -> list[str]:
+    settings = StudentSettings(arch="convnet-d3-w32", lr=0.01, epochs=epochs, seeds=SEEDS,
+                               eval_every=max(epochs // 2, 1), engine=engine)
     return [sys.executable, "-m", "labelworth", "evaluate-students", "--images", str(images), "--labels",
-            *map(str, labels), "--data-dir", str(data_dir), "--out", str(out), "--arch", "convnet-d3-w32",
-            "--seeds", *SEEDS, "--epochs", str(epochs), "--lr", "0.01", "--eval-every", str(max(epochs // 2, 1)),
-            "--engine", engine, "--threads", str(threads), "--device", "cpu"]
+            *map(str, labels), "--data-dir", str(data_dir), "--out", str(out), "--options", *to_options(settings),
+            "--threads", str(threads), "--device", "cpu"]
 
 
 def run_jobs(commands: list[list[str]], at_once: int) -> dict:

@@ -12,8 +12,8 @@ next to nothing. Ways:
   TensorDataset, one DSA op per batch from the global RNG with per-sample parameters whose affine
   matrices are built in a Python list, the loss and a numpy accuracy read back every batch. It lives
   here, not in the package.
-* sequential: `labelworth.students.train_students(engine="sequential")`.
-* vectorised: `labelworth.students.train_students(engine="vectorised")`.
+* sequential: `labelworth.students.train_students` with a StudentSettings of `engine="sequential"`.
+* vectorised: `labelworth.students.train_students` with a StudentSettings of `engine="vectorised"`.
 * floor:      a bare forward + backward + SGD step of the same network on the same batch shapes: no
   augmentation, no data handling, no read-back.
 
@@ -39,6 +39,7 @@ from labelworth.augment import BRIGHTNESS, CONTRAST, PROB_FLIP, RATIO_ROTATE_DEG
 from labelworth.augment import crop_shift_limit, cutout_side
 from labelworth.data import Split
 from labelworth.models import build_model
+from labelworth.settings import StudentSettings
 from labelworth.specs import dataset_spec
 from labelworth.students import make_optimizer, train_students
 
@@ -164,6 +165,10 @@ def floor_students(images, targets, test: Split, arch, seeds, epochs, lr, optimi
 def time_way(way: str, images, targets, test, args, seeds, epochs, device) -> float:
     """Wall seconds of one way training `seeds` for `epochs` epochs."""
     common = (images, targets, test, args.arch, seeds, epochs, args.lr, "sgd", args.batch_size)
+    if way in ("sequential", "vectorised"):  # built before the clock starts, like `common`
+        settings = StudentSettings(arch=args.arch, optimizer="sgd", lr=args.lr, epochs=epochs, seeds=tuple(seeds),
+                                   batch_size=args.batch_size, eval_every=epochs, engine=way,
+                                   channels_last=args.channels_last, bf16=args.bf16)
     synchronise(device)
     start = time.perf_counter()
     if way == "reference":
@@ -171,7 +176,7 @@ def time_way(way: str, images, targets, test, args, seeds, epochs, device) -> fl
     elif way == "floor":
         floor_students(*common)
     else:
-        train_students(*common, eval_every=epochs, engine=way, channels_last=args.channels_last, bf16=args.bf16)
+        train_students(images, targets, test, settings)
     synchronise(device)
     return time.perf_counter() - start
 

@@ -1,4 +1,4 @@
-"""Sweep the soft-label expert epoch per images-per-class, to choose `benchmark.expert_epoch`.
+"""Sweep the soft-label expert epoch per images-per-class, to choose `benchmark.soft_labels[].expert_epoch`.
 
 Trains one expert (or reuses its checkpoints), then for every IPC and expert epoch trains a small
 population of students on the same random real images with that epoch's soft labels, plus hard
@@ -19,6 +19,8 @@ from labelworth.data import load_split, prepare_data
 from labelworth.distill.random import select_random
 from labelworth.experts import checkpoint_name, load_expert, train_expert
 from labelworth.labels import hard_labels, soft_labels
+from labelworth.resume import ExpertFiles
+from labelworth.settings import ExpertSettings, StudentSettings
 from labelworth.students import evaluate_students
 from labelworth.training import predict_logits, resolve_device
 
@@ -47,13 +49,17 @@ def main() -> None:
     started = time.time()
     if not (work / "data" / "test.pt").exists():
         prepare_data("fashion_mnist", args.raw_root, work / "data")
-    metrics = train_expert(work / "data", args.arch, args.expert_lr, args.expert_epochs, 0, 256,
-                           work / "checkpoints", work / "metrics.csv", work / "expert", str(device))
+    expert_settings = ExpertSettings(arch=args.arch, lr=args.expert_lr, epochs=args.expert_epochs, seeds=(0,),
+                                     batch_size=256)
+    files = ExpertFiles(work / "checkpoints", work / "metrics.csv", work / "expert")
+    metrics = train_expert(work / "data", expert_settings, files, str(device))
     train, test = load_split(work / "data", "train", device), load_split(work / "data", "test", device)
+    student_settings = StudentSettings(arch=args.arch, optimizer="sgd", lr=args.student_lr,
+                                       epochs=args.student_epochs, seeds=tuple(args.seeds), batch_size=256,
+                                       eval_every=50)
 
     def population(images, targets):
-        result = evaluate_students(images, targets, test, args.arch, args.seeds, args.student_epochs,
-                                   args.student_lr, "sgd", 256, 50)
+        result = evaluate_students(images, targets, test, student_settings)
         return 100 * result["best_accuracy"]["mean"], 100 * result["best_accuracy"]["std"]
 
     rows = []

@@ -126,17 +126,26 @@ def checksums(folder: Path) -> dict[str, str]:
             if path.is_file() and not (path.name.startswith(".") and path.name.endswith(".tmp"))}
 
 
-MICRO_KEYS = ("dataset", "data_root", "device", "image_seed", "expert", "student", "benchmark")
+MICRO_KEYS = ("dataset", "data_root", "device", "image_seed", "experts", "students", "benchmark")
 
 
 def micro_config(overrides: dict) -> dict:
-    """config.tiny.yaml's required blocks only (no optional experiment; the benchmark on random images
-    only), each updated with its entry in `overrides`. With one expert seed, one IPC and one student
-    seed that is 10 jobs: data, expert, images, two label files, two student populations, three figures."""
+    """config.tiny.yaml's required blocks only (its default expert run and protocol, no optional
+    experiment; the benchmark on random images only), updated by `overrides`: its "expert" entry
+    updates the expert run, "student" the student protocol, any other the block of that name. With
+    one expert seed, one IPC and one student seed that is 10 jobs: data, expert, images, two label
+    files, two student populations, three figures."""
     tiny = yaml.safe_load(TINY.read_text())
     tiny["benchmark"]["methods"] = ["random"]
     tiny["benchmark"].pop("synthesis_images_per_class", None)
-    return {key: {**tiny[key], **overrides[key]} if key in overrides else tiny[key] for key in MICRO_KEYS}
+    tiny["experts"] = {"convnet": tiny["experts"]["convnet"]}
+    config = {key: tiny[key] for key in MICRO_KEYS}
+    config["experts"]["convnet"].update(overrides.get("expert", {}))
+    next(iter(config["students"].values())).update(overrides.get("student", {}))
+    for key, value in overrides.items():
+        if key not in ("expert", "student"):
+            config[key] = {**config.get(key, {}), **value}
+    return config
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from labelworth.distill.bptt import (AdamState, ClippedAdam, adam_step, distill_
 from labelworth.distill.synthesis import SynthesisFiles, real_image_init
 from labelworth.errors import LabelworthError
 from labelworth.labels import make_labels
-from labelworth.method_settings import BpttSettings
+from labelworth.settings import BpttSettings
 
 BPTT = BpttSettings(arch="convnet-d1-w8", iterations=4, window=2, total_window=4, min_window=0, inner_lr=0.01,
                     lr=0.05, label_lr_scale=1.0, batch_real=20, batch_per_class=1, learn_labels=True,
@@ -179,7 +179,7 @@ def test_the_cli_writes_learned_labels_that_the_learned_label_spec_returns(data_
     out = tmp_path / "bptt-ipc1" / "images.pt"
     options = [f"{key}={value}" for key, value in dataclasses.asdict(dataclasses.replace(BPTT, iterations=2)).items()]
     assert main(["distill-images", "--image-set", "bptt-ipc1", "--data-dir", str(data_dir),
-                 "--method-options", *options, "--work-dir", str(tmp_path / "work"), "--out", str(out),
+                 "--options", *options, "--work-dir", str(tmp_path / "work"), "--out", str(out),
                  "--grid", str(out.parent / "grid.png"), "--device", "cpu"]) == 0
     content = io.load_tensors(out, required=("learned_labels",))
     assert content["images"].shape == (10, 1, 28, 28)

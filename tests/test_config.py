@@ -1,14 +1,20 @@
+"""The config model (named expert runs, named student protocols, per-IPC overrides), its checks, and
+the experiment planner, on the default config and variants of it."""
+
 import copy
 from pathlib import Path
 
 import pytest
 import yaml
 
-from labelworth.config import (STUDENT_EXPERIMENTS, check_config, check_number_strings, enabled, ensemble_expert_epochs,
-                               population_groups, population_of, sre2l_teacher, student_runs, uses_auto_epochs)
+from labelworth.checks import check_config, check_number_strings
+from labelworth.configured import (method_settings, run_folder, sre2l_teacher, student_settings, trained_runs)
 from labelworth.errors import LabelworthError
+from labelworth.plan import (STUDENT_EXPERIMENTS, enabled, population_groups, population_of, student_runs,
+                             trained_epochs, trajectory_epochs, uses_auto_epochs)
 
 ROOT = Path(__file__).resolve().parents[1]
+STUDENT = "convnet-d3-w32"  # the default config's protocol
 
 
 @pytest.fixture
@@ -16,23 +22,31 @@ def config():
     return yaml.safe_load((ROOT / "config.yaml").read_text())
 
 
-def test_default_and_tiny_configs_pass(config):
+def pairs(runs):
+    """(image set, labels) of (image set, labels, protocol) runs."""
+    return [(images, labels) for images, labels, _ in runs]
+
+
+def test_default_tiny_and_paper_configs_pass(config):
     check_number_strings(config)
     check_config(config)
-    for other in ("tests/config.tiny.yaml", "configs/fashion_mnist_full.yaml"):
+    for other in ["tests/config.tiny.yaml", "tests/config.distill.yaml"] + sorted(
+            f"configs/{path.name}" for path in (ROOT / "configs").glob("*.yaml")):
         check_config(yaml.safe_load((ROOT / other).read_text()))
 
 
 def test_benchmark_plan_pairs_hard_and_soft_labels_per_ipc(config):
-    config["benchmark"].update(methods=["random"], images_per_class=[1, 10], expert_epoch=[2, 7], temperature=2.0)
+    config["benchmark"].update(methods=["random"], images_per_class=[1, 10],
+                               soft_labels=[{"expert_epoch": [2, 7], "temperature": 2.0}])
     assert student_runs(config, "soft_vs_hard") == [
-        ("random-ipc1", "hard"), ("random-ipc1", "expert-e2-t2"), ("random-ipc10", "hard"), ("random-ipc10", "expert-e7-t2")]
+        ("random-ipc1", "hard", STUDENT), ("random-ipc1", "expert-e2-t2", STUDENT),
+        ("random-ipc10", "hard", STUDENT), ("random-ipc10", "expert-e7-t2", STUDENT)]
 
 
 def test_benchmark_plan_gives_labelling_methods_their_own_labels_and_synthesis_its_ipcs(config):
-    config["benchmark"].update(methods=["random", "dm", "bptt"], images_per_class=[1, 10], expert_epoch=[2, 7],
-                               synthesis_images_per_class=[1], temperature=1.0)
-    assert student_runs(config, "soft_vs_hard") == [
+    config["benchmark"].update(methods=["random", "dm", "bptt"], images_per_class=[1, 10],
+                               soft_labels=[{"expert_epoch": [2, 7]}], synthesis_images_per_class=[1])
+    assert pairs(student_runs(config, "soft_vs_hard")) == [
         ("random-ipc1", "hard"), ("random-ipc1", "expert-e2"), ("random-ipc10", "hard"), ("random-ipc10", "expert-e7"),
         ("dm-ipc1", "hard"), ("dm-ipc1", "expert-e2"),
         ("bptt-ipc1", "hard"), ("bptt-ipc1", "learned"), ("bptt-ipc1", "expert-e2")]
@@ -41,26 +55,86 @@ def test_benchmark_plan_gives_labelling_methods_their_own_labels_and_synthesis_i
         check_config(config)
 
 
-def test_sre2l_teacher_defaults_to_the_expert_arch_with_batch_norm_and_refuses_one_without(config):
-    config["expert"].update(arch="convnet-d3-w32", epochs=12)
-    config.pop("methods")
-    assert sre2l_teacher(config) == ("convnet-d3-w32-batchnorm", 12)
-    config["expert"]["arch"] = "resnet18-small"
-    assert sre2l_teacher(config) == ("resnet18-small", 12)  # ResNets have batch norm already
-    config["methods"] = {"sre2l": {"teacher_arch": "convnet-d3-w32", "teacher_epoch": 4}}
-    with pytest.raises(LabelworthError, match="has no batch norm"):
+def test_named_expert_runs_per_ipc_cross_named_student_protocols(config):
+    """Table 1's shape: per-IPC expert runs of two architectures, evaluated by two protocols. A run
+    other than the default is named in the label spec by what it is, {arch}-lr{lr}."""
+    config["experts"].update(
+        small_lr={"arch": "convnet-d3-w32", "lr": 5.0e-4, "epochs": 30, "seeds": [0]},
+        large_lr={"arch": "convnet-d3-w32", "lr": 0.1, "epochs": 30, "seeds": [0]})
+    config["defaults"]["student"] = STUDENT
+    config["students"]["adamw"] = {"arch": "convnet-d2-w8", "optimizer": "adamw", "lr": 5.0e-3, "epochs": 50,
+                                   "seeds": [0], "eval_every": 25,
+                                   "by_images_per_class": [{"images_per_class": 1, "lr": 1.0e-3}]}
+    config["benchmark"].update(methods=["random"], images_per_class=[1, 10], students=[STUDENT, "adamw"],
+                               soft_labels=[{"expert_run": ["small_lr", "large_lr"], "expert_epoch": [12, 30]},
+                                            {"expert_run": "convnet", "expert_epoch": [2, 4]}])
+    check_config(config)
+    runs = student_runs(config, "soft_vs_hard")
+    assert ("random-ipc1", "expert-convnet-d3-w32-lr0.0005-e12", "adamw") in runs
+    assert ("random-ipc10", "expert-convnet-d3-w32-lr0.1-e30", STUDENT) in runs
+    assert ("random-ipc10", "expert-e4", "adamw") in runs  # the default run needs no token
+    assert len(runs) == 2 * 2 * 3  # protocols x IPCs x (hard + two sources)
+    assert student_settings(config, "adamw", 1).lr == 1.0e-3 and student_settings(config, "adamw", 10).lr == 5.0e-3
+    assert trained_epochs(config)[("convnet-d3-w32-lr0.1", 0)] == 30
+    config["benchmark"]["soft_labels"][0]["expert_run"] = ["small_lr", "large"]
+    with pytest.raises(LabelworthError, match="expert run 'large' is not in experts: .did you mean `large_lr`"):
         check_config(config)
-    config["methods"]["sre2l"].update(teacher_arch="convnet-d3-w32-batchnorm", teacher_epoch=13)
-    with pytest.raises(LabelworthError, match="teacher_epoch: 13 is past expert.epochs"):
+
+
+def test_several_runs_or_protocols_need_a_named_default_whatever_their_order(config):
+    """A YAML mapping's order does not survive every tool (yaml.safe_dump sorts keys), so with several
+    runs the default is named, never taken to be the first."""
+    del config["defaults"]
+    with pytest.raises(LabelworthError, match=r"defaults.expert_run: experts lists 2 \(convnet, bn_teacher\)"):
+        check_config(config)
+    config["defaults"] = {"expert_run": "convnett"}
+    with pytest.raises(LabelworthError, match="'convnett' is not in experts: .did you mean `convnet`"):
+        check_config(config)
+    config["defaults"] = {"expert_run": "convnet"}
+    config["students"]["other"] = dict(config["students"][STUDENT], epochs=10)
+    with pytest.raises(LabelworthError, match="defaults.student: students lists 2"):
+        check_config(config)
+    config["defaults"]["student"] = STUDENT
+    reordered = {**config, "experts": dict(reversed(config["experts"].items()))}
+    assert student_runs(reordered, "soft_vs_hard") == student_runs(config, "soft_vs_hard")
+
+
+def test_two_names_for_one_run_share_its_experts_and_must_agree(config):
+    config["experts"]["copy"] = {"arch": "convnet-d3-w32", "lr": 1.0e-2, "epochs": 20, "seeds": [5, 0]}
+    trained = trained_runs(config)["convnet-d3-w32-lr0.01"]
+    assert trained.seeds == (0, 1, 2, 5) and trained.epochs == 20  # seeds in increasing order
+    assert run_folder(config, "copy") == run_folder(config, "convnet")
+    config["experts"]["copy"]["batch_size"] = 128
+    with pytest.raises(LabelworthError, match="experts.copy.batch_size: 128, but experts.convnet trains the same run"):
+        check_config(config)
+
+
+def test_other_seeds_train_only_as_far_as_their_ensembles_and_the_buffer_need(config):
+    config["ensembles"].update(sizes=[1, 2], expert_epoch=4)
+    config["methods"]["mtt"].update(num_experts=1)
+    epochs = trained_epochs(config)
+    assert epochs[("convnet-d3-w32-lr0.01", 0)] == 12 and epochs[("convnet-d3-w32-lr0.01", 1)] == 4
+    assert ("convnet-d3-w32-lr0.01", 2) not in epochs  # no ensemble of 3 any more
+    config["methods"]["mtt"].update(num_experts=3)
+    assert trained_epochs(config)[("convnet-d3-w32-lr0.01", 2)] == trajectory_epochs(config) == 6
+
+
+def test_sre2l_teacher_is_a_named_batch_norm_run(config):
+    assert sre2l_teacher(config) == ("convnet-d3-w32-batchnorm-lr0.01", 2)
+    config["methods"]["sre2l"].update(teacher_run="convnet")
+    with pytest.raises(LabelworthError, match="run 'convnet' .convnet-d3-w32. has no batch norm"):
+        check_config(config)
+    config["methods"]["sre2l"].update(teacher_run="bn_teacher", teacher_epoch=3)
+    with pytest.raises(LabelworthError, match=r"teacher_epoch: 3 is past experts.bn_teacher.epochs \(2\)"):
         check_config(config)
 
 
 def test_auto_epochs_wait_for_the_sweep_then_take_its_best(config):
-    config["benchmark"].update(methods=["random"], images_per_class=[1, 10], expert_epoch=["auto", 7])
+    config["benchmark"].update(methods=["random"], images_per_class=[1, 10], soft_labels=[{"expert_epoch": ["auto", 7]}])
     assert uses_auto_epochs(config)
-    assert student_runs(config, "soft_vs_hard") == [("random-ipc1", "hard"), ("random-ipc10", "hard"),
-                                                    ("random-ipc10", "expert-e7")]
-    assert ("random-ipc1", "expert-e3") in student_runs(config, "soft_vs_hard", best_epochs={1: 3, 10: 5})
+    assert pairs(student_runs(config, "soft_vs_hard")) == [("random-ipc1", "hard"), ("random-ipc10", "hard"),
+                                                           ("random-ipc10", "expert-e7")]
+    assert ("random-ipc1", "expert-e3", STUDENT) in student_runs(config, "soft_vs_hard", best_epochs={1: 3, 10: 5})
 
 
 def test_experiment_plans_follow_the_paper(config):
@@ -71,22 +145,36 @@ def test_experiment_plans_follow_the_paper(config):
     config["ensembles"].update(images_per_class=[10], sizes=[1, 3], expert_epoch=4)
     config["generated_labels"].update(images_per_class=[1], true_class_mass=[0.8])
     best = {1: 2, 10: 4, 50: 8}
-    swap = student_runs(config, "label_swap", best)
+    swap = pairs(student_runs(config, "label_swap", best))
     assert ("random-ipc1", "expert-e2-swap1") in swap and ("random-ipc10", "expert-e4-shuffle") in swap
     assert ("random-ipc10", "expert-e4-smooth") in swap and ("random-ipc10", "expert-e4-swap9") in swap
-    assert set(student_runs(config, "zero_shot", best)) == {
+    assert set(pairs(student_runs(config, "zero_shot", best))) == {
         ("random-ipc10", "expert-e4"), ("random-ipc10-without6", "expert-e4"), ("random-ipc10", "expert-e4-zeroclass6")}
-    scaling = student_runs(config, "scaling_law", best)
+    scaling = pairs(student_runs(config, "scaling_law", best))
     assert ("random-ipc20", "expert-e4-top2") in scaling and ("random-ipc20", "hard") in scaling
-    assert ("lossbin9-ipc10", "hard") in student_runs(config, "image_selection", best)
-    assert ("random-ipc10", "ensemble3-e4") in student_runs(config, "ensembles", best)
-    assert ("random-ipc1", "noise0.8") in student_runs(config, "generated_labels", best)
-    assert ensemble_expert_epochs(config) == 4
+    assert ("lossbin9-ipc10", "hard") in pairs(student_runs(config, "image_selection", best))
+    assert ("random-ipc10", "ensemble3-e4") in pairs(student_runs(config, "ensembles", best))
+    assert ("random-ipc1", "noise0.8") in pairs(student_runs(config, "generated_labels", best))
+    assert trained_epochs(config)[("convnet-d3-w32-lr0.01", 2)] == 4
+
+
+def test_an_analysis_block_names_its_run_and_protocol(config):
+    config["experts"]["long"] = {"arch": "convnet-d3-w32", "lr": 2.0e-2, "epochs": 40, "seeds": [0]}
+    config["students"]["short"] = {"arch": "convnet-d2-w8", "lr": 1.0e-2, "epochs": 10, "seeds": [0], "eval_every": 5}
+    config["defaults"]["student"] = STUDENT
+    config["scaling_law"].update(expert_run="long", student="short", images_per_class=[1], top_k=[2], expert_epoch=30)
+    check_config(config)
+    assert set(student_runs(config, "scaling_law")) == {
+        ("random-ipc1", "hard", "short"), ("random-ipc1", "expert-convnet-d3-w32-lr0.02-e30", "short"),
+        ("random-ipc1", "expert-convnet-d3-w32-lr0.02-e30-top2", "short")}
+    config["label_swap"].update(expert_run="long")  # auto: the sweep's epochs are the default run's
+    with pytest.raises(LabelworthError, match="label_swap.expert_epoch is auto, but the sweep finds the best epochs of"):
+        check_config(config)
 
 
 def test_scientific_notation_without_dot_is_named(config):
     config = yaml.safe_load((ROOT / "config.yaml").read_text().replace("lr: 1.0e-2", "lr: 1e-2", 1))
-    with pytest.raises(LabelworthError, match=r"expert\.lr: '1e-2'.*1\.0e-3"):
+    with pytest.raises(LabelworthError, match=r"experts\.convnet\.lr: '1e-2'.*1\.0e-3"):
         check_number_strings(config)
 
 
@@ -94,16 +182,26 @@ def test_scientific_notation_without_dot_is_named(config):
     "change, message",
     [
         (lambda c: c.update(dataset="svhn"), "unknown dataset 'svhn'"),
-        (lambda c: c["expert"].update(arch="vgg11"), "expert.arch: unknown architecture"),
-        (lambda c: c["benchmark"].update(expert_epoch=[2, 5, 99]), "expert epoch 99.*expert.epochs is 12"),
+        (lambda c: c["experts"]["convnet"].update(arch="vgg11"), "experts.convnet.arch: unknown architecture"),
+        (lambda c: c["benchmark"]["soft_labels"][0].update(expert_epoch=[2, 5, 99]),
+         "expert epoch 99, but the run convnet-d3-w32-lr0.01 trains 12 epochs"),
         (lambda c: c["label_swap"].update(ranks=[1, 10]), "swap takes at most 9 with 10 classes"),
         (lambda c: c["zero_shot"].update(subject_classes=[10]), "10 is not a class of fashion_mnist"),
         (lambda c: c["expert_epoch_sweep"].update(enabled=False), "needs the expert_epoch_sweep block enabled"),
         (lambda c: c["label_swap"].update(images_per_class=[1, 20]), "does not include 20"),
-        (lambda c: c["ensembles"].update(sizes=[1, 4]), "needs 4 experts, but expert.seeds lists 3"),
+        (lambda c: c["ensembles"].update(sizes=[1, 4]), "needs 4 experts, but the run convnet-d3-w32-lr0.01 lists 3"),
+        (lambda c: c["ensembles"].update(expert_epoch="auto"), "ensembles.expert_epoch: auto is not available"),
         (lambda c: c["benchmark"].update(images_per_class=[1, 10, 7000]), "7000 is more than the smallest"),
-        (lambda c: c["benchmark"].update(expert_epoch=[2, 5]), "one epoch per IPC"),
-        (lambda c: c["student"].update(engine="vectorised", compile=True), "student.compile is an option of the sequential"),
+        (lambda c: c["benchmark"]["soft_labels"][0].update(expert_epoch=[2, 5]), "give one per IPC"),
+        (lambda c: c["students"][STUDENT].update(engine="vectorised", compile=True),
+         f"students.{STUDENT}.compile is an option of the sequential"),
+        (lambda c: c["students"][STUDENT].update(epochs=4.0), f"students.{STUDENT}.epochs: 4.0 is not a whole number"),
+        (lambda c: c["students"][STUDENT].update(by_images_per_class=[{"images_per_class": 10, "lr": 0}]),
+         rf"students.{STUDENT} \(by_images_per_class 10\).lr: 0.0 must be above 0"),
+        (lambda c: c["students"][STUDENT].update(by_images_per_class=[{"images_per_class": 10, "epoch": 5}]),
+         "unknown key.s. epoch; known: arch"),
+        (lambda c: c["experts"]["convnet"].update(seeds=[0, 0]), "seeds: .0, 0. must be distinct"),
+        (lambda c: c["scaling_law"].update(student="resnet"), "student protocol 'resnet' is not in students"),
     ],
 )
 def test_semantic_errors_name_the_key(config, change, message):
@@ -114,33 +212,31 @@ def test_semantic_errors_name_the_key(config, change, message):
 
 
 def test_method_settings_take_per_ipc_overrides_and_the_buffer_covers_every_ipc(config):
-    from labelworth.config import method_settings, trajectory_epochs
-
     config["methods"]["mtt"].update(max_start_epoch=4, expert_epochs=2, syn_steps=20, by_images_per_class=[
         {"images_per_class": 10, "max_start_epoch": 8, "syn_steps": 30}])
     assert method_settings(config, "mtt", 10).syn_steps == 30 and method_settings(config, "mtt", 1).syn_steps == 20
-    assert method_settings(config, "dm").arch == config["expert"]["arch"]  # DM embeds with the experts' ConvNet
+    assert method_settings(config, "dm").arch == config["experts"]["convnet"]["arch"]  # the default run's ConvNet
     assert trajectory_epochs(config) == 10  # IPC 10's 8 + 2, beyond the block's own 4 + 2
     config["methods"]["mtt"]["by_images_per_class"][0]["sin_steps"] = 5
-    with pytest.raises(LabelworthError, match="methods.mtt: unknown key.s. sin_steps; known: iterations"):
+    with pytest.raises(LabelworthError, match=r"methods.mtt \(by_images_per_class 10\): unknown key.s. sin_steps; known: iterations"):
         check_config(config)
 
 
 def test_grouped_populations_train_every_run_once_the_sweep_first(config):
     best = {1: 2, 10: 4, 50: 12}
     groups = population_groups(config, best)
-    grouped = [(image_set, labels) for image_sets in groups.values()
-               for image_set, label_specs in image_sets.items() for labels in label_specs]
+    grouped = [(image_set, labels, student) for image_sets in groups.values()
+               for (image_set, student), label_specs in image_sets.items() for labels in label_specs]
     asked = {run for experiment in STUDENT_EXPERIMENTS if enabled(config, experiment)
              for run in student_runs(config, experiment, best)}
     assert len(grouped) == len(set(grouped)) and set(grouped) == asked
     # The benchmark's auto label at IPC 1 is one of the sweep's, so the sweep's group trains it.
     assert list(groups)[0] == "expert_epoch_sweep"
-    assert population_of(groups, "random-ipc1", "expert-e2") == "expert_epoch_sweep"
-    assert population_of(groups, "dm-ipc1", "hard") == "soft_vs_hard"
-    assert groups["label_swap"]["random-ipc1"] == ["expert-e2-shuffle", "expert-e2-smooth"] + [
+    assert population_of(groups, "random-ipc1", "expert-e2", STUDENT) == "expert_epoch_sweep"
+    assert population_of(groups, "dm-ipc1", "hard", STUDENT) == "soft_vs_hard"
+    assert groups["label_swap"][("random-ipc1", STUDENT)] == ["expert-e2-shuffle", "expert-e2-smooth"] + [
         f"expert-e2-swap{k}" for k in (1, 3, 9)]
     # Before the sweep has run, its own groups are complete already.
     assert population_groups(config, None)["expert_epoch_sweep"] == groups["expert_epoch_sweep"]
     with pytest.raises(LabelworthError, match="random-ipc7 on hard are in no experiment's population"):
-        population_of(groups, "random-ipc7", "hard")
+        population_of(groups, "random-ipc7", "hard", STUDENT)

@@ -18,10 +18,13 @@ from labelworth.data import load_split, prepare_data
 from labelworth.distill.dm import distill_dm, distribution_matching_loss, random_network
 from labelworth.distill.mtt import (distill_mtt, matching_loss, plan_steps, sgd_step, tesla_gradients,
                                    trajectory_network, unrolled_gradients)
-from labelworth.distill.synthesis import SynthesisFiles, real_image_init, run_iterations
+from labelworth.distill.synthesis import SynthesisFiles, real_image_init
+from labelworth.resume import run_iterations
 from labelworth.errors import LabelworthError
+from labelworth.resume import ExpertFiles
+from labelworth.settings import ExpertSettings
 from labelworth.experts import checkpoint_name, load_expert, train_expert
-from labelworth.method_settings import DmSettings, MttSettings, settings_from_options
+from labelworth.settings import DmSettings, MttSettings, from_options
 from labelworth.models import ConvNet
 from labelworth.trajectories import dump_trajectories, flat_parameters, load_trajectories
 
@@ -41,8 +44,8 @@ def train_experts(data_dir: Path, root: Path, seeds=(0, 1), epochs: int = 3) -> 
     folders = []
     for seed in seeds:
         folder = root / f"seed{seed}"
-        train_expert(data_dir, ARCH, 0.05, epochs, seed=seed, batch_size=32, checkpoint_dir=folder / "checkpoints",
-                     metrics_path=folder / "metrics.csv", work_dir=root / "work" / f"seed{seed}", device="cpu")
+        train_expert(data_dir, ExpertSettings(arch=ARCH, lr=0.05, epochs=epochs, seeds=(seed,), batch_size=32),
+                     ExpertFiles(folder / "checkpoints", folder / "metrics.csv", root / "work" / f"seed{seed}"), "cpu")
         folders.append(folder / "checkpoints")
     return folders
 
@@ -202,14 +205,14 @@ def test_a_nan_loss_stops_naming_the_iteration_before_the_images_move(tmp_path):
 
 
 def test_method_options_parse_to_settings_and_refuse_unknown_keys():
-    assert settings_from_options(MttSettings, ["tesla=True", "lr_lr=1e-05", "syn_steps=3"]) == \
+    assert from_options(MttSettings, ["tesla=True", "lr_lr=1e-05", "syn_steps=3"]) == \
         MttSettings(tesla=True, lr_lr=1e-5, syn_steps=3)
     with pytest.raises(LabelworthError, match="key one of"):
-        settings_from_options(DmSettings, ["syn_steps=3"])
+        from_options(DmSettings, ["syn_steps=3"])
 
 
 def method_options(block: dict) -> list[str]:
-    return [f"{key}={value}" for key, value in block.items() if key != "num_experts"]
+    return [f"{key}={value}" for key, value in block.items() if key not in ("num_experts", "expert_run")]
 
 
 def test_dm_and_mtt_run_through_the_cli(buffered_experts, tmp_path):
@@ -220,11 +223,11 @@ def test_dm_and_mtt_run_through_the_cli(buffered_experts, tmp_path):
     buffer = tmp_path / "trajectories.pt"
     assert main(["dump-trajectories", "--checkpoint-dirs", str(folders[0]), "--epochs",
                  str(mtt["max_start_epoch"] + mtt["expert_epochs"]), "--out", str(buffer)]) == 0
-    for method, extra in (("dm", [f"arch={config['expert']['arch']}"]), ("mtt", [])):
+    for method, extra in (("dm", [f"arch={config['experts']['convnet']['arch']}"]), ("mtt", [])):
         out = tmp_path / method / "images.pt"
         sources = ["--trajectories", str(buffer)] if method == "mtt" else []
         assert main(["distill-images", "--image-set", f"{method}-ipc1", "--data-dir", str(data_dir),
-                     *sources, "--method-options", *extra, *method_options(config["methods"][method]),
+                     *sources, "--options", *extra, *method_options(config["methods"][method]),
                      "--work-dir", str(tmp_path / "work" / method), "--out", str(out),
                      "--grid", str(tmp_path / method / "grid.png"), "--device", "cpu"]) == 0
         assert io.load_tensors(out)["images"].shape == (10, 1, 28, 28)
@@ -242,15 +245,15 @@ def test_the_workflow_plans_trajectories_and_synthetic_sets(tmp_path):
     targets = [f"results/fashion_mnist/images/{image_set}/images.pt"
                for image_set in ("random-ipc1", "dm-ipc1", "mtt-ipc1", "mtt-ipc1-without2")]
     result = snakemake(tmp_path, "-n", *targets, "--quiet", "rules", config=DISTILL_CONFIG)
-    assert planned_jobs(result) == {"prepare_data": 1, "train_expert": 1, "dump_trajectories": 1,
+    assert planned_jobs(result) == {"prepare_data": 1, "train_expert_e3": 1, "dump_trajectories": 1,
                                     "distill_images": 2, "synthesise_images": 2}
 
 
-def test_a_buffer_longer_than_the_experts_trained_is_a_config_error(tmp_path):
+def test_a_buffer_longer_than_the_run_trains_its_experts_as_far_as_it_needs(tmp_path):
     config = yaml.safe_load(DISTILL_CONFIG.read_text())
-    config["methods"]["mtt"]["max_start_epoch"] = 5  # needs epochs 0..7 of an expert trained for 3
+    config["methods"]["mtt"].update(max_start_epoch=5, num_experts=2)  # epochs 0..7 of a run of 3 epochs
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
-    result = snakemake(tmp_path, "-n", "results/fashion_mnist/images/mtt-ipc1/images.pt", config=path, check=False)
-    assert result.returncode != 0
-    assert "methods.mtt: the replay buffer needs epochs 0..7" in result.stdout + result.stderr
+    result = snakemake(tmp_path, "-n", "results/fashion_mnist/trajectories/convnet-d2-w8-lr0.01.pt", "--quiet",
+                       "rules", config=path)
+    assert planned_jobs(result) == {"prepare_data": 1, "train_expert_e7": 2, "dump_trajectories": 1}

@@ -1,5 +1,5 @@
 """Data-parallel ImageNet experts (labelworth/experts_distributed.py) on CPUs: two torchrun processes
-on the gloo backend, started by `labelworth train-expert --processes 2`, over a small ImageFolder
+on the gloo backend, started by `labelworth train-expert --options ... processes=2`, over a small ImageFolder
 tree written here. ImageNet's spec is kept (224-pixel crops, 1000 outputs); the files are small and
 few, and the network is a narrow ConvNet, so a run takes seconds."""
 
@@ -19,6 +19,8 @@ from PIL import Image
 
 from labelworth import io
 from labelworth.data import load_image_files, normalize, prepare_data
+from labelworth.resume import ExpertFiles
+from labelworth.settings import ExpertSettings
 from labelworth.experts import checkpoint_name, load_expert, train_expert
 from labelworth.experts_distributed import training_shard
 from labelworth.specs import dataset_spec
@@ -55,11 +57,11 @@ def imagenet_data(tmp_path_factory) -> Path:
 
 
 def train_two_processes(data_dir: Path, out: Path, epochs: int) -> str:
-    """`labelworth train-expert --processes 2` on the CPU; returns everything the processes printed."""
-    command = [sys.executable, "-m", "labelworth", "train-expert", "--data-dir", str(data_dir), "--arch", ARCH,
-               "--lr", "0.01", "--epochs", str(epochs), "--seed", "5", "--batch-size", str(GLOBAL_BATCH),
+    """`labelworth train-expert` with processes=2 on the CPU; returns everything the processes printed."""
+    command = [sys.executable, "-m", "labelworth", "train-expert", "--data-dir", str(data_dir), "--options",
+               f"arch={ARCH}", "lr=0.01", f"epochs={epochs}", "seeds=5", f"batch_size={GLOBAL_BATCH}", "processes=2",
                "--checkpoint-dir", str(out / "checkpoints"), "--metrics", str(out / "metrics.csv"),
-               "--work-dir", str(out / "work"), "--device", "cpu", "--processes", "2"]
+               "--work-dir", str(out / "work"), "--device", "cpu"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     output = result.stdout + result.stderr
@@ -138,8 +140,8 @@ def test_two_gloo_processes_train_checkpoint_every_epoch_and_resume_to_the_same_
 
 
 def test_one_process_without_torchrun_trains_the_same_kind_of_run(imagenet_data, tmp_path):
-    files = {"checkpoint_dir": tmp_path / "checkpoints", "metrics_path": tmp_path / "metrics.csv",
-             "work_dir": tmp_path / "work"}
-    metrics = train_expert(imagenet_data, ARCH, 0.01, 1, seed=5, batch_size=GLOBAL_BATCH, device="cpu", **files)
+    files = ExpertFiles(tmp_path / "checkpoints", tmp_path / "metrics.csv", tmp_path / "work")
+    metrics = train_expert(imagenet_data, ExpertSettings(arch=ARCH, lr=0.01, epochs=1, seeds=(5,), batch_size=GLOBAL_BATCH),
+                           files, device="cpu")
     assert [row["epoch"] for row in metrics] == [0, 1] and 0 <= metrics[1]["train_accuracy"] <= 1
-    assert sorted(path.name for path in files["checkpoint_dir"].iterdir()) == [checkpoint_name(0), checkpoint_name(1)]
+    assert sorted(path.name for path in files.checkpoint_dir.iterdir()) == [checkpoint_name(0), checkpoint_name(1)]

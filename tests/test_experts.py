@@ -2,15 +2,17 @@ import csv
 
 import torch
 
+from labelworth.resume import ExpertFiles
+from labelworth.settings import ExpertSettings
 from labelworth.experts import load_expert, train_expert
 from labelworth.training import accuracy, predict_logits
 from labelworth.data import load_split
 
 
 def _train(data_dir, root, epochs, name="run"):
-    return train_expert(data_dir, "convnet-d2-w8", 0.05, epochs, seed=3, batch_size=32,
-                        checkpoint_dir=root / name / "checkpoints", metrics_path=root / name / "metrics.csv",
-                        work_dir=root / "work" / name, device="cpu")
+    settings = ExpertSettings(arch="convnet-d2-w8", lr=0.05, epochs=epochs, seeds=(3,), batch_size=32)
+    files = ExpertFiles(root / name / "checkpoints", root / name / "metrics.csv", root / "work" / name)
+    return train_expert(data_dir, settings, files, device="cpu")
 
 
 def test_expert_checkpoints_every_epoch_and_learns(fashion_mnist_data, tmp_path):

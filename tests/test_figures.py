@@ -22,7 +22,7 @@ CLASS_NAMES = list(dataset_spec("fashion_mnist").class_names)
 NUM_CLASSES = len(CLASS_NAMES)
 
 
-def write_result(folder, image_set: str, label_spec: str, best: float, per_class=None) -> str:
+def write_result(folder, image_set: str, label_spec: str, best: float, per_class=None, student="convnet-d3-w32") -> str:
     """A student-result JSON as students.run_evaluate_students writes it: three students whose best
     accuracies average exactly `best` (a fraction), final = best - 0.02, and `per_class` (fractions,
     the same for every student; default: final for every class) as per-class final accuracies."""
@@ -33,14 +33,14 @@ def write_result(folder, image_set: str, label_spec: str, best: float, per_class
                  "per_class_final_accuracy": list(per_class), "curve": [[100, b - 0.03], [200, b]]}
                 for seed, b in enumerate(bests)]
     images = parse_image_set(image_set)
-    path = folder / f"{image_set}__{label_spec}.json"
+    path = folder / f"{image_set}__{label_spec}__{student}.json"
     write_json(path, {
         "students": students,
         "final_accuracy": {"mean": final, "std": float(np.std(bests))},
         "best_accuracy": {"mean": best, "std": float(np.std(bests))},
         "meta": {"dataset": "fashion_mnist", "image_set": image_set, "method": images.method,
                  "images_per_class": images.images_per_class, "label_spec": label_spec,
-                 "student": "convnet-d3-w32", "class_names": CLASS_NAMES, "hyperparameters": {}},
+                 "student": student, "class_names": CLASS_NAMES, "settings": {}},
     })
     return str(path)
 
@@ -264,7 +264,7 @@ def test_soft_label_bars_draws_one_image_and_its_labels_in_epoch_order(tmp_path)
 
 def test_class_similarity_draws_the_expert_csv(tmp_path):
     matrix = np.full((NUM_CLASSES, NUM_CLASSES), 0.02) + np.eye(NUM_CLASSES) * 0.8
-    path = tmp_path / "class_similarity-e4.csv"  # the format labels.expert_class_similarity writes
+    path = tmp_path / "class_similarity-expert-e4.csv"  # the format labels.expert_class_similarity writes
     lines = ["class," + ",".join(f'"{name}"' for name in CLASS_NAMES)]
     lines += [f'"{name}",' + ",".join(f"{value:.6g}" for value in row) for name, row in zip(CLASS_NAMES, matrix)]
     path.write_text("\n".join(lines) + "\n")
@@ -295,6 +295,23 @@ def test_benchmark_table_has_every_method_ipc_and_label_kind_with_best_and_final
     markdown = (tmp_path / "out" / "soft_vs_hard.md").read_text()
     assert "| DM | 10 | 78.0 ± 0.8 | 79.0 ± 0.8 |  |" in markdown  # hard, expert soft, no learned (best)
     assert "own learned (best)" in markdown and "+7.0" in markdown  # random IPC 1: 53 - 46
+
+
+def test_benchmark_table_crosses_soft_label_sources_and_student_protocols(tmp_path):
+    """Table 1's shape: two experts' labels (the default run and a named one) on two protocols."""
+    inputs = []
+    for student, shift in (("resnet18", 0.0), ("resnet50", 0.05)):
+        for ipc in (1, 10):
+            inputs += [write_result(tmp_path, f"random-ipc{ipc}", "hard", 0.10 + shift, student=student),
+                       write_result(tmp_path, f"random-ipc{ipc}", "expert-e12", 0.30 + shift, student=student),
+                       write_result(tmp_path, f"random-ipc{ipc}", "expert-resnet50-lr0.1-e31", 0.40 + shift,
+                                    student=student)]
+    table = draw(tmp_path, "soft_vs_hard", inputs)
+    assert list(dict.fromkeys(table["student"])) == ["resnet18", "resnet50"] and len(table) == 12
+    assert set(table["expert_run"].fillna("")) == {"", "resnet50-lr0.1"}  # csv: empty = the default run
+    markdown = (tmp_path / "out" / "soft_vs_hard.md").read_text()
+    assert "soft, default run (best)" in markdown and "soft, resnet50-lr0.1 - hard (best)" in markdown
+    assert "| resnet50 | random real | 10 | 15.0 ± 0.8 | 35.0 ± 0.8 | 45.0 ± 0.8 |" in markdown
 
 
 def test_benchmark_images_shows_one_row_per_method_in_paper_order(tmp_path):

@@ -29,7 +29,7 @@ APT_FAILED = 10  # setup.sh's exit status when the packages cannot be installed
 SMALL = {
     "expert": {"epochs": 2, "seeds": [0]},
     "student": {"epochs": 2, "seeds": [0], "eval_every": 1},
-    "benchmark": {"images_per_class": [1], "expert_epoch": [1]},
+    "benchmark": {"images_per_class": [1], "soft_labels": [{"expert_epoch": [1]}]},
 }
 LOCAL_RULES = {"figure_soft_vs_hard", "figure_expert_training", "figure_benchmark_images"}
 

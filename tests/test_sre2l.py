@@ -19,9 +19,11 @@ from labelworth.distill.sre2l import (batch_norm_statistics_loss, cosine_lr, dis
                                       jitter_groups, recorded_batch_norm_inputs, recover_loss, valid_pixel_range)
 from labelworth.distill.synthesis import SynthesisFiles
 from labelworth.errors import LabelworthError
+from labelworth.resume import ExpertFiles
+from labelworth.settings import ExpertSettings
 from labelworth.experts import checkpoint_name, load_expert, train_expert
 from labelworth.labels import make_labels
-from labelworth.method_settings import Sre2lSettings
+from labelworth.settings import Sre2lSettings
 from labelworth.models import ConvNet
 from labelworth.specs import dataset_spec
 
@@ -35,8 +37,8 @@ def files_in(folder: Path) -> SynthesisFiles:
 
 
 def train_teacher(data_dir: Path, root: Path, arch: str, epochs: int) -> Path:
-    train_expert(data_dir, arch, 0.05, epochs, seed=0, batch_size=32, checkpoint_dir=root / "checkpoints",
-                 metrics_path=root / "metrics.csv", work_dir=root / "work", device="cpu")
+    train_expert(data_dir, ExpertSettings(arch=arch, lr=0.05, epochs=epochs, seeds=(0,), batch_size=32),
+                 ExpertFiles(root / "checkpoints", root / "metrics.csv", root / "work"), device="cpu")
     return root / "checkpoints" / checkpoint_name(epochs)
 
 
@@ -179,7 +181,7 @@ def test_a_nan_loss_stops_before_any_image_is_written(teacher, tmp_path):
 def distill_by_cli(data_dir: Path, checkpoint: Path, folder: Path, *options: str) -> dict:
     out = folder / "sre2l-ipc1" / "images.pt"
     assert main(["distill-images", "--image-set", "sre2l-ipc1", "--data-dir", str(data_dir),
-                 "--expert-checkpoint", str(checkpoint), "--method-options", "iterations=4", "save_every=2",
+                 "--teacher", str(checkpoint), "--options", "iterations=4", "save_every=2",
                  "jitter=1", *options, "--seed", "0", "--work-dir", str(folder / "work"), "--out", str(out),
                  "--grid", str(out.parent / "grid.png"), "--device", "cpu"]) == 0
     return io.load_tensors(out)
@@ -203,7 +205,7 @@ def test_the_cli_writes_learned_labels_that_the_learned_label_spec_reads(teacher
 
 def test_a_teacher_without_batch_norm_is_refused(teacher, tmp_path):
     data_dir, _ = teacher
-    checkpoint = train_teacher(data_dir, tmp_path / "plain", "convnet-d1-w8", 0)
+    checkpoint = train_teacher(data_dir, tmp_path / "plain", "convnet-d1-w8", 1)
     with pytest.raises(LabelworthError, match="has no batch norm"):
         distill_sre2l(data_dir, checkpoint, 1, 0, SETTINGS, files_in(tmp_path), "cpu")
     assert not (tmp_path / "images.pt").exists()

@@ -5,16 +5,18 @@ from labelworth.data import load_split
 from labelworth.distill.random import select_random
 from labelworth.errors import LabelworthError
 from labelworth.labels import hard_labels
-from labelworth.students import ENGINES, evaluate_students, population_result, train_students
+from labelworth.settings import STUDENT_ENGINES as ENGINES
+from labelworth.settings import StudentSettings, to_options
+from labelworth.students import evaluate_students, population_result, train_students
 
 
 def _population(data_dir, seeds, epochs=6, arch="convnet-d2-w8", **options):
     train = load_split(data_dir, "train")
     test = load_split(data_dir, "test")
     chosen = select_random(train.labels, 5, 10, seed=42)
-    return evaluate_students(train.images[chosen], hard_labels(train.labels[chosen], 10), test,
-                             arch, seeds, epochs=epochs, lr=0.01, optimizer="sgd",
-                             batch_size=32, eval_every=2, **options)
+    settings = StudentSettings(arch=arch, seeds=tuple(seeds), epochs=epochs, lr=0.01, optimizer="sgd", batch_size=32,
+                               eval_every=2, **options)
+    return evaluate_students(train.images[chosen], hard_labels(train.labels[chosen], 10), test, settings)
 
 
 def test_population_records_every_seed_and_summarises(fashion_mnist_data):
@@ -65,23 +67,43 @@ def test_per_student_targets_train_each_label_set_as_if_alone(fashion_mnist_data
     test = load_split(fashion_mnist_data, "test")
     images = train.images[select_random(train.labels, 5, 10, seed=42)]
     label_sets = torch.softmax(torch.randn(2, len(images), 10, generator=torch.Generator().manual_seed(0)), -1)
-    options = dict(arch="convnet-d2-w8", epochs=2, lr=0.01, optimizer="sgd", batch_size=16, eval_every=1,
-                   engine=engine)
+    settings = StudentSettings(arch="convnet-d2-w8", epochs=2, lr=0.01, optimizer="sgd", batch_size=16, eval_every=1,
+                               engine=engine, seeds=(5, 6))
     # Two label sets x two seeds in one population, as a grouped job would train them.
-    grouped = train_students(images, label_sets.repeat_interleave(2, dim=0), test, seeds=[5, 6, 5, 6], **options)
+    grouped = train_students(images, label_sets.repeat_interleave(2, dim=0), test, settings, seeds=[5, 6, 5, 6])
     for index in range(2):
-        alone = evaluate_students(images, label_sets[index], test, seeds=[5, 6], **options)
+        alone = evaluate_students(images, label_sets[index], test, settings)
         split = population_result(grouped, test, range(2 * index, 2 * index + 2))
         assert set(split) == set(alone)
         for ours, theirs in zip(split["students"], alone["students"]):
             assert ours["seed"] == theirs["seed"] and _same_curve(ours["curve"], theirs["curve"])
     with pytest.raises(LabelworthError, match="do not fit"):
-        evaluate_students(images, label_sets, test, seeds=[5, 6, 7], **options)
+        evaluate_students(images, label_sets, test, StudentSettings(**{**vars(settings), "seeds": (5, 6, 7)}))
 
 
-def test_unknown_engine_is_a_one_line_error(fashion_mnist_data):
-    with pytest.raises(LabelworthError, match="unknown student engine 'gpu'"):
-        _population(fashion_mnist_data, seeds=[0], epochs=1, engine="gpu")
+@pytest.mark.parametrize("change, message", [
+    (dict(engine="gpu"), "engine: 'gpu' is not one of sequential, vectorised"),
+    (dict(epochs=0), "epochs: 0 must be at least 1"),
+    (dict(eval_every=2.0), "eval_every: 2.0 is not a whole number"),
+    (dict(lr=-1.0), "lr: -1.0 must be above 0"),
+    (dict(seeds=(0, 0)), r"seeds: \[0, 0\] must be distinct"),
+    (dict(batch_size=0), "batch_size: 0 must be at least 1"),
+    (dict(arch="vgg11"), "arch: unknown architecture 'vgg11'"),
+])
+def test_bad_student_settings_are_one_line_errors_naming_the_key(change, message):
+    with pytest.raises(LabelworthError, match=message):
+        StudentSettings(**change)
+
+
+def test_settings_travel_as_options_and_back_exactly():
+    from labelworth.settings import from_options
+
+    settings = StudentSettings(arch="resnet18", optimizer="adamw", lr=1e-3 / 3, seeds=(4, 2), bf16=True)
+    assert from_options(StudentSettings, to_options(settings)) == settings
+    with pytest.raises(LabelworthError, match="--options epochs: 0 must be at least 1"):
+        from_options(StudentSettings, ["epochs=0"])
+    with pytest.raises(LabelworthError, match="option 'epoch=3': expected key=value with key one of arch"):
+        from_options(StudentSettings, ["epoch=3"])
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -120,8 +142,8 @@ def test_one_job_for_several_label_files_writes_what_separate_jobs_would(fashion
     label_files = {"hard": hard_labels(train.labels[chosen], 10), "expert-e1": soft}
     for spec, labels in label_files.items():
         io.save_tensors(tmp_path / f"{spec}.pt", {"labels": labels}, {"label_spec": spec})
-    options = dict(data_dir=fashion_mnist_data, arch="convnet-d2-w8", seeds=[3, 4], epochs=3, lr=0.01,
-                   optimizer="sgd", batch_size=8, eval_every=1, device="cpu")
+    options = dict(data_dir=fashion_mnist_data, device="cpu", settings=StudentSettings(
+        arch="convnet-d2-w8", seeds=(3, 4), epochs=3, lr=0.01, optimizer="sgd", batch_size=8, eval_every=1))
     grouped = run_evaluate_students(tmp_path / "images.pt", [tmp_path / f"{spec}.pt" for spec in label_files],
                                     out_path=tmp_path / "population.json", **options)
     assert [result["meta"]["label_spec"] for result in grouped["label_sets"]] == list(label_files)
@@ -142,7 +164,7 @@ def test_compiled_students_train_like_eager_ones(fashion_mnist_data):
     """torch.compile changes how a step runs, not what it computes: the same students to within float
     rounding (a compile takes ~15 s here, hence one seed and two epochs)."""
     eager = _population(fashion_mnist_data, [2], epochs=2)
-    compiled = _population(fashion_mnist_data, [2], epochs=2, compile_network=True)
+    compiled = _population(fashion_mnist_data, [2], epochs=2, compile=True)
     assert _same_curve(compiled["students"][0]["curve"], eager["students"][0]["curve"])
     with pytest.raises(LabelworthError, match="option of the sequential engine"):
-        _population(fashion_mnist_data, [2], epochs=1, engine="vectorised", compile_network=True)
+        _population(fashion_mnist_data, [2], epochs=1, engine="vectorised", compile=True)

@@ -10,6 +10,7 @@ from labelworth.augment import dsa_augment, dsa_augment_population
 from labelworth.data import load_split
 from labelworth.distill.random import select_random
 from labelworth.labels import hard_labels
+from labelworth.settings import StudentSettings
 from labelworth.students import STACKED_STEPS, make_optimizer, protocol_schedule, train_students
 
 FULL = "color_crop_cutout_flip_scale_rotate"
@@ -28,8 +29,9 @@ def _train(data_dir, engine, arch="convnet-d2-w8", optimizer="sgd", epochs=4, se
     test = load_split(data_dir, "test")
     chosen = select_random(train.labels, 5, 10, seed=42)
     targets = train.labels[chosen] if class_indices else hard_labels(train.labels[chosen], 10)
-    return train_students(train.images[chosen], targets, test, arch, seeds, epochs, lr, optimizer,
-                          batch_size=16, eval_every=2, engine=engine, **options)
+    settings = StudentSettings(arch=arch, seeds=tuple(seeds), epochs=epochs, lr=lr, optimizer=optimizer, batch_size=16,
+                               eval_every=2, engine=engine, **options)
+    return train_students(train.images[chosen], targets, test, settings)
 
 
 def _assert_same_students(first, second, atol):

@@ -11,7 +11,7 @@ from PIL import Image
 
 from labelworth import io
 from labelworth.data import load_split, prepare_data
-from labelworth.distill import displayed_pixels
+from labelworth.image_sets import displayed_pixels
 from labelworth.distill.random import distill_random
 from labelworth.distill.subsets import drop_class
 from labelworth.distill.synthesis import SynthesisFiles, write_synthetic_set
@@ -187,7 +187,7 @@ def test_synthetic_set_of_whitened_data_stores_its_pixels(whitened_data, tmp_pat
 def test_toggling_zca_reruns_prepare_data(tmp_path, cifar_raw):
     """Prepared without the key (the schema's default, off), then planned with `zca: true`: the changed
     param makes prepare_data run again, and with it everything downstream of its files."""
-    config = {**micro_config({"benchmark": {"expert_epoch": [1, 1]}}), "dataset": "cifar10",
+    config = {**micro_config({"benchmark": {"soft_labels": [{"expert_epoch": [1, 1]}]}}), "dataset": "cifar10",
               "data_root": str(cifar_raw["folder"])}
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))

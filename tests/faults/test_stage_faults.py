@@ -44,8 +44,8 @@ def error_line(capsys) -> str:
 
 
 def train_expert_args(data_dir: Path, out: Path, lr: float = 0.05) -> list[str]:
-    return ["train-expert", "--data-dir", str(data_dir), "--arch", "convnet-d2-w8", "--lr", str(lr),
-            "--epochs", str(EXPERT_EPOCHS), "--seed", "0", "--batch-size", "32", "--device", "cpu",
+    return ["train-expert", "--data-dir", str(data_dir), "--options", "arch=convnet-d2-w8", f"lr={lr}",
+            f"epochs={EXPERT_EPOCHS}", "seeds=0", "batch_size=32", "--device", "cpu",
             "--checkpoint-dir", str(out / "checkpoints"), "--metrics", str(out / "metrics.csv"),
             "--work-dir", str(out / "work")]
 
@@ -71,8 +71,8 @@ def student_inputs(tmp_path, fashion_mnist_data) -> dict:
 
 def evaluate_students_args(inputs: dict, out: Path, lr: float = 0.01) -> list[str]:
     return ["evaluate-students", "--images", str(inputs["images"]), "--labels", str(inputs["labels"]),
-            "--data-dir", str(inputs["data"]), "--out", str(out), "--arch", "convnet-d2-w8", "--seeds", "0",
-            "--epochs", "2", "--lr", str(lr), "--eval-every", "1", "--device", "cpu"]
+            "--data-dir", str(inputs["data"]), "--out", str(out), "--options", "arch=convnet-d2-w8", "seeds=0",
+            "epochs=2", f"lr={lr}", "eval_every=1", "--device", "cpu"]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ EXPERT_EPOCHS = 8  # leaves several epochs after epoch 1 for a kill to land in
 MICRO = {
     "expert": {"arch": "convnet-d2-w8", "lr": 0.01, "epochs": EXPERT_EPOCHS, "seeds": [0], "batch_size": 64},
     "student": {"arch": "convnet-d2-w8", "epochs": 2, "seeds": [0], "batch_size": 64, "eval_every": 1},
-    "benchmark": {"images_per_class": [1], "expert_epoch": [1]},
+    "benchmark": {"images_per_class": [1], "soft_labels": [{"expert_epoch": [1]}]},
 }
 RUN_ARGS = ("--max-threads", "1")
 EXPERT = "experts/convnet-d2-w8-lr0.01/seed0"  # under work/fashion_mnist and results/fashion_mnist
@@ -95,15 +95,21 @@ def checksums(folder: Path) -> dict[str, str]:
 # Bad input through snakemake: config errors stop the dry run, bad data stops its job
 
 
-def _set(block: str, **values):
-    return lambda config: config[block].update(values)
+def _set(*path: str, **values):
+    """An edit of the config block at `path` (keys, or list positions)."""
+    def edit(config):
+        block = config
+        for key in path:
+            block = block[key]
+        block.update(values)
+    return edit
 
 
 @pytest.mark.parametrize("edit, expected", [
-    pytest.param(_set("expert", lr="1e-2"), "config error: expert.lr", id="number read as text"),
+    pytest.param(_set("experts", "convnet", lr="1e-2"), "config error: experts.convnet.lr", id="number read as text"),
     pytest.param(_set("benchmark", images_per_class=[7000]),
                  "config error: benchmark.images_per_class: 7000", id="more images than a class has"),
-    pytest.param(_set("benchmark", expert_epoch=[EXPERT_EPOCHS + 1]),
+    pytest.param(_set("benchmark", "soft_labels", 0, expert_epoch=[EXPERT_EPOCHS + 1]),
                  f"uses expert epoch {EXPERT_EPOCHS + 1}", id="epoch beyond training"),
 ])
 def test_bad_config_stops_the_dry_run_with_one_line(edit, expected, tmp_path):
@@ -212,8 +218,8 @@ def test_killed_expert_resumes_to_identical_files(reference, tmp_path):
     """`labelworth train-expert` killed with SIGKILL once epoch 1 is saved, then rerun with the same
     command, ends with the reference run's checkpoints and metrics.csv, byte for byte."""
     command = [sys.executable, "-m", "labelworth", "train-expert",
-               "--data-dir", str(reference.workdir / "results/fashion_mnist/data"), "--arch", "convnet-d2-w8",
-               "--lr", "0.01", "--seed", "0", "--epochs", str(EXPERT_EPOCHS), "--batch-size", "64",
+               "--data-dir", str(reference.workdir / "results/fashion_mnist/data"), "--options",
+               "arch=convnet-d2-w8", "lr=0.01", "seeds=0", f"epochs={EXPERT_EPOCHS}", "batch_size=64",
                "--checkpoint-dir", str(tmp_path / "expert/checkpoints"), "--metrics",
                str(tmp_path / "expert/metrics.csv"), "--work-dir", str(tmp_path / "work"), "--device", "cpu",
                "--threads", "1"]

@@ -34,6 +34,12 @@ def keep_freed_memory() -> bool:
                 mallopt(m_top_pad, 256 << 20)))
 
 
+def _add_settings_option(parser: argparse.ArgumentParser, settings: str) -> None:
+    parser.add_argument("--options", nargs="*", default=[], metavar="KEY=VALUE",
+                        help=f"the stage's settings, keys as in the config (labelworth/settings.py {settings});"
+                        " a key left out takes its default")
+
+
 def _add_compute_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
@@ -54,25 +60,31 @@ def _fetch_data(args) -> None:
 
 
 def _train_expert(args) -> None:
+    from labelworth.settings import ExpertSettings, from_options
     from labelworth.torchrun import run_under_torchrun
 
-    if args.processes > 1 and not launched_by_torchrun():
-        # torchrun's workers run this stage again without --processes, each with its share of the threads
+    settings = from_options(ExpertSettings, args.options)
+    if settings.processes > 1 and not launched_by_torchrun():
+        # torchrun's workers run this same command (they know they are workers), each with its share
+        # of the threads
         threads = args.threads or len(os.sched_getaffinity(0))
-        run_under_torchrun(args.processes, [
-            "train-expert", "--data-dir", args.data_dir, "--arch", args.arch, "--lr", repr(args.lr),
-            "--epochs", str(args.epochs), "--seed", str(args.seed), "--batch-size", str(args.batch_size),
-            "--checkpoint-dir", args.checkpoint_dir, "--metrics", args.metrics, "--work-dir", args.work_dir,
-            "--device", args.device, "--threads", str(max(1, threads // args.processes))])
+        run_under_torchrun(settings.processes, _with_threads(args.argv, max(1, threads // settings.processes)))
         return
     from labelworth.experts import train_expert
+    from labelworth.resume import ExpertFiles
 
-    train_expert(args.data_dir, args.arch, args.lr, args.epochs, args.seed, args.batch_size,
-                 args.checkpoint_dir, args.metrics, args.work_dir, args.device)
+    train_expert(args.data_dir, settings, ExpertFiles(args.checkpoint_dir, args.metrics, args.work_dir), args.device)
+
+
+def _with_threads(argv: list[str], threads: int) -> list[str]:
+    """`argv` with its --threads value (if any) replaced by `threads`."""
+    kept = [word for index, word in enumerate(argv) if word != "--threads" and (index == 0 or argv[index - 1] != "--threads")]
+    return kept + ["--threads", str(threads)]
 
 
 def _distill_images(args) -> None:
-    from labelworth.specs import SYNTHESIS_METHODS, parse_image_set
+    from labelworth.distill.registry import image_method, method_function
+    from labelworth.specs import parse_image_set
 
     image_set = parse_image_set(args.image_set)
     if image_set.without_class is not None:
@@ -81,54 +93,36 @@ def _distill_images(args) -> None:
         if not args.source:
             raise LabelworthError(f"{args.image_set} is cut from another set: give --source <its images.pt>")
         drop_class(args.source, image_set.without_class, args.out, args.grid)
-    elif image_set.method in SYNTHESIS_METHODS:
-        _synthesise_images(args, image_set)
+        return
+    method = image_method(image_set.method)
+    missing = [name for name in method.inputs if not getattr(args, name)]
+    if missing:
+        raise LabelworthError(f"{args.image_set} reads {', '.join(missing)}: give "
+                              + " ".join(f"--{name.replace('_', '-')}" for name in missing))
+    inputs = [getattr(args, name) for name in method.inputs]
+    make = method_function(image_set.method)
+    if method.synthesised:
+        _synthesise_images(args, image_set, make, inputs)
     elif image_set.method == "random":
-        from labelworth.distill.random import distill_random
-
-        distill_random(args.data_dir, image_set.images_per_class, args.seed, args.out, args.grid)
-    else:
-        from labelworth.distill.select_by_loss import distill_by_loss
-
-        if not args.expert_checkpoint:
-            raise LabelworthError(f"{args.image_set} ranks images by an expert: give --expert-checkpoint")
-        distill_by_loss(args.data_dir, int(image_set.method.removeprefix("lossbin")), image_set.images_per_class,
-                        args.expert_checkpoint, args.double_softmax, args.out, args.grid, args.device)
+        make(args.data_dir, image_set.images_per_class, args.seed, args.out, args.grid)
+    else:  # lossbin<b>
+        make(args.data_dir, int(image_set.method.removeprefix("lossbin")), image_set.images_per_class, *inputs,
+             args.double_softmax, args.out, args.grid, args.device)
 
 
-def _synthesise_images(args, image_set) -> None:
+def _synthesise_images(args, image_set, make, inputs: list[str]) -> None:
     from pathlib import Path
 
     from labelworth.distill.synthesis import SynthesisFiles
-    from labelworth.method_settings import SETTINGS_BY_METHOD, settings_from_options
+    from labelworth.settings import SETTINGS_BY_METHOD, from_options
 
     if not args.work_dir:
         raise LabelworthError(f"{args.image_set} is synthesised and resumes from a folder: give --work-dir")
     folder = Path(args.out).parent
     files = SynthesisFiles(args.out, args.grid, args.loss_csv or folder / "loss_curve.csv",
                            args.loss_png or folder / "loss_curve.png", args.work_dir)
-    settings = settings_from_options(SETTINGS_BY_METHOD[image_set.method], args.method_options)
-    ipc = image_set.images_per_class
-    if image_set.method == "dm":
-        from labelworth.distill.dm import distill_dm
-
-        distill_dm(args.data_dir, ipc, args.seed, settings, files, args.device)
-    elif image_set.method == "mtt":
-        from labelworth.distill.mtt import distill_mtt
-
-        if not args.trajectories:
-            raise LabelworthError(f"{args.image_set} matches expert trajectories: give --trajectories")
-        distill_mtt(args.data_dir, args.trajectories, ipc, args.seed, settings, files, args.device)
-    elif image_set.method == "bptt":
-        from labelworth.distill.bptt import distill_bptt
-
-        distill_bptt(args.data_dir, ipc, args.seed, settings, files, args.device)
-    else:
-        from labelworth.distill.sre2l import distill_sre2l
-
-        if not args.expert_checkpoint:
-            raise LabelworthError(f"{args.image_set} inverts a batch-norm teacher: give --expert-checkpoint")
-        distill_sre2l(args.data_dir, args.expert_checkpoint, ipc, args.seed, settings, files, args.device)
+    settings = from_options(SETTINGS_BY_METHOD[image_set.method], args.options)
+    make(args.data_dir, *inputs, image_set.images_per_class, args.seed, settings, files, args.device)
 
 
 def _dump_trajectories(args) -> None:
@@ -150,11 +144,11 @@ def _make_labels(args) -> None:
 
 
 def _evaluate_students(args) -> None:
+    from labelworth.settings import StudentSettings, from_options
     from labelworth.students import run_evaluate_students
 
-    run_evaluate_students(args.images, args.labels, args.data_dir, args.out, args.arch, args.seeds,
-                          args.epochs, args.lr, args.optimizer, args.batch_size, args.eval_every,
-                          args.engine, args.device, args.compile)
+    settings = from_options(StudentSettings, args.options)
+    run_evaluate_students(args.images, args.labels, args.data_dir, args.out, settings, args.protocol, args.device)
 
 
 def _population_member(args) -> None:
@@ -189,17 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     stage = stages.add_parser("train-expert", help="train one expert, checkpoint every epoch")
     stage.add_argument("--data-dir", required=True)
-    stage.add_argument("--arch", required=True)
-    stage.add_argument("--lr", type=float, required=True)
-    stage.add_argument("--epochs", type=int, required=True)
-    stage.add_argument("--seed", type=int, required=True)
-    stage.add_argument("--batch-size", type=int, default=256)
+    _add_settings_option(stage, "ExpertSettings: arch, lr, epochs, seeds (one), batch_size, processes")
     stage.add_argument("--checkpoint-dir", required=True)
     stage.add_argument("--metrics", required=True, help="metrics.csv to write")
     stage.add_argument("--work-dir", required=True, help="scratch folder the run resumes from")
-    stage.add_argument("--processes", type=int, default=1,
-                       help="data-parallel processes, one per GPU, for datasets read from image files (imagenet);"
-                       " more than 1 starts them through torchrun; --batch-size and --threads are split among them")
     _add_compute_options(stage)
     stage.set_defaults(run=_train_expert)
 
@@ -211,13 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--seed", type=int, default=42,
                        help="seed of the random choice (synthesis methods: of the initial images and every later draw)")
     stage.add_argument("--source", help="images.pt a -without<class> set is cut from")
-    stage.add_argument("--expert-checkpoint",
-                       help="lossbin<b>: the expert that ranks the images; sre2l: the batch-norm teacher")
+    stage.add_argument("--ranking-expert", help="lossbin<b>: the expert checkpoint whose loss ranks the images")
+    stage.add_argument("--teacher", help="sre2l: the batch-norm expert checkpoint it inverts")
     stage.add_argument("--double-softmax", action="store_true",
                        help="rank by cross-entropy on probabilities, as the reference does")
     stage.add_argument("--trajectories", help="mtt: the experts' replay buffer (dump-trajectories)")
-    stage.add_argument("--method-options", nargs="*", default=[], metavar="KEY=VALUE",
-                       help="synthesis methods: hyperparameters, keys as in the config's methods.<method> block")
+    _add_settings_option(stage, "DmSettings, MttSettings, BpttSettings, Sre2lSettings: synthesis methods")
     stage.add_argument("--work-dir", help="synthesis methods: scratch folder the run resumes from")
     stage.add_argument("--loss-csv", help="synthesis methods: loss per iteration (default: loss_curve.csv next to --out)")
     stage.add_argument("--loss-png", help="synthesis methods: its plot (default: loss_curve.png next to --out)")
@@ -254,17 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="label files of the images; several train as one population into one file")
     stage.add_argument("--data-dir", required=True)
     stage.add_argument("--out", required=True)
-    stage.add_argument("--arch", required=True)
-    stage.add_argument("--seeds", type=int, nargs="+", required=True)
-    stage.add_argument("--epochs", type=int, required=True)
-    stage.add_argument("--lr", type=float, required=True)
-    stage.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
-    stage.add_argument("--batch-size", type=int, default=256)
-    stage.add_argument("--eval-every", type=int, required=True)
-    stage.add_argument("--engine", choices=["sequential", "vectorised"], default="sequential",
-                       help="vectorised trains the population in one torch.func pass (faster on GPUs)")
-    stage.add_argument("--compile", action="store_true",
-                       help="sequential engine: torch.compile each student (pays for long runs only)")
+    _add_settings_option(stage, "StudentSettings: arch, optimizer, lr, epochs, seeds, batch_size, eval_every, engine,"
+                         " compile, channels_last, bf16")
+    stage.add_argument("--protocol", help="the protocol's name, recorded in the result (default: the arch)")
     _add_compute_options(stage)
     stage.set_defaults(run=_evaluate_students)
 
@@ -289,26 +267,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    keep_freed_memory()  # before torch allocates anything
+def _starts_workers(args) -> bool:
+    """Whether this is a train-expert that starts torchrun workers (settings.processes > 1)."""
+    if args.stage != "train-expert" or launched_by_torchrun():
+        return False
+    from labelworth.settings import ExpertSettings, from_options
+
+    return from_options(ExpertSettings, args.options).processes > 1
+
+
+def _run(args) -> None:
     # Under the gpu profile, take one free GPU before anything imports torch: CUDA reads
     # CUDA_VISIBLE_DEVICES once, when it starts (labelworth/gpu_lease.py). A stage that starts
-    # torchrun workers (train-expert --processes N) takes none: each worker leases its own.
-    starts_workers = getattr(args, "processes", 1) > 1 and not launched_by_torchrun()
-    with lease_for(None if starts_workers else getattr(args, "device", None)):
+    # torchrun workers takes none: each worker leases its own.
+    with lease_for(None if _starts_workers(args) else getattr(args, "device", None)):
         if getattr(args, "threads", None):
             import torch
 
             torch.set_num_threads(args.threads)
-        try:
-            args.run(args)
-        except LabelworthError as error:
-            print(f"labelworth {args.stage}: error: {error}", file=sys.stderr)
-            return 2
-        except FloatingPointError as error:  # raised before any output is written; the message says where
-            print(f"labelworth {args.stage}: numerical fault: {error}; no output was written", file=sys.stderr)
-            return 3
+        args.run(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv  # a stage that restarts itself under torchrun forwards exactly these arguments
+    keep_freed_memory()  # before torch allocates anything
+    try:
+        _run(args)
+    except LabelworthError as error:
+        print(f"labelworth {args.stage}: error: {error}", file=sys.stderr)
+        return 2
+    except FloatingPointError as error:  # raised before any output is written; the message says where
+        print(f"labelworth {args.stage}: numerical fault: {error}; no output was written", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -41,7 +41,8 @@ from torch.utils.data import DistributedSampler
 from labelworth import io
 from labelworth.data import load_image_files, normalize
 from labelworth.errors import LabelworthError
-from labelworth.experts import ExpertFiles, run_epochs, run_identity
+from labelworth.resume import ExpertFiles, run_epochs
+from labelworth.settings import ExpertSettings
 from labelworth.models import build_model
 from labelworth.specs import DatasetSpec, dataset_spec
 from labelworth.training import PREDICT_BATCH, mean_entropy, resolve_device
@@ -235,16 +236,8 @@ def _accuracy_and_entropy(model: torch.nn.Module, files: ImageFiles, processes: 
     return correct / len(files.labels), entropy_sum / len(files.labels)
 
 
-def train_expert_from_files(
-    data_dir: str | os.PathLike,
-    arch: str,
-    lr: float,
-    epochs: int,
-    seed: int,
-    batch_size: int,
-    files: ExpertFiles,
-    device: str = "auto",
-) -> list[dict]:
+def train_expert_from_files(data_dir: str | os.PathLike, settings: ExpertSettings, files: ExpertFiles,
+                            device: str = "auto") -> list[dict]:
     """Train (or resume) one expert on a dataset read from image files, in this process or in each
     of torchrun's; returns the per-epoch metric rows (the same in every process).
 
@@ -253,19 +246,20 @@ def train_expert_from_files(
     training set."""
     train = load_image_files_split(data_dir, "train")
     test = load_image_files_split(data_dir, "test")
+    seed, batch_size = settings.seed, settings.batch_size
     with joined_processes(device) as processes:
         if batch_size % processes.count:
             raise LabelworthError(f"batch size {batch_size} does not split over {processes.count} processes")
         if processes.rank == 0:
-            files.work_dir.mkdir(parents=True, exist_ok=True)
+            Path(files.work_dir).mkdir(parents=True, exist_ok=True)
         if processes.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its fastest kernels
 
         torch.manual_seed(seed)  # the same initialisation in every process, as in one
-        model = build_model(arch, train.spec).to(processes.device)
+        model = build_model(settings.arch, train.spec).to(processes.device)
         trained = DistributedDataParallel(model, device_ids=[processes.device] if processes.device.type == "cuda"
                                           else None) if processes.distributed else model
-        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+        optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
         schedule = torch.optim.lr_scheduler.StepLR(optimizer, LR_STEP_EPOCHS, LR_STEP_FACTOR)
 
         def train_one_epoch(epoch: int) -> float:
@@ -279,6 +273,6 @@ def train_expert_from_files(
             return {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
                     "test_accuracy": test_accuracy, "train_label_entropy": train_entropy}
 
-        return run_epochs(model, run_identity(train.spec.name, arch, lr, seed, batch_size), epochs, files,
+        return run_epochs(model, settings.run_identity(train.spec.name), settings.epochs, files,
                           train_one_epoch, measure, {"optimizer": optimizer, "schedule": schedule},
                           writes_files=processes.rank == 0, after_resume=processes.barrier)

@@ -114,6 +114,9 @@ _CONVNET = re.compile(
     rf"(-(?P<norm>{'|'.join(CONVNET_NORMS)}))?(-(?P<pool>maxpool))?"
 )
 _RESNET = re.compile(r"resnet(?P<depth>18|50)(?P<small>-small)?")
+# Every architecture name, without groups: the `{arch}` of paths and the run token of label specs.
+ARCH_PATTERN = (rf"convnet-d[1-9](?:-w[1-9]\d*)?(?:-(?:{'|'.join(CONVNET_NORMS)}))?(?:-maxpool)?"
+                r"|resnet(?:18|50)(?:-small)?")
 
 
 def parse_arch(text: str) -> ArchSpec:
@@ -151,9 +154,20 @@ def format_arch(arch: ArchSpec) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# Label specs (DESIGN.md section 3, METHOD.md section 6)
+# Expert runs: a trained run is named by what it is, `{arch}-lr{lr}`, in paths and label specs, so two
+# config names for the same settings share one trained expert.
 
 _NUMBER = r"\d+(?:\.\d+)?(?:e[+-]?\d+)?"
+EXPERT_RUN_PATTERN = rf"(?:{ARCH_PATTERN})-lr{_NUMBER}"
+
+
+def format_expert_run(arch: str, lr: float) -> str:
+    """`{arch}-lr{lr}`: the folder of a trained run under experts/ and its token in label specs."""
+    return f"{arch}-lr{format_number(lr)}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Label specs (DESIGN.md section 3, METHOD.md section 6)
 
 
 @dataclass(frozen=True)
@@ -212,14 +226,16 @@ class LabelSpec:
         hard                          one-hot true labels
         noise{p}                      true class gets p, the rest 1-p spread by random weights
                                       (the reproduction report's "generated labels")
-        expert-e{E}[-t{T}][-{transform}...]
-                                      softmax(logits / T) of the first expert after E epochs
-        ensemble{N}-e{E}[-t{T}][-{transform}...]
-                                      softmax(mean of N experts' logits / T), the first N seeds
+        expert[-{run}]-e{E}[-t{T}][-{transform}...]
+                                      softmax(logits / T) of the run's first expert after E epochs
+        ensemble{N}[-{run}]-e{E}[-t{T}][-{transform}...]
+                                      softmax(mean of N experts' logits / T), the run's first N seeds
         learned[-{transform}...]      the labels the image set's method made with its images
                                       (bptt: learned by distillation; sre2l: its teacher's relabel)
 
-    e.g. `expert-e4-swap1`, `expert-e4-top2r`, `ensemble3-e4-t2`, `expert-e4-zeroclass6`.
+    e.g. `expert-e4-swap1`, `expert-e4-top2r`, `ensemble3-e4-t2`, `expert-resnet50-lr0.1-e31`.
+    `{run}` is a trained expert run, `{arch}-lr{lr}` (`format_expert_run`); without one the spec
+    means the config's default run (the first of `experts:`).
     `T` is a true temperature (T > 1 flattens). The reference code multiplies the logits by its
     `temp` argument instead, i.e. its `temp` is 1/T (METHOD.md section 12.2); `-t2` here equals its
     `--temp 0.5`. Epoch 0 is the untrained initialisation.
@@ -231,6 +247,7 @@ class LabelSpec:
     temperature: float = 1.0
     transforms: tuple[LabelTransform, ...] = ()
     true_class_mass: float | None = None  # noise{p}
+    expert_run: str | None = None  # `{arch}-lr{lr}`; None: the config's default run
 
     @property
     def uses_experts(self) -> bool:
@@ -242,13 +259,14 @@ class LabelSpec:
 
 
 _EXPERT_SOURCE = re.compile(
-    rf"(?:expert|ensemble(?P<size>[1-9]\d*))-e(?P<epoch>\d+)(?:-t(?P<temp>{_NUMBER}))?(?P<rest>(?:-[a-z0-9.+]+)*)"
+    rf"(?:expert|ensemble(?P<size>[1-9]\d*))(?:-(?P<run>{EXPERT_RUN_PATTERN}))?-e(?P<epoch>\d+)"
+    rf"(?:-t(?P<temp>{_NUMBER}))?(?P<rest>(?:-[a-z0-9.+]+)*)"
 )
 _LEARNED_SOURCE = re.compile(r"learned(?P<rest>(?:-[a-z0-9.+]+)*)")
 _NOISE_SOURCE = re.compile(rf"noise(?P<p>{_NUMBER})")
 _GRAMMAR_HINT = (
-    "expected 'hard', 'noise<p>', 'learned', or 'expert-e<epoch>' / 'ensemble<N>-e<epoch>' followed by an "
-    "optional '-t<T>'; expert and learned labels take transforms '-swap<k>', '-top<k>[r]', '-shuffle', "
+    "expected 'hard', 'noise<p>', 'learned', or 'expert[-<arch>-lr<lr>]-e<epoch>' / "
+    "'ensemble<N>[-<arch>-lr<lr>]-e<epoch>' followed by an optional '-t<T>'; expert and learned labels take transforms '-swap<k>', '-top<k>[r]', '-shuffle', "
     "'-zeroclass<c>', '-smooth', '-boost<q>a<alpha>'"
 )
 
@@ -279,6 +297,7 @@ def parse_label_spec(text: str) -> LabelSpec:
             int(match["size"]) if match["size"] else 1,
             float(match["temp"]) if match["temp"] else 1.0,
             _parse_transforms(text, match["rest"]),
+            expert_run=match["run"],
         )
         if spec.temperature <= 0:
             raise LabelworthError(f"label spec {text!r}: temperature must be positive")
@@ -297,7 +316,7 @@ def format_label_spec(spec: LabelSpec) -> str:
     if spec.source == "learned":
         return "-".join(["learned"] + [format_transform(transform) for transform in spec.transforms])
     head = "expert" if spec.source == "expert" else f"ensemble{spec.ensemble_size}"
-    parts = [f"{head}-e{spec.expert_epoch}"]
+    parts = [head] + ([spec.expert_run] if spec.expert_run else []) + [f"e{spec.expert_epoch}"]
     if spec.temperature != 1.0:
         parts.append(f"t{format_number(spec.temperature)}")
     parts += [format_transform(transform) for transform in spec.transforms]
@@ -331,8 +350,9 @@ class ImageSetSpec:
 
 SYNTHESIS_METHODS = ("dm", "mtt", "bptt", "sre2l")  # methods that optimise pixels rather than pick real images
 LABELLING_METHODS = ("bptt", "sre2l")  # methods whose images.pt also holds their own labels (`learned`)
+IMAGE_METHOD_PATTERN = rf"random|lossbin\d|{'|'.join(SYNTHESIS_METHODS)}"
 _IMAGE_SET = re.compile(
-    rf"(?P<method>random|lossbin\d|{'|'.join(SYNTHESIS_METHODS)})-ipc(?P<ipc>[1-9]\d*)(?:-without(?P<without>\d+))?"
+    rf"(?P<method>{IMAGE_METHOD_PATTERN})-ipc(?P<ipc>[1-9]\d*)(?:-without(?P<without>\d+))?"
 )
 
 
@@ -353,3 +373,14 @@ def parse_image_set(text: str) -> ImageSetSpec:
 def format_image_set(spec: ImageSetSpec) -> str:
     text = f"{spec.method}-ipc{spec.images_per_class}"
     return text if spec.without_class is None else f"{text}-without{spec.without_class}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Wildcard patterns: the grammars above as the regular expressions the Snakemake rules constrain
+# their wildcards with (loose where the parser is strict: a wildcard only has to pick the rule).
+
+IMAGE_SET_PATTERN = rf"(?:{IMAGE_METHOD_PATTERN})-ipc\d+(?:-without\d+)?"
+SYNTHETIC_SET_PATTERN = rf"(?:{'|'.join(SYNTHESIS_METHODS)})-ipc\d+"
+LABEL_SPEC_PATTERN = (rf"hard|noise[0-9.e+-]+|(?:learned|(?:expert|ensemble\d+)(?:-{EXPERT_RUN_PATTERN})?-e\d+)"
+                      r"(?:-[a-z0-9.+]+)*")
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"  # a student protocol or expert run name of the config

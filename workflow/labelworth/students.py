@@ -40,6 +40,7 @@ from labelworth.augment import dsa_augment_population
 from labelworth.data import Split, load_split
 from labelworth.errors import LabelworthError
 from labelworth.models import build_model
+from labelworth.settings import STUDENT_OPTIMIZERS, StudentSettings, settings_record
 from labelworth.specs import parse_arch
 from labelworth.training import (
     PREDICT_BATCH,
@@ -51,13 +52,10 @@ from labelworth.training import (
     train_epoch,
 )
 
-OPTIMIZERS = ("sgd", "adamw")
-ENGINES = ("vectorised", "sequential")
-# The faster on a CPU at the default config sizes (3 students, IPC 1/10/50, batch 256): training there
-# is compute-bound, and vmap's batched kernels (grouped convolutions, norms with a separate affine)
-# run about 2x slower than plain ones. On a GPU the vectorised engine is the faster from 5 students
-# on (benchmarks/results/students.md).
-DEFAULT_ENGINE = "sequential"
+# StudentSettings' default engine, sequential, is the faster on a CPU at the default config sizes (3
+# students, IPC 1/10/50, batch 256): training there is compute-bound, and vmap's batched kernels
+# (grouped convolutions, norms with a separate affine) run about 2x slower than plain ones. On a GPU
+# the vectorised engine is the faster from 5 students on (benchmarks/results/students.md).
 
 
 def make_optimizer(model, optimizer: str, lr: float, epochs: int):
@@ -71,7 +69,7 @@ def make_optimizer(model, optimizer: str, lr: float, epochs: int):
             opt, lambda epoch: 0.5 * (1 + math.cos(math.pi * epoch / epochs))
         )
     else:
-        raise LabelworthError(f"unknown student optimizer {optimizer!r}; expected one of {OPTIMIZERS}")
+        raise LabelworthError(f"unknown student optimizer {optimizer!r}; expected one of {STUDENT_OPTIMIZERS}")
     return opt, schedule
 
 
@@ -223,20 +221,20 @@ def _summary(values: list[float]) -> dict:
 # The engines
 
 
-def _train_sequential(images, targets, test, arch, seeds, epochs, lr, optimizer, batch_size, eval_every,
-                      channels_last, bf16, progress, compile_network=False) -> Population:
+def _train_sequential(images, targets, test, settings: StudentSettings, seeds, progress) -> Population:
+    epochs, eval_every = settings.epochs, settings.eval_every
     states, curves, final_logits = [], [], []
     for index, seed in enumerate(seeds):
-        network = initial_student(arch, test, seed, images.device, channels_last)
-        model = Bfloat16Autocast(network) if bf16 else network
-        if compile_network:  # the forward and backward pass only; DSA's random draws stay eager
+        network = initial_student(settings.arch, test, seed, images.device, settings.channels_last)
+        model = Bfloat16Autocast(network) if settings.bf16 else network
+        if settings.compile:  # the forward and backward pass only; DSA's random draws stay eager
             model = torch.compile(model)
-        opt, schedule = make_optimizer(model, optimizer, lr, epochs)
+        opt, schedule = make_optimizer(model, settings.optimizer, settings.lr, epochs)
         generator = torch.Generator().manual_seed(seed)
         curve = []
         for epoch in range(1, epochs + 1):
             try:
-                train_epoch(model, opt, images, targets[index], batch_size, test.spec.dsa_strategy, generator)
+                train_epoch(model, opt, images, targets[index], settings.batch_size, test.spec.dsa_strategy, generator)
             except FloatingPointError as error:
                 raise FloatingPointError(f"student seed {seed}, epoch {epoch}, {error}") from error
             schedule.step()
@@ -251,16 +249,16 @@ def _train_sequential(images, targets, test, arch, seeds, epochs, lr, optimizer,
     return Population(list(seeds), states, curves, torch.stack(final_logits))
 
 
-def _train_vectorised(images, targets, test, arch, seeds, epochs, lr, optimizer, batch_size, eval_every,
-                      channels_last, bf16, progress) -> Population:
-    networks = [initial_student(arch, test, seed, images.device, channels_last) for seed in seeds]
+def _train_vectorised(images, targets, test, settings: StudentSettings, seeds, progress) -> Population:
+    epochs, eval_every, bf16 = settings.epochs, settings.eval_every, settings.bf16
+    networks = [initial_student(settings.arch, test, seed, images.device, settings.channels_last) for seed in seeds]
     stacked_params, buffers = stack_module_state(networks)
-    if channels_last:  # stacking copies into [students, ...] order; give each student's slice its layout back
+    if settings.channels_last:  # stacking copies into [students, ...] order; give each student's slice its layout back
         stacked_params = {name: _students_channels_last(value) for name, value in stacked_params.items()}
     params = {name: value.detach().requires_grad_() for name, value in stacked_params.items()}
     template = copy.deepcopy(networks[0]).to("meta")  # the code of the network; the tensors come from params
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-    group, rates = protocol_schedule(optimizer, lr, epochs)
+    group, rates = protocol_schedule(settings.optimizer, settings.lr, epochs)
     optimizer_state: dict = {}
     student_rows = torch.arange(len(seeds), device=images.device).unsqueeze(1)
 
@@ -272,7 +270,8 @@ def _train_vectorised(images, targets, test, arch, seeds, epochs, lr, optimizer,
     curve_points = []
     for epoch, rate in enumerate(rates, 1):
         template.train()
-        orders = [epoch_minibatches(len(images), batch_size, generator, images.device) for generator in generators]
+        orders = [epoch_minibatches(len(images), settings.batch_size, generator, images.device)
+                  for generator in generators]
         for batch_number, student_batches in enumerate(zip(*orders), 1):
             indices = torch.stack(student_batches)  # [students, batch]
             augmented = dsa_augment_population(images[indices], test.spec.dsa_strategy, generators)
@@ -281,7 +280,7 @@ def _train_vectorised(images, targets, test, arch, seeds, epochs, lr, optimizer,
             # Students share no parameters, so the gradient of the summed losses is each one's own.
             grads = torch.autograd.grad(losses.sum(), list(params.values()))
             with torch.no_grad():
-                STACKED_STEPS[optimizer](list(params.values()), list(grads), optimizer_state, group, rate)
+                STACKED_STEPS[settings.optimizer](list(params.values()), list(grads), optimizer_state, group, rate)
         progress.update(len(seeds))
         if _is_evaluated(epoch, eval_every, epochs):
             logits = _population_logits(template, params, buffers, test.images, bf16)
@@ -328,80 +327,36 @@ def _population_logits(template, params, buffers, images, bf16) -> torch.Tensor:
     return torch.stack(logits)
 
 
-def train_students(
-    images: torch.Tensor,
-    targets: torch.Tensor,
-    test: Split,
-    arch: str,
-    seeds: list[int],
-    epochs: int,
-    lr: float,
-    optimizer: str,
-    batch_size: int,
-    eval_every: int,
-    *,
-    engine: str = DEFAULT_ENGINE,
-    channels_last: bool = False,
-    bf16: bool = False,
-    compile_network: bool = False,
-) -> Population:
-    """Train one student per seed on (images, targets); see `evaluate_students` for the options.
-
-    Both engines give the same students for the same seeds, to within float rounding.
-    """
-    if engine not in ENGINES:
-        raise LabelworthError(f"unknown student engine {engine!r}; expected one of {ENGINES}")
-    if optimizer not in OPTIMIZERS:
-        raise LabelworthError(f"unknown student optimizer {optimizer!r}; expected one of {OPTIMIZERS}")
+def train_students(images: torch.Tensor, targets: torch.Tensor, test: Split, settings: StudentSettings,
+                   seeds: list[int] | None = None) -> Population:
+    """Train one student per seed (default: the protocol's seeds) on (images, targets); see
+    `evaluate_students`. Both engines give the same students for the same seeds, to within float
+    rounding; batch-norm networks always train sequentially."""
+    seeds = list(settings.seeds if seeds is None else seeds)
     targets = targets_per_student(targets, len(seeds), len(images))
-    if parse_arch(arch).uses_batchnorm:
-        engine = "sequential"
-    if compile_network and engine == "vectorised":
-        raise LabelworthError("student compile is an option of the sequential engine; the vectorised engine "
-                              "batches the students with torch.func instead")
-    with tqdm(total=epochs * len(seeds), desc=f"students {arch}", unit="epoch", mininterval=2.0) as progress:
-        if engine == "vectorised":
-            return _train_vectorised(images, targets, test, arch, seeds, epochs, lr, optimizer, batch_size,
-                                     eval_every, channels_last, bf16, progress)
-        return _train_sequential(images, targets, test, arch, seeds, epochs, lr, optimizer, batch_size, eval_every,
-                                 channels_last, bf16, progress, compile_network)
+    vectorised = settings.engine == "vectorised" and not parse_arch(settings.arch).uses_batchnorm
+    with tqdm(total=settings.epochs * len(seeds), desc=f"students {settings.arch}", unit="epoch",
+              mininterval=2.0) as progress:
+        engine = _train_vectorised if vectorised else _train_sequential
+        return engine(images, targets, test, settings, seeds, progress)
 
 
-def evaluate_students(
-    images: torch.Tensor,
-    targets: torch.Tensor,
-    test: Split,
-    arch: str,
-    seeds: list[int],
-    epochs: int,
-    lr: float,
-    optimizer: str,
-    batch_size: int,
-    eval_every: int,
-    *,
-    engine: str = DEFAULT_ENGINE,
-    channels_last: bool = False,
-    bf16: bool = False,
-    compile_network: bool = False,
-) -> dict:
-    """Train one student per seed on (images, targets) and test each on `test`.
+def evaluate_students(images: torch.Tensor, targets: torch.Tensor, test: Split, settings: StudentSettings) -> dict:
+    """Train one student per seed of `settings` on (images, targets) and test each on `test`.
 
     A seed fixes the student's initialisation, minibatch order and augmentation draws, so a seed's
     result is repeatable on a CPU, and the same with either engine to within float rounding.
     `targets` may hold one label set per student ([students, images, classes]).
 
-    Options: `engine` "vectorised" or "sequential" (the default is the faster on a CPU at the default
-    config sizes; batch-norm networks always train sequentially). `channels_last` stores the conv
-    weights channels-last and `bf16` runs the forward pass in bfloat16 (autocast in the sequential
-    engine, casts by hand in the vectorised one: see `student_forward`); both are meant for GPUs and
-    are off by default, which leaves CPU results unchanged. `compile_network` runs each student of
-    the sequential engine through torch.compile: the same students to within float rounding, faster
-    steps after a one-off compile that pays only for long runs (benchmarks/results/compile.md).
+    The protocol's options (labelworth/settings.py StudentSettings): `engine` vectorised or
+    sequential (batch-norm networks always train sequentially); `channels_last` and `bf16` (the
+    forward pass in bfloat16: autocast in the sequential engine, casts by hand in the vectorised
+    one, see `student_forward`) are meant for GPUs and off by default, which leaves CPU results
+    unchanged; `compile` runs each student of the sequential engine through torch.compile: the same
+    students to within float rounding, faster steps after a one-off compile that pays only for long
+    runs (benchmarks/results/compile.md).
     """
-    population = train_students(images, targets, test, arch, seeds, epochs, lr, optimizer, batch_size,
-                                eval_every, engine=engine, channels_last=channels_last, bf16=bf16,
-                                compile_network=compile_network)
-    return population_result(population, test)
+    return population_result(train_students(images, targets, test, settings), test)
 
 
 def population_result(population: Population, test: Split, members: range | None = None) -> dict:
@@ -427,16 +382,9 @@ def run_evaluate_students(
     labels_paths: list[str | os.PathLike],
     data_dir: str | os.PathLike,
     out_path: str | os.PathLike,
-    arch: str,
-    seeds: list[int],
-    epochs: int,
-    lr: float,
-    optimizer: str,
-    batch_size: int,
-    eval_every: int,
-    engine: str = DEFAULT_ENGINE,
+    settings: StudentSettings,
+    protocol: str | None = None,
     device: str = "auto",
-    compile_network: bool = False,
 ) -> dict:
     """The `evaluate_students` stage: read the files, evaluate, write the JSON with its identity.
 
@@ -444,7 +392,9 @@ def run_evaluate_students(
     same images) one population trains on all of them at once, every seed once per label set, and
     `out_path` gets {"label_sets": [result, ...]} in their order, each result what its label file
     alone would have given (to within float rounding; `populations.population_member` takes one out).
+    `protocol` names the protocol in the result's meta (default: the student architecture).
     """
+    seeds = settings.seeds
     device = resolve_device(device)
     image_file = io.load_tensors(images_path, required=("images",))
     label_files = [io.load_tensors(path, required=("labels",)) for path in labels_paths]
@@ -459,9 +409,7 @@ def run_evaluate_students(
     targets = label_sets[0] if len(label_sets) == 1 else torch.cat(
         [labels.expand(len(seeds), *labels.shape) for labels in label_sets])
     test = load_split(data_dir, "test", device)
-    population = train_students(images, targets, test, arch,
-                                list(seeds) * len(label_files), epochs, lr, optimizer, batch_size, eval_every,
-                                engine=engine, compile_network=compile_network)
+    population = train_students(images, targets, test, settings, list(seeds) * len(label_files))
     image_meta = image_file["meta"]
     results = []
     for index, label_file in enumerate(label_files):
@@ -473,9 +421,8 @@ def run_evaluate_students(
             method=image_meta["method"],
             images_per_class=image_meta["images_per_class"],
             label_spec=label_file["meta"]["label_spec"],
-            student=arch,
-            hyperparameters={"epochs": epochs, "lr": lr, "optimizer": optimizer, "batch_size": batch_size,
-                             "eval_every": eval_every},
+            student=protocol or settings.arch,
+            settings=settings_record(settings),
             class_names=test.class_names,
         )
         results.append(result)

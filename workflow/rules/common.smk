@@ -1,6 +1,8 @@
-# Config validation, path builders, wildcard constraints and target lists. No rules here.
+# Config validation, path builders, wildcard constraints, settings options and target lists. No rules here.
 import csv
+import dataclasses
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -9,28 +11,44 @@ from snakemake.utils import validate
 # The package must be importable at parse time even when it is not installed (e.g. a bare clone).
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
-from labelworth.config import (
+from labelworth.checks import check_config, check_number_strings
+from labelworth.configured import (
+    block_expert_run,
+    label_run,
+    labels_folder,
+    method_settings,
+    mtt_buffer,
+    run_folder,
+    sre2l_teacher,
+    student_protocols,
+    student_settings,
+    trained_runs,
+)
+from labelworth.distill.registry import image_method
+from labelworth.errors import LabelworthError
+from labelworth.plan import (
+    EXPERIMENT_BLOCK,
     STUDENT_EXPERIMENTS,
-    check_config,
-    check_number_strings,
     SWEEP,
     enabled,
-    ensemble_expert_epochs,
     expert_label,
-    method_settings,
     population_groups,
     population_of,
-    sre2l_teacher,
+    soft_label_sources,
     student_runs,
+    trained_epochs,
     trajectory_epochs,
     uses_auto_epochs,
 )
-from labelworth.errors import LabelworthError
+from labelworth.settings import to_options
 from labelworth.specs import (
-    SYNTHESIS_METHODS,
+    EXPERT_RUN_PATTERN,
+    IMAGE_METHOD_PATTERN,
+    IMAGE_SET_PATTERN,
+    LABEL_SPEC_PATTERN,
+    SYNTHETIC_SET_PATTERN,
     dataset_spec,
     format_image_set,
-    format_number,
     parse_image_set,
     parse_label_spec,
 )
@@ -45,61 +63,57 @@ except LabelworthError as error:
 DATASET = config["dataset"]
 RESULTS = f"results/{DATASET}"
 LOGS = f"logs/{DATASET}"
-EXPERT = config["expert"]
-STUDENT = config["student"]
-EXPERT_RUN = f"{EXPERT['arch']}-lr{format_number(EXPERT['lr'])}"
-EXPERT_PROCESSES = EXPERT["processes"]  # > 1: data-parallel over that many GPUs (ImageNet)
-# Cached datasets train from memory on 2 threads; ImageNet decodes every image of every epoch, and
-# its processes share the job's threads (raise them with --set-threads train_expert=N on big nodes).
-EXPERT_THREADS = (2 if dataset_spec(DATASET).cached_as_tensors else 8) * EXPERT_PROCESSES
-SRE2L_TEACHER_ARCH, SRE2L_TEACHER_EPOCH = sre2l_teacher(config)
-# The first expert seed trains for expert.epochs; the others only as far as ensemble labels need.
-MAIN_SEED = EXPERT["seeds"][0]
-MEMBER_SEEDS = EXPERT["seeds"][1:] if ensemble_expert_epochs(config) > 0 else []
-ARCH_PATTERN = r"convnet-d\d(-w\d+)?(-[a-z]+norm)?(-maxpool)?|resnet(18|50)(-small)?"
+TRAINED_RUNS = trained_runs(config)  # {arch}-lr{lr} -> ExpertSettings
+TRAINED_EPOCHS = trained_epochs(config)  # ({arch}-lr{lr}, seed) -> epochs that expert trains
 NEVER = r"(?!)"  # a wildcard constraint that matches nothing
-IMAGE_METHOD = rf"random|lossbin\d|{'|'.join(SYNTHESIS_METHODS)}"
+
+
+def any_of(names):
+    """A wildcard constraint matching exactly these names."""
+    return "|".join(re.escape(str(name)) for name in names) or NEVER
 
 
 wildcard_constraints:
-    arch=ARCH_PATTERN,
-    student=ARCH_PATTERN,
-    lr=r"[0-9.e+-]+",
+    run=EXPERT_RUN_PATTERN,
+    expert=rf"({EXPERT_RUN_PATTERN})/seed\d+",
     seed=r"\d+",
-    method=IMAGE_METHOD,
+    method=IMAGE_METHOD_PATTERN,
     ipc=r"\d+",
-    image_set=rf"({IMAGE_METHOD})-ipc\d+(-without\d+)?",
-    labels=r"hard|noise[0-9.e+-]+|(learned|(expert|ensemble\d+)-e\d+)(-[a-z0-9.+]+)*",
-    experiment="|".join(STUDENT_EXPERIMENTS),
+    image_set=IMAGE_SET_PATTERN,
+    labels=LABEL_SPEC_PATTERN,
+    student=any_of(student_protocols(config)),
+    experiment=any_of(STUDENT_EXPERIMENTS),
+
+
+def options(settings):
+    """A stage's settings object as the `--options key=value ...` its CLI reads back; as a rule
+    param, changing any setting reruns exactly the jobs it reaches."""
+    return "--options " + " ".join(shlex.quote(option) for option in to_options(settings))
 
 
 def data_files():
     return {"train": f"{RESULTS}/data/train.pt", "test": f"{RESULTS}/data/test.pt"}
 
 
-def expert_dir(seed):
-    return f"{RESULTS}/experts/{EXPERT_RUN}/seed{seed}"
+def expert_dir(run, seed):
+    """A trained expert: experts/{arch}-lr{lr}/seed{seed} (the `{expert}` wildcard is run/seed{seed})."""
+    return f"{RESULTS}/experts/{run}/seed{seed}"
 
 
-def expert_checkpoint(seed, epoch):
-    return f"{expert_dir(seed)}/checkpoints/epoch_{epoch:03d}.pt"
+def expert_checkpoint(run, seed, epoch):
+    return f"{expert_dir(run, seed)}/checkpoints/epoch_{epoch:03d}.pt"
 
 
-def expert_metrics(seed):
-    return f"{expert_dir(seed)}/metrics.csv"
+def expert_metrics(run, seed):
+    return f"{expert_dir(run, seed)}/metrics.csv"
 
 
-def expert_outputs(epochs):
-    """Declared outputs of an expert run of `epochs` epochs ({arch}, {lr}, {seed} left as wildcards)."""
-    run = f"{RESULTS}/experts/{{arch}}-lr{{lr}}/seed{{seed}}"
-    return {
-        "checkpoints": [f"{run}/checkpoints/epoch_{epoch:03d}.pt" for epoch in range(epochs + 1)],
-        "metrics": f"{run}/metrics.csv",
-    }
+def main_seed(run):
+    return TRAINED_RUNS[run].seeds[0]
 
 
-def trajectory_file():
-    return f"{RESULTS}/trajectories/{EXPERT_RUN}.pt"
+def trajectory_file(run):
+    return f"{RESULTS}/trajectories/{run}.pt"
 
 
 def images_file(image_set):
@@ -110,115 +124,144 @@ def labels_file(image_set, labels):
     return f"{RESULTS}/labels/{image_set}/{labels}.pt"
 
 
-def student_result(image_set, labels):
-    return f"{RESULTS}/students/{image_set}/{labels}/{STUDENT['arch']}.json"
+def student_result(image_set, labels, student):
+    return f"{RESULTS}/students/{image_set}/{labels}/{student}.json"
 
 
-def population_file(experiment, image_set):
+def population_file(experiment, image_set, student):
     """The students of every label set that `experiment` compares on `image_set`, trained as one
-    population (student.populations: per_image_set)."""
-    return f"{RESULTS}/populations/{experiment}/{image_set}/{STUDENT['arch']}.json"
+    population (student_populations: per_image_set)."""
+    return f"{RESULTS}/populations/{experiment}/{image_set}/{student}.json"
 
 
-def class_similarity_file(epoch):
-    return f"{RESULTS}/analysis/class_similarity-e{epoch}.csv"
+def class_similarity_file(labels):
+    """The mean soft label per class of the expert an (untransformed) expert label spec names."""
+    return f"{RESULTS}/analysis/class_similarity-{labels}.csv"
 
 
-# ---- inputs that depend on wildcards --------------------------------------------------------------
+# ---- inputs and params that depend on wildcards ----------------------------------------------------
 
 
 def expert_checkpoints_for_labels(wildcards):
-    """The checkpoints a label spec reads: the first expert, or the first N for an ensemble."""
+    """The checkpoints a label spec reads: its run's first expert, or the first N for an ensemble."""
     spec = parse_label_spec(wildcards.labels)
     if not spec.uses_experts:
         return []
-    return [expert_checkpoint(seed, spec.expert_epoch) for seed in EXPERT["seeds"][: spec.ensemble_size]]
-
-
-def image_set_inputs(wildcards):
-    """A subset is cut from its full set; a loss-ranked set needs the ranking expert; all need data."""
-    image_set = parse_image_set(wildcards.image_set)
-    if image_set.without_class is not None:
-        return {"source": images_file(format_image_set(image_set.base))}
-    inputs = data_files()
-    if image_set.method.startswith("lossbin"):
-        inputs["expert"] = expert_checkpoint(MAIN_SEED, config["image_selection"]["expert_epoch"])
-    if image_set.method == "mtt":
-        inputs["trajectories"] = trajectory_file()
-    if image_set.method == "sre2l":
-        inputs["expert"] = sre2l_teacher_checkpoint()
-    return inputs
+    run = labels_folder(config, spec)
+    return [expert_checkpoint(run, seed, spec.expert_epoch) for seed in TRAINED_RUNS[run].seeds[: spec.ensemble_size]]
 
 
 def similarity_expert_checkpoint(wildcards):
-    return expert_checkpoint(MAIN_SEED, int(wildcards.epoch))
+    return expert_checkpoints_for_labels(wildcards)[0]
+
+
+def sre2l_teacher_checkpoint():
+    """The batch-norm expert SRe2L inverts (methods.sre2l.teacher_run at teacher_epoch)."""
+    run, epoch = sre2l_teacher(config)
+    return expert_checkpoint(run, main_seed(run), epoch)
+
+
+def ranking_expert_checkpoint():
+    block = config["image_selection"]
+    run = run_folder(config, block_expert_run(config, block))
+    return expert_checkpoint(run, main_seed(run), block["expert_epoch"])
+
+
+# What each input a method reads (labelworth/distill/registry.py) is, as a file.
+METHOD_INPUTS = {
+    "trajectories": lambda: trajectory_file(mtt_buffer(config)[0]),
+    "teacher": sre2l_teacher_checkpoint,
+    "ranking_expert": ranking_expert_checkpoint,
+}
+
+
+def image_set_inputs(wildcards):
+    """A subset is cut from its full set; every other set reads the data and what its method reads."""
+    image_set = parse_image_set(wildcards.image_set)
+    if image_set.without_class is not None:
+        return {"source": images_file(format_image_set(image_set.base))}
+    return data_files() | {name: METHOD_INPUTS[name]() for name in image_method(image_set.method).inputs}
 
 
 def image_set_arguments(wildcards, input):
     """The distill-images options naming the inputs `image_set_inputs` chose."""
     if "source" in input.keys():
         return f"--source '{input.source}'"
-    arguments = f"--data-dir '{Path(input.train).parent}'"
-    if "expert" in input.keys():
-        arguments += f" --expert-checkpoint '{input.expert}'"
-    if "trajectories" in input.keys():
-        arguments += f" --trajectories '{input.trajectories}'"
-    return arguments
+    arguments = [f"--data-dir '{Path(input.train).parent}'"]
+    arguments += [f"--{name.replace('_', '-')} '{input[name]}'" for name in input.keys() if name in METHOD_INPUTS]
+    return " ".join(arguments)
 
 
-# ---- synthesis methods (dm, mtt, bptt, sre2l) ----------------------------------------------------
-
-METHODS = config.get("methods", {})
-
-
-def sre2l_teacher_checkpoint():
-    """The batch-norm expert SRe2L inverts (the experts themselves if they have batch norm, else
-    train_sre2l_teacher's)."""
-    run = f"{RESULTS}/experts/{SRE2L_TEACHER_ARCH}-lr{format_number(EXPERT['lr'])}/seed{MAIN_SEED}"
-    return f"{run}/checkpoints/epoch_{SRE2L_TEACHER_EPOCH:03d}.pt"
-
-
-def method_options(wildcards):
-    """`--method-options key=value ...` for a synthesised set (empty for real-image sets); as a param
-    it reruns exactly the sets whose hyperparameters changed."""
+def synthesis_options(wildcards):
+    """The synthesis method's settings for this set's IPC."""
     image_set = parse_image_set(wildcards.image_set)
-    if image_set.method not in SYNTHESIS_METHODS or image_set.without_class is not None:
-        return ""
-    settings = method_settings(config, image_set.method, image_set.images_per_class)
-    return "--method-options " + " ".join(f"{key}={value}" for key, value in vars(settings).items())
-
-
-def trajectory_seeds():
-    """The expert seeds in the replay buffer: the first methods.mtt.num_experts (default all). Each must
-    have trained for `trajectory_epochs(config)`; the first trains expert.epochs, the others as far as
-    ensembles need (experts.smk), so asking for more is a config error, said before any job runs."""
-    seeds = EXPERT["seeds"][: METHODS.get("mtt", {}).get("num_experts", len(EXPERT["seeds"]))]
-    for seed in seeds:
-        trained = EXPERT["epochs"] if seed == MAIN_SEED else ensemble_expert_epochs(config)
-        if trained < trajectory_epochs(config):
-            raise WorkflowError(
-                f"config error: methods.mtt: the replay buffer needs epochs 0..{trajectory_epochs(config)} "
-                f"(max_start_epoch + expert_epochs) of expert seed {seed}, which trains only {trained} epochs; "
-                "lower max_start_epoch or expert_epochs, or set methods.mtt.num_experts"
-            )
-    return seeds
-
-
-def trajectory_checkpoint_dirs(wildcards):
-    """One checkpoints/ folder per buffered expert of the run named by {arch} and {lr}."""
-    run = f"{RESULTS}/experts/{wildcards.arch}-lr{wildcards.lr}"
-    return [f"{run}/seed{seed}/checkpoints" for seed in trajectory_seeds()]
-
-
-def trajectory_checkpoints(wildcards):
-    return [f"{folder}/epoch_{epoch:03d}.pt" for folder in trajectory_checkpoint_dirs(wildcards)
-            for epoch in range(trajectory_epochs(config) + 1)]
+    return options(method_settings(config, image_set.method, image_set.images_per_class))
 
 
 def double_softmax_flag(wildcards):
     """The reference's loss-ranking quirk, for loss-ranked sets only (so it reruns only those)."""
     ranked = parse_image_set(wildcards.image_set).method.startswith("lossbin")
     return "--double-softmax" if ranked and config["image_selection"].get("double_softmax") else ""
+
+
+def student_options(wildcards):
+    """The protocol's settings for this image set's IPC (its by_images_per_class entry)."""
+    ipc = parse_image_set(wildcards.image_set).images_per_class
+    return options(student_settings(config, wildcards.student, ipc))
+
+
+# ---- experts (experts.smk) --------------------------------------------------------------------
+
+
+def expert_outputs(epochs):
+    """Declared outputs of an expert trained `epochs` epochs ({expert} left as a wildcard)."""
+    folder = f"{RESULTS}/experts/{{expert}}"
+    return {
+        "checkpoints": [f"{folder}/checkpoints/epoch_{epoch:03d}.pt" for epoch in range(epochs + 1)],
+        "metrics": f"{folder}/metrics.csv",
+    }
+
+
+def expert_job_settings(expert):
+    """The settings of one expert job: its run's, with its one seed and its own epoch count."""
+    run, seed = str(Path(expert).parent), int(Path(expert).name.removeprefix("seed"))
+    return dataclasses.replace(TRAINED_RUNS[run], seeds=(seed,), epochs=TRAINED_EPOCHS[(run, seed)])
+
+
+def expert_threads(processes):
+    # Cached datasets train from memory on 2 threads; ImageNet decodes every image of every epoch, and
+    # its processes share the job's threads (raise them with --set-threads on big nodes).
+    return (2 if dataset_spec(DATASET).cached_as_tensors else 8) * processes
+
+
+EXPERT_RULES = {}  # (epochs, processes) -> the experts "{run}/seed{seed}" that rule trains
+for (run, seed), epochs in TRAINED_EPOCHS.items():
+    EXPERT_RULES.setdefault((epochs, TRAINED_RUNS[run].processes), []).append(f"{run}/seed{seed}")
+
+
+def trajectory_checkpoint_dirs(wildcards):
+    """One checkpoints/ folder per buffered expert of {run} (methods.mtt: expert_run, num_experts)."""
+    return [f"{expert_dir(wildcards.run, seed)}/checkpoints" for seed in mtt_buffer(config)[1]]
+
+
+def trajectory_checkpoints(wildcards):
+    return [
+        f"{folder}/epoch_{epoch:03d}.pt"
+        for folder in trajectory_checkpoint_dirs(wildcards)
+        for epoch in range(trajectory_epochs(config) + 1)
+    ]
+
+
+# ---- figures (figures.smk) ----------------------------------------------------------------------
+
+
+def figure_outputs(name, category):
+    return {
+        "png": report(f"{RESULTS}/figures/{name}.png", caption=f"../report/{name}.rst", category=category),
+        "pdf": f"{RESULTS}/figures/{name}.pdf",
+        "csv": f"{RESULTS}/tables/{name}.csv",
+        "md": report(f"{RESULTS}/tables/{name}.md", caption=f"../report/{name}_table.rst", category=category),
+    }
 
 
 # ---- targets --------------------------------------------------------------------------------------
@@ -240,37 +283,54 @@ def student_results_for(experiment):
     """Input function: the student results an experiment's figure compares."""
 
     def inputs(wildcards):
-        best = None if experiment == "expert_epoch_sweep" else best_expert_epochs()
-        return [student_result(image_set, labels) for image_set, labels in student_runs(config, experiment, best)]
+        best = None if experiment == SWEEP else best_expert_epochs()
+        return [student_result(*run) for run in student_runs(config, experiment, best)]
 
     return inputs
 
 
+GROUPS = {}  # the sweep's best epochs (or None) -> population_groups: one plan per DAG, not one per job
+
+
+def groups_for(best):
+    key = None if best is None else tuple(sorted(best.items()))
+    if key not in GROUPS:
+        GROUPS[key] = population_groups(config, best)
+    return GROUPS[key]
+
+
 def grouped_labels(wildcards):
-    """Input function: the label specs the population of {experiment} on {image_set} trains (the
-    sweep's are known at once; the others' wait for its `auto` epochs)."""
+    """Input function: the label specs the population of {experiment} on {image_set} with {student}
+    trains (the sweep's are known at once; the others' wait for its `auto` epochs)."""
     best = None if wildcards.experiment == SWEEP else best_expert_epochs()
-    return population_groups(config, best)[wildcards.experiment][wildcards.image_set]
+    return groups_for(best)[wildcards.experiment][(wildcards.image_set, wildcards.student)]
 
 
 def grouped_population(wildcards):
     """Input function: the population file that holds the students of {image_set} on {labels}."""
-    groups = population_groups(config, None)
-    if wildcards.labels not in groups.get(SWEEP, {}).get(wildcards.image_set, []):
-        groups = population_groups(config, best_expert_epochs())
+    key = (wildcards.image_set, wildcards.student)
+    groups = groups_for(None)
+    if wildcards.labels not in groups.get(SWEEP, {}).get(key, []):
+        groups = groups_for(best_expert_epochs())
     try:
-        experiment = population_of(groups, wildcards.image_set, wildcards.labels)
+        experiment = population_of(groups, wildcards.image_set, wildcards.labels, wildcards.student)
     except LabelworthError as error:
         raise WorkflowError(f"config error: {error}") from None
-    return population_file(experiment, wildcards.image_set)
+    return population_file(experiment, wildcards.image_set, wildcards.student)
+
+
+def pictures_label(epoch):
+    """The label spec of the soft-label pictures' expert run at `epoch`."""
+    return expert_label(epoch, run=label_run(config, block_expert_run(config, config["soft_label_pictures"])))
 
 
 def soft_label_picture_inputs():
     block = config.get("soft_label_pictures")
     if not block:
         return []
-    return [images_file("random-ipc1")] + [labels_file("random-ipc1", expert_label(epoch))
-                                           for epoch in block["expert_epochs"]]
+    return [images_file("random-ipc1")] + [
+        labels_file("random-ipc1", pictures_label(epoch)) for epoch in block["expert_epochs"]
+    ]
 
 
 def benchmark_image_sets():
@@ -282,8 +342,24 @@ def benchmark_image_sets():
 
 def marked_expert_epochs():
     """The benchmark's fixed soft-label epochs, marked on the expert-training figure."""
-    fixed = {epoch for epoch in config["benchmark"]["expert_epoch"] if epoch != "auto"}
+    fixed = {
+        epoch
+        for source in soft_label_sources(config["benchmark"])
+        for epoch in source["expert_epoch"]
+        if epoch != "auto"
+    }
     return " ".join(str(epoch) for epoch in sorted(fixed))
+
+
+def block_metrics(experiment):
+    """The metrics.csv of the first expert of the run an experiment's block uses."""
+    run = run_folder(config, block_expert_run(config, config.get(EXPERIMENT_BLOCK[experiment], {})))
+    return expert_metrics(run, main_seed(run))
+
+
+def trained_expert_metrics():
+    """Every trained expert's metrics.csv, runs in config order, first seeds first."""
+    return [expert_metrics(run, seed) for (run, seed) in TRAINED_EPOCHS]
 
 
 def figure_files(name):

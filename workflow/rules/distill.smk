@@ -1,9 +1,6 @@
 # distill_images makes the real-image sets (random, loss-ranked) and the subsets of any set;
 # synthesise_images makes the synthetic sets (dm, mtt, bptt, sre2l), which also draw their loss
 # curve and resume from an undeclared work folder (labelworth/distill/synthesis.py).
-SYNTHETIC_SET = rf"({'|'.join(SYNTHESIS_METHODS)})-ipc\d+"
-
-
 rule distill_images:
     input:
         unpack(image_set_inputs),
@@ -13,7 +10,7 @@ rule distill_images:
     log:
         f"{LOGS}/distill_images/{{image_set}}.log",
     wildcard_constraints:
-        image_set=r"(random|lossbin\d)-ipc\d+(-without\d+)?|" + SYNTHETIC_SET + r"-without\d+",
+        image_set=rf"(random|lossbin\d)-ipc\d+(-without\d+)?|{SYNTHETIC_SET_PATTERN}-without\d+",
     conda:
         "../../envs/labelworth.yaml"
     threads: 2
@@ -45,7 +42,7 @@ rule synthesise_images:
     benchmark:
         f"{LOGS}/benchmarks/synthesise_images/{{image_set}}.tsv"
     wildcard_constraints:
-        image_set=SYNTHETIC_SET,
+        image_set=SYNTHETIC_SET_PATTERN,
     conda:
         "../../envs/labelworth.yaml"
     threads: 2
@@ -55,12 +52,12 @@ rule synthesise_images:
         gpu=gpu_resource(),
     params:
         sources=image_set_arguments,
-        method_options=method_options,
+        options=synthesis_options,
         seed=config["image_seed"],
         work_dir=f"work/{DATASET}/distill/{{image_set}}",
         device=config["device"],
     shell:
-        "labelworth distill-images --image-set {wildcards.image_set} {params.sources} {params.method_options}"
+        "labelworth distill-images --image-set {wildcards.image_set} {params.sources} {params.options}"
         " --seed {params.seed} --work-dir {params.work_dir:q} --out {output.images:q} --grid {output.grid:q}"
         " --loss-csv {output.loss_csv:q} --loss-png {output.loss_png:q}"
         " --device {params.device} --threads {threads} > {log:q} 2>&1"

@@ -8,19 +8,10 @@ FIGURE_COMMAND = (
 )
 
 
-def figure_outputs(name, category):
-    return {
-        "png": report(f"{RESULTS}/figures/{name}.png", caption=f"../report/{name}.rst", category=category),
-        "pdf": f"{RESULTS}/figures/{name}.pdf",
-        "csv": f"{RESULTS}/tables/{name}.csv",
-        "md": report(f"{RESULTS}/tables/{name}.md", caption=f"../report/{name}_table.rst", category=category),
-    }
-
-
 checkpoint figure_expert_epoch_sweep:
     input:
         students=student_results_for("expert_epoch_sweep"),
-        metrics=expert_metrics(MAIN_SEED),
+        metrics=block_metrics("expert_epoch_sweep"),
     output:
         **figure_outputs("expert_epoch_sweep", "Expert epoch"),
     log:
@@ -43,7 +34,7 @@ for experiment in STUDENT_EXPERIMENTS:
             f"figure_{experiment}"
         input:
             students=student_results_for(experiment),
-            metrics=expert_metrics(MAIN_SEED),
+            metrics=block_metrics(experiment),
         output:
             **figure_outputs(experiment, "Soft-label analyses"),
         log:
@@ -59,7 +50,7 @@ for experiment in STUDENT_EXPERIMENTS:
 
 rule figure_expert_training:
     input:
-        [expert_metrics(seed) for seed in [MAIN_SEED] + MEMBER_SEEDS],
+        trained_expert_metrics(),
     output:
         png=report(
             f"{RESULTS}/figures/expert_training.png",
@@ -103,7 +94,9 @@ rule figure_soft_label_bars:
 
 rule figure_class_similarity:
     input:
-        class_similarity_file(config.get("soft_label_pictures", {}).get("similarity_epoch", 0)),
+        class_similarity_file(pictures_label(config["soft_label_pictures"]["similarity_epoch"]))
+        if "soft_label_pictures" in config
+        else [],
     output:
         png=report(
             f"{RESULTS}/figures/class_similarity.png",

@@ -27,11 +27,9 @@ rule class_similarity:
         **data_files(),
         expert=similarity_expert_checkpoint,
     output:
-        class_similarity_file("{epoch}"),
+        class_similarity_file("{labels}"),
     log:
-        f"{LOGS}/class_similarity/e{{epoch}}.log",
-    wildcard_constraints:
-        epoch=r"\d+",
+        f"{LOGS}/class_similarity/{{labels}}.log",
     conda:
         "../../envs/labelworth.yaml"
     threads: 2

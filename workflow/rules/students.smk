@@ -1,17 +1,10 @@
-# Student evaluation. By default one job per (image set, label set); with student.populations:
-# per_image_set one job trains every label set an experiment compares on one image set as a single
-# population, and a local job per label set takes its result out, so the figures read the same files.
+# Student evaluation: {student} names the protocol (students.<name> in the config), whose settings for
+# the image set's IPC are the job's options; as a param, changing any of them reruns its students.
+# By default one job per (image set, label set, protocol); with student_populations: per_image_set
+# one job trains every label set an experiment compares on one image set as a single population, and
+# a local job per label set takes its result out, so the figures read the same files.
 
-# The student block as evaluate-students options; as a param, changing any of them reruns the students.
-STUDENT_OPTIONS = (
-    f"--seeds {' '.join(str(seed) for seed in STUDENT['seeds'])} --epochs {STUDENT['epochs']}"
-    f" --lr {STUDENT['lr']} --optimizer {STUDENT['optimizer']} --batch-size {STUDENT['batch_size']}"
-    f" --eval-every {STUDENT['eval_every']} --engine {STUDENT['engine']} --device {config['device']}"
-    + (" --compile" if STUDENT["compile"] else "")
-)
-
-
-if STUDENT["populations"] == "per_label_set":
+if config.get("student_populations", "per_label_set") == "per_label_set":
 
     rule evaluate_students:
         input:
@@ -34,11 +27,12 @@ if STUDENT["populations"] == "per_label_set":
             runtime=240,
             gpu=gpu_resource(),
         params:
-            options=STUDENT_OPTIONS,
+            options=student_options,
+            device=config["device"],
         shell:
             "labelworth evaluate-students --images {input.images:q} --labels {input.labels:q}"
-            " --data-dir $(dirname {input.test:q}) --out {output:q} --arch {wildcards.student}"
-            " {params.options} --threads {threads} > {log:q} 2>&1"
+            " --data-dir $(dirname {input.test:q}) --out {output:q} --protocol {wildcards.student}"
+            " {params.options} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 else:
 
@@ -48,11 +42,11 @@ else:
             labels=lambda wildcards: [labels_file(wildcards.image_set, labels) for labels in grouped_labels(wildcards)],
             test=data_files()["test"],
         output:
-            population_file("{experiment}", "{image_set}"),
+            population_file("{experiment}", "{image_set}", "{student}"),
         log:
-            f"{LOGS}/train_population/{{experiment}}_{{image_set}}.log",
+            f"{LOGS}/train_population/{{experiment}}_{{image_set}}_{{student}}.log",
         benchmark:
-            f"{LOGS}/benchmarks/train_population/{{experiment}}_{{image_set}}.tsv"
+            f"{LOGS}/benchmarks/train_population/{{experiment}}_{{image_set}}_{{student}}.tsv"
         conda:
             "../../envs/labelworth.yaml"
         # One thread, as above: a grouped job spends less CPU than its label sets' separate jobs
@@ -63,12 +57,12 @@ else:
             runtime=240,
             gpu=gpu_resource(),
         params:
-            options=STUDENT_OPTIONS,
-            arch=STUDENT["arch"],
+            options=student_options,
+            device=config["device"],
         shell:
             "labelworth evaluate-students --images {input.images:q} --labels {input.labels:q}"
-            " --data-dir $(dirname {input.test:q}) --out {output:q} --arch {params.arch}"
-            " {params.options} --threads {threads} > {log:q} 2>&1"
+            " --data-dir $(dirname {input.test:q}) --out {output:q} --protocol {wildcards.student}"
+            " {params.options} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
     rule population_member:
         input:
@@ -77,9 +71,9 @@ else:
             f"{RESULTS}/students/{{image_set}}/{{labels}}/{{student}}.json",
         log:
             f"{LOGS}/population_member/{{image_set}}_{{labels}}_{{student}}.log",
+        localrule: True
         conda:
             "../../envs/labelworth.yaml"
-        localrule: True
         shell:
             "labelworth population-member --population {input:q} --label-spec {wildcards.labels}"
             " --out {output:q} > {log:q} 2>&1"

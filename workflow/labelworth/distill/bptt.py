@@ -34,10 +34,10 @@ from torch.func import functional_call
 from labelworth.augment import dsa_augment
 from labelworth.data import load_split
 from labelworth.distill.dm import random_network
-from labelworth.distill.synthesis import (SynthesisFiles, draw_seed, real_image_init, run_iterations,
-                                         write_synthetic_set)
+from labelworth.distill.synthesis import SynthesisFiles, draw_seed, real_image_init, write_synthetic_set
+from labelworth.resume import run_iterations
 from labelworth.errors import LabelworthError
-from labelworth.method_settings import BpttSettings, run_settings
+from labelworth.settings import BpttSettings, run_settings
 from labelworth.specs import ImageSetSpec
 from labelworth.training import resolve_device
 

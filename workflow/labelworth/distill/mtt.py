@@ -29,10 +29,10 @@ from torch.func import functional_call
 
 from labelworth.augment import dsa_augment
 from labelworth.data import load_split
-from labelworth.distill.synthesis import (SynthesisFiles, draw_seed, real_image_init, run_iterations,
-                                         write_synthetic_set)
+from labelworth.distill.synthesis import SynthesisFiles, draw_seed, real_image_init, write_synthetic_set
+from labelworth.resume import run_iterations
 from labelworth.errors import LabelworthError
-from labelworth.method_settings import MttSettings, run_settings
+from labelworth.settings import MttSettings, run_settings
 from labelworth.models import build_model
 from labelworth.specs import ImageSetSpec
 from labelworth.trajectories import load_trajectories, parameter_shapes, unflatten_parameters

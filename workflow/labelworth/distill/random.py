@@ -14,7 +14,7 @@ import torch
 
 from labelworth import io
 from labelworth.data import load_image_files, normalize, stored_zca
-from labelworth.distill import displayed_pixels, save_image_set
+from labelworth.image_sets import displayed_pixels, save_image_set
 from labelworth.errors import LabelworthError
 from labelworth.specs import ImageSetSpec, dataset_spec
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from labelworth import io
 from labelworth.data import load_split
-from labelworth.distill import displayed_pixels, save_image_set
+from labelworth.image_sets import displayed_pixels, save_image_set
 from labelworth.distill.random import load_real_images
 from labelworth.errors import LabelworthError
 from labelworth.experts import load_expert

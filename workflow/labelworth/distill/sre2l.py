@@ -30,7 +30,7 @@ image, softmax(teacher(x) / relabel_temperature) on the whole recovered image, a
 `learned_labels` (label spec `learned`); students train on it like on any other soft label.
 
 Resume. The learning rate is a function of the iteration number, so the images, Adam's state and the
-generator are the whole state (synthesis.run_iterations). The schedule depends on `iterations`, so
+generator are the whole state (resume.run_iterations). The schedule depends on `iterations`, so
 unlike DM or MTT runs of different lengths are not interchangeable: `iterations` is part of the
 run's identity.
 """
@@ -46,11 +46,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from labelworth.data import load_split, normalize
-from labelworth.distill.synthesis import SynthesisFiles, run_iterations, write_synthetic_set
+from labelworth.distill.synthesis import SynthesisFiles, write_synthetic_set
+from labelworth.resume import run_iterations
 from labelworth.errors import LabelworthError
 from labelworth.experts import load_expert
 from labelworth.labels import soft_labels
-from labelworth.method_settings import Sre2lSettings, run_settings
+from labelworth.settings import Sre2lSettings, run_settings
 from labelworth.specs import ImageSetSpec
 from labelworth.training import predict_logits, resolve_device
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from labelworth import io
-from labelworth.distill import save_image_set
+from labelworth.image_sets import save_image_set
 from labelworth.specs import dataset_spec, parse_image_set
 
 

@@ -3,7 +3,7 @@ per class, the first image of each class."""
 
 from __future__ import annotations
 
-from labelworth.distill import shown_images
+from labelworth.image_sets import shown_images
 from labelworth.figures.soft_vs_hard import METHOD_ORDER, METHOD_TITLES
 from labelworth.figures.style import new_figure, save_figure
 from labelworth.io import load_tensors

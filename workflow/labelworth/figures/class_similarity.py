@@ -12,12 +12,13 @@ import pandas as pd
 
 from labelworth.figures.style import heatmap, new_figure, save_figure
 
-_EPOCH_IN_NAME = re.compile(r"class_similarity-e(\d+)\.csv")
+_EPOCH_IN_NAME = re.compile(r"class_similarity-(?:expert|ensemble\d+)(?:-.+)?-e(\d+)\.csv")
 MAX_NAMED_CLASSES = 20  # beyond this, per-class tick labels overlap at paper size
 
 
 def expert_epoch_from_name(path: str) -> int | None:
-    """The expert epoch in a `class_similarity-e{E}.csv` file name, None for any other name."""
+    """The expert epoch in a `class_similarity-{expert label spec}.csv` file name (e.g.
+    `class_similarity-expert-e4.csv`), None for any other name."""
     match = _EPOCH_IN_NAME.fullmatch(Path(path).name)
     return int(match[1]) if match else None
 

@@ -14,7 +14,9 @@ def student_results(paths: list[str]) -> pd.DataFrame:
 
     Identity columns: dataset, image_set, method, images_per_class, without_class (NaN if none),
     label_spec, source (hard/noise/expert/ensemble), expert_epoch, ensemble_size, temperature,
-    transforms (the transform tokens joined by '-', '' if none), true_class_mass, student;
+    transforms (the transform tokens joined by '-', '' if none), true_class_mass, student (the
+    protocol's name), expert_run (the trained run `{arch}-lr{lr}` a label spec names, '' for the
+    default run and for labels without an expert);
     transform (the transform kinds joined by '-', e.g. 'swap', '' if none), transform_value (the
     value of a spec's only transform: swap rank, top k, zeroclass class, boost fraction; NaN unless
     there is exactly one), loss_bin (b of a `lossbin{b}` image set, NaN otherwise).
@@ -43,6 +45,7 @@ def student_results(paths: list[str]) -> pd.DataFrame:
             "transforms": "-".join(format_transform(t) for t in labels.transforms),
             "true_class_mass": labels.true_class_mass,
             "student": meta["student"],
+            "expert_run": labels.expert_run or "",
             "transform": "-".join(t.kind for t in labels.transforms),
             "transform_value": labels.transforms[0].value if len(labels.transforms) == 1 else None,
             "loss_bin": int(images.method.removeprefix("lossbin")) if images.method.startswith("lossbin") else None,

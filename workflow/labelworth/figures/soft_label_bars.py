@@ -6,7 +6,7 @@ from __future__ import annotations
 import matplotlib.patches
 import torch
 
-from labelworth.distill import shown_images
+from labelworth.image_sets import shown_images
 from labelworth.figures.style import PALETTE, new_figure, save_figure
 from labelworth.io import load_tensors
 from labelworth.labels import entropy_per_row

@@ -1,6 +1,7 @@
-"""The paper's headline comparison (its Table 2 and Figure 1, right) on the configured dataset: every
-benchmark method's images trained on with hard labels, with the method's own labels where it makes
-any, and with an early-stopped expert's soft labels, across images per class."""
+"""The paper's headline comparison (its Tables 1 and 2 and Figure 1, right) on the configured dataset:
+every benchmark method's images trained on with hard labels, with the method's own labels where it
+makes any, and with each soft-label source's early-stopped expert labels, across images per class,
+for every student protocol the benchmark names (Table 1 crosses expert and student architectures)."""
 
 from __future__ import annotations
 
@@ -21,19 +22,29 @@ def label_kind(source: str) -> str:
     return {"hard": "hard", "learned": "learned"}.get(source, "expert")
 
 
+def soft_label_runs(results: pd.DataFrame) -> list[str]:
+    """The trained runs of the soft labels, in order of appearance ('' = the default run)."""
+    return list(dict.fromkeys(results.loc[results["labels"] == "expert", "expert_run"]))
+
+
 def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
-    """Inputs: the benchmark's student JSONs: image sets `{method}-ipc{n}` with `hard`, `expert-e{E}`
-    and, for methods that make labels, `learned`."""
+    """Inputs: the benchmark's student JSONs: image sets `{method}-ipc{n}` with `hard`, expert labels
+    (`expert[-{run}]-e{E}`, one per soft-label source) and, for methods that make labels, `learned`.
+    The figure shows the first protocol's students with the first source's soft labels; the table
+    shows every protocol and source."""
     results = student_results(inputs)
     results["labels"] = results["source"].map(label_kind)
     methods = [method for method in METHOD_ORDER if method in set(results["method"])]
     dataset = results["dataset"].iloc[0]
     colors = group_colors(methods)
+    runs = soft_label_runs(results)
+    shown = results[(results["student"] == results["student"].iloc[0])
+                    & ((results["labels"] != "expert") | (results["expert_run"] == (runs[0] if runs else "")))]
 
     figure, axes = new_figure(width=4.4, height=2.8)
     for method in methods:
         for kind, (_, linestyle, marker) in LABEL_KINDS.items():
-            rows = results[(results["method"] == method) & (results["labels"] == kind)]
+            rows = shown[(shown["method"] == method) & (shown["labels"] == kind)]
             if len(rows):
                 plot_mean_std(axes, rows["images_per_class"], rows["best_mean"], rows["best_std"], colors[method],
                               marker=marker, linestyle=linestyle)
@@ -52,10 +63,12 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
                 bbox_to_anchor=(1.02, 0.0), handlelength=3)
     save_figure(figure, png, pdf)
 
-    columns = ["method", "images_per_class", "labels", "label_spec", "best_mean", "best_std", "final_mean",
-               "final_std", "students"]
-    table = results[columns].assign(order=results["method"].map(METHOD_ORDER.index))
-    table = table.sort_values(["order", "images_per_class", "labels"], ignore_index=True).drop(columns="order")
+    columns = ["student", "method", "images_per_class", "labels", "expert_run", "label_spec", "best_mean",
+               "best_std", "final_mean", "final_std", "students"]
+    table = results[columns].assign(order=results["method"].map(METHOD_ORDER.index),
+                                    protocol=results["student"].map(list(dict.fromkeys(results["student"])).index))
+    table = table.sort_values(["protocol", "order", "images_per_class", "labels", "expert_run"],
+                              ignore_index=True).drop(columns=["order", "protocol"])
     save_table(table, table_csv, table_md, md_frame=_display_table(table),
                title=f"Student test accuracy (%) on {dataset}, mean ± std over students, for each method's images "
                      f"with hard labels, the method's own labels (if any) and expert soft labels "
@@ -64,21 +77,33 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
 
 
 def _display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per (method, IPC), a 'mean ± std' column per label kind and convention."""
+    """One row per (protocol, method, IPC), a 'mean ± std' column per label kind (one per soft-label
+    source) and convention; the protocol column only when there are several."""
+    runs = soft_label_runs(table)
+    kinds = [("hard", "", LABEL_KINDS["hard"][0])]
+    kinds += [("expert", run, LABEL_KINDS["expert"][0] if len(runs) == 1 else f"soft, {run or 'default run'}")
+              for run in runs]
+    kinds += [("learned", "", LABEL_KINDS["learned"][0])]
     rows = []
-    for (method, ipc), group in table.groupby(["method", "images_per_class"], sort=False):
-        by_kind = {kind: row for kind, row in zip(group["labels"], group.itertuples())}
-        row = {"method": METHOD_TITLES[method], "IPC": ipc}
+    for (student, method, ipc), group in table.groupby(["student", "method", "images_per_class"], sort=False):
+        cells = {(kind, run if kind == "expert" else ""): row
+                 for kind, run, row in zip(group["labels"], group["expert_run"], group.itertuples())}
+        row = {"student": student, "method": METHOD_TITLES[method], "IPC": ipc}
         for convention in ("best", "final"):
-            for kind, (kind_title, _, _) in LABEL_KINDS.items():
-                cell = by_kind.get(kind)
-                row[f"{kind_title} ({convention})"] = (
+            for kind, run, title in kinds:
+                cell = cells.get((kind, run))
+                row[f"{title} ({convention})"] = (
                     mean_std(getattr(cell, f"{convention}_mean"), getattr(cell, f"{convention}_std")) if cell else "")
-        hard, soft = by_kind.get("hard"), by_kind.get("expert")
-        row["soft - hard (best)"] = f"{soft.best_mean - hard.best_mean:+.1f}" if hard and soft else ""
+        hard = cells.get(("hard", ""))
+        for kind, run, title in kinds[1:-1]:
+            soft = cells.get((kind, run))
+            name = "soft - hard" if len(runs) == 1 else f"{title} - hard"
+            row[f"{name} (best)"] = f"{soft.best_mean - hard.best_mean:+.1f}" if hard and soft else ""
         row["students"] = int(group["students"].max())
         rows.append(row)
     display = pd.DataFrame(rows)
+    if display["student"].nunique() == 1:
+        display = display.drop(columns="student")
     # Methods without labels of their own leave the learned columns empty; drop them if all are.
     empty = [column for column in display.columns if (display[column] == "").all()]
     return display.drop(columns=empty)

@@ -1,0 +1,183 @@
+"""Checks of a workflow config that a JSON schema cannot express. Plain Python (no torch): Snakemake
+runs them at parse time, so a bad config fails before any job starts, with one line naming the key.
+The settings objects check their own values (labelworth/settings.py); this module builds every one
+the config names and checks what lies between them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from labelworth.configured import (
+    AUTO, block_expert_run, block_students, check_sre2l_teacher, default_expert_run, default_student, expert_run_names,
+    expert_settings,
+    labels_folder, method_block, method_settings, run_folder, student_protocols, student_settings, trained_runs,
+)
+from labelworth.errors import LabelworthError
+from labelworth.plan import (
+    EXPERIMENT_BLOCK, STUDENT_EXPERIMENTS, SWEEP, as_list, enabled, epoch_settings, per_ipc, soft_label_sources,
+    student_runs, uses_method,
+)
+from labelworth.settings import overridden_ipcs
+from labelworth.specs import LabelSpec, dataset_spec, parse_label_spec
+
+# What PyYAML (YAML 1.1) leaves as a string although a person meant a number: 1e-3, 5E4, 1.0e3, .5e-2
+_NUMBER_LOOKING_STRING = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
+def find_number_strings(node, path: str = "") -> list[str]:
+    """Config keys whose value is a string that reads as a number in scientific notation."""
+    if isinstance(node, dict):
+        return [hit for key, value in node.items() for hit in find_number_strings(value, f"{path}{key}.")]
+    if isinstance(node, list):
+        return [hit for index, value in enumerate(node) for hit in find_number_strings(value, f"{path}{index}.")]
+    if isinstance(node, str) and _NUMBER_LOOKING_STRING.fullmatch(node.strip()):
+        return [f"{path.rstrip('.')}: {node!r}"]
+    return []
+
+
+def check_number_strings(config: dict) -> None:
+    hits = find_number_strings(config)
+    if hits:
+        raise LabelworthError(
+            f"{'; '.join(hits)} read as text, not a number: YAML needs a dot and a signed exponent, "
+            "e.g. write 1.0e-3 instead of 1e-3"
+        )
+
+
+def check_label_spec(text: str, config: dict, where: str) -> LabelSpec:
+    """Parse a label spec and check it against the trained expert runs and the classes."""
+    try:
+        spec = parse_label_spec(text)
+    except LabelworthError as error:
+        raise LabelworthError(f"{where}: {error}") from None
+    if spec.uses_experts:
+        folder = labels_folder(config, spec)
+        run = trained_runs(config)[folder]
+        if spec.expert_epoch > run.epochs:
+            raise LabelworthError(
+                f"{where}: label spec {text!r} uses expert epoch {spec.expert_epoch}, but the run {folder} trains "
+                f"{run.epochs} epochs; raise its epochs or pick an epoch in 0..{run.epochs}")
+        if spec.ensemble_size > len(run.seeds):
+            raise LabelworthError(f"{where}: label spec {text!r} needs {spec.ensemble_size} experts, but the run "
+                                  f"{folder} lists {len(run.seeds)} seeds")
+    num_classes = dataset_spec(config["dataset"]).num_classes
+    limits = {"swap": num_classes - 1, "top": num_classes, "zeroclass": num_classes - 1}
+    for transform in spec.transforms:
+        if transform.kind in limits and transform.value > limits[transform.kind]:
+            raise LabelworthError(
+                f"{where}: label spec {text!r}: {transform.kind} takes at most {limits[transform.kind]} "
+                f"with {num_classes} classes"
+            )
+    return spec
+
+
+def _check_images_per_class(config: dict, where: str, values) -> None:
+    spec = dataset_spec(config["dataset"])
+    for ipc in as_list(values):
+        if ipc > spec.min_train_per_class:
+            raise LabelworthError(
+                f"{where}.images_per_class: {ipc} is more than the smallest {spec.name} class has "
+                f"({spec.min_train_per_class} training images)"
+            )
+
+
+def _check_auto(config: dict, experiment: str) -> None:
+    """`auto` needs the sweep, an IPC it swept, and the sweep's expert run (its best epochs are that
+    run's); ensembles cannot wait for it (their experts' length is planned before the sweep runs)."""
+    for where, value, ipcs in epoch_settings(config, experiment):
+        if AUTO not in as_list(value):
+            continue
+        if experiment == "ensembles":
+            raise LabelworthError(f"{where}: auto is not available for ensembles, whose extra experts are "
+                                  "trained before the sweep has run; give an epoch")
+        if not enabled(config, SWEEP):
+            raise LabelworthError(f"{where} is auto, which needs the expert_epoch_sweep block enabled")
+        swept = set(config[SWEEP]["images_per_class"])
+        for ipc in ipcs:
+            if ipc not in swept:
+                raise LabelworthError(f"{where} is auto, but expert_epoch_sweep.images_per_class does not include {ipc}")
+    sweep_run = run_folder(config, block_expert_run(config, config[SWEEP])) if enabled(config, SWEEP) else None
+    block = config[EXPERIMENT_BLOCK[experiment]]
+    if experiment == "soft_vs_hard":
+        for index, source in enumerate(soft_label_sources(block)):
+            for position, epoch in enumerate(source["expert_epoch"]):
+                name = per_ipc(source.get("expert_run", block_expert_run(config, block)), position)
+                if epoch == AUTO and run_folder(config, name) != sweep_run:
+                    raise LabelworthError(
+                        f"benchmark.soft_labels[{index}].expert_epoch is auto for run {name!r}, but the sweep "
+                        f"finds the best epochs of {sweep_run}; give an epoch")
+    elif AUTO in as_list(block.get("expert_epoch", [])) and run_folder(config, block_expert_run(config, block)) != sweep_run:
+        raise LabelworthError(f"{EXPERIMENT_BLOCK[experiment]}.expert_epoch is auto, but the sweep finds the best "
+                              f"epochs of {sweep_run}; give an epoch")
+
+
+def _check_benchmark(config: dict) -> None:
+    block = config["benchmark"]
+    for index, source in enumerate(soft_label_sources(block)):
+        for key in ("expert_epoch", "expert_run"):
+            values = source.get(key)
+            if isinstance(values, list) and len(values) != len(block["images_per_class"]):
+                raise LabelworthError(
+                    f"benchmark.soft_labels[{index}].{key} has {len(values)} entries but benchmark.images_per_class "
+                    f"has {len(block['images_per_class'])}; give one per IPC")
+    missing = set(block.get("synthesis_images_per_class", [])) - set(block["images_per_class"])
+    if missing:
+        raise LabelworthError(f"benchmark.synthesis_images_per_class: {sorted(missing)} not in "
+                              "benchmark.images_per_class, whose entries give each IPC its expert epoch")
+
+
+def _check_names(config: dict) -> None:
+    """Every run and protocol a block names exists (each lookup raises, with a close match)."""
+    for experiment in STUDENT_EXPERIMENTS:
+        if enabled(config, experiment):
+            block = config[EXPERIMENT_BLOCK[experiment]]
+            expert_settings(config, block_expert_run(config, block))
+            for name in block_students(config, block):
+                student_settings(config, name)
+            for source in soft_label_sources(block) if experiment == "soft_vs_hard" else []:
+                for name in as_list(source.get("expert_run", block_expert_run(config, block))):
+                    expert_settings(config, name)
+    for method, key in (("mtt", "expert_run"), ("sre2l", "teacher_run")):
+        expert_settings(config, method_block(config, method).get(key, default_expert_run(config)))
+
+
+def check_config(config: dict) -> None:
+    """Raise a LabelworthError naming the key for anything the schema cannot catch."""
+    dataset = dataset_spec(config["dataset"])
+    default_expert_run(config), default_student(config)  # each raises when several are listed and none is named
+    for name in expert_run_names(config):
+        settings = expert_settings(config, name)
+        if settings.processes > 1 and dataset.cached_as_tensors:
+            raise LabelworthError(f"experts.{name}.processes is {settings.processes}, but data-parallel experts are for "
+                                  f"datasets read from image files (imagenet); {dataset.name} trains in one process")
+    trained_runs(config)  # raises for two names of one run that disagree
+    for name in student_protocols(config):
+        for ipc in overridden_ipcs(config["students"][name]):
+            student_settings(config, name, ipc)
+    _check_names(config)
+    _check_benchmark(config)
+    if uses_method(config, "sre2l"):
+        check_sre2l_teacher(config)
+    for method in config.get("methods", {}):
+        for ipc in overridden_ipcs(method_block(config, method)):
+            method_settings(config, method, ipc)  # raises for unknown keys and bad values
+    if enabled(config, "zero_shot"):
+        for subject in config["zero_shot"]["subject_classes"]:
+            if subject >= dataset.num_classes:
+                raise LabelworthError(
+                    f"zero_shot.subject_classes: {subject} is not a class of {dataset.name} "
+                    f"(0..{dataset.num_classes - 1})"
+                )
+    # `auto` epochs stand in as epoch 0 here, so labels waiting for the sweep are checked too.
+    swept = config[SWEEP]["images_per_class"] if enabled(config, SWEEP) else []
+    placeholder_epochs = {ipc: 0 for ipc in swept}
+    for experiment in STUDENT_EXPERIMENTS:
+        if not enabled(config, experiment):
+            continue
+        where = EXPERIMENT_BLOCK[experiment]
+        _check_images_per_class(config, where, config[where]["images_per_class"])
+        _check_auto(config, experiment)
+        for image_set, label, _ in student_runs(config, experiment, placeholder_epochs):
+            check_label_spec(label, config, f"{where} ({image_set})")
+
