@@ -3,6 +3,7 @@ snakemake."""
 
 from __future__ import annotations
 
+import copy
 import gzip
 import hashlib
 import os
@@ -120,10 +121,12 @@ def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
 
 def checksums(folder: Path) -> dict[str, str]:
     """sha256 of every file under `folder`, by relative path. Hidden `.NAME.*.tmp` files are left
-    out: a write killed before its rename leaves one, and nothing ever reads it."""
+    out: a write killed before its rename leaves one, and nothing ever reads it; so are Snakemake's
+    empty `.snakemake_timestamp` markers in directory outputs (the experts' checkpoints/)."""
     return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
             for path in sorted(folder.rglob("*"))
-            if path.is_file() and not (path.name.startswith(".") and path.name.endswith(".tmp"))}
+            if path.is_file() and path.name != ".snakemake_timestamp"
+            and not (path.name.startswith(".") and path.name.endswith(".tmp"))}
 
 
 MICRO_KEYS = ("dataset", "data_root", "device", "image_seed", "experts", "students", "benchmark")
@@ -135,6 +138,7 @@ def micro_config(overrides: dict) -> dict:
     updates the expert run, "student" the student protocol, any other the block of that name. With
     one expert seed, one IPC and one student seed that is 10 jobs: data, expert, images, two label
     files, two student populations, three figures."""
+    overrides = copy.deepcopy(overrides)  # callers edit the result; the overrides stay as written
     tiny = yaml.safe_load(TINY.read_text())
     tiny["benchmark"]["methods"] = ["random"]
     tiny["benchmark"].pop("synthesis_images_per_class", None)

@@ -245,7 +245,7 @@ def test_the_workflow_plans_trajectories_and_synthetic_sets(tmp_path):
     targets = [f"results/fashion_mnist/images/{image_set}/images.pt"
                for image_set in ("random-ipc1", "dm-ipc1", "mtt-ipc1", "mtt-ipc1-without2")]
     result = snakemake(tmp_path, "-n", *targets, "--quiet", "rules", config=DISTILL_CONFIG)
-    assert planned_jobs(result) == {"prepare_data": 1, "train_expert_e3": 1, "dump_trajectories": 1,
+    assert planned_jobs(result) == {"prepare_data": 1, "train_expert": 1, "dump_trajectories": 1,
                                     "distill_images": 2, "synthesise_images": 2}
 
 
@@ -256,4 +256,4 @@ def test_a_buffer_longer_than_the_run_trains_its_experts_as_far_as_it_needs(tmp_
     path.write_text(yaml.safe_dump(config))
     result = snakemake(tmp_path, "-n", "results/fashion_mnist/trajectories/convnet-d2-w8-lr0.01.pt", "--quiet",
                        "rules", config=path)
-    assert planned_jobs(result) == {"prepare_data": 1, "train_expert_e7": 2, "dump_trajectories": 1}
+    assert planned_jobs(result) == {"prepare_data": 1, "train_expert": 2, "dump_trajectories": 1}

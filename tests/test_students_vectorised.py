@@ -74,8 +74,8 @@ def test_stacked_optimiser_step_is_torch_optim_for_every_student(optimizer):
     torch_optimisers = []
     for params in reference:
         holder = torch.nn.ParameterList(params)
-        torch_optimisers.append(make_optimizer(holder, optimizer, 0.05, 8))
-    group, rates = protocol_schedule(optimizer, 0.05, 8)
+        torch_optimisers.append(make_optimizer(holder, StudentSettings(optimizer=optimizer, lr=0.05, epochs=8)))
+    group, rates = protocol_schedule(StudentSettings(optimizer=optimizer, lr=0.05, epochs=8))
     state: dict = {}
     for rate in rates:
         grads = [torch.randn(tensor.shape, generator=rng) for tensor in stacked]
@@ -92,7 +92,7 @@ def test_stacked_optimiser_step_is_torch_optim_for_every_student(optimizer):
 
 
 def test_step_schedule_multiplies_by_0_3_each_quarter():
-    group, rates = protocol_schedule("sgd", 0.01, 8)
+    group, rates = protocol_schedule(StudentSettings(optimizer="sgd", lr=0.01, epochs=8))
     assert group["momentum"] == 0.9 and group["weight_decay"] == 5e-4
     assert rates == pytest.approx([0.01, 0.01, 0.003, 0.003, 0.0009, 0.0009, 0.00027, 0.00027])
 

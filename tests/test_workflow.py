@@ -33,7 +33,7 @@ def test_every_rule_ran_and_every_output_exists(finished_run):
         assert (results / "tables" / f"{name}.md").stat().st_size > 0, name
     logs = finished_run / "logs" / "fashion_mnist"
     ran = {path.relative_to(logs).parts[0] for path in logs.rglob("*.log")} | {path.stem for path in logs.glob("*.log")}
-    assert STAGE_RULES <= ran  # every expert rule (one per epoch count) logs under train_expert/
+    assert STAGE_RULES <= ran
     assert {f"{name}" for name in STUDENT_FIGURES | OTHER_FIGURES} <= {p.stem for p in (logs / "figures").glob("*.log")}
     assert len(list(results.glob("experts/convnet-d2-w8-lr0.01/seed0/checkpoints/epoch_*.pt"))) == 4
     # the second expert only serves the ensemble at epoch 1, so it stops there

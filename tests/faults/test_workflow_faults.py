@@ -8,7 +8,6 @@ float results and each run must be comparable bit for bit with the reference run
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import signal
@@ -21,7 +20,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from conftest import micro_config, snakemake, snakemake_command, write_fashion_mnist
+from conftest import checksums, micro_config, snakemake, snakemake_command, write_fashion_mnist
 
 EXPERT_EPOCHS = 8  # leaves several epochs after epoch 1 for a kill to land in
 MICRO = {
@@ -81,14 +80,6 @@ def stage_running(group: int, stage: str) -> bool:
         except OSError:  # the process ended while we looked
             continue
     return False
-
-
-def checksums(folder: Path) -> dict[str, str]:
-    """sha256 of every file under `folder`, by relative path. Hidden `.NAME.*.tmp` files are left
-    out: a write killed before its rename leaves one, and nothing ever reads it."""
-    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(folder.rglob("*"))
-            if path.is_file() and not (path.name.startswith(".") and path.name.endswith(".tmp"))}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -207,7 +198,7 @@ def test_killed_snakemake_reruns_to_identical_files(reference, tmp_path):
     snakemake(tmp_path, "--unlock", config=config)
     final = snakemake(tmp_path, *RUN_ARGS, *until, "--rerun-incomplete", config=config)
     assert re.search(r"^evaluate_students\s+[12]\s*$", final.stdout + final.stderr, re.M)
-    expert_log = tmp_path / "logs/fashion_mnist/train_expert/convnet-d2-w8-lr0.01_seed0.log"
+    expert_log = tmp_path / "logs/fashion_mnist/train_expert/convnet-d2-w8-lr0.01/seed0.log"
     assert "resuming after epoch" in expert_log.read_text()
     drawn = ("fashion_mnist/figures/", "fashion_mnist/tables/")
     assert checksums(tmp_path / "results") == {name: checksum for name, checksum in reference.checksums.items()

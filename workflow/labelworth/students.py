@@ -58,8 +58,10 @@ from labelworth.training import (
 # the vectorised engine is the faster from 5 students on (benchmarks/results/students.md).
 
 
-def make_optimizer(model, optimizer: str, lr: float, epochs: int):
-    """(optimizer, per-epoch scheduler) of the paper's student protocol."""
+def make_optimizer(model, settings: StudentSettings):
+    """(optimizer, per-epoch scheduler) of the paper's student protocol with `settings`' optimizer,
+    lr and epochs."""
+    optimizer, lr, epochs = settings.optimizer, settings.lr, settings.epochs
     if optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
         schedule = torch.optim.lr_scheduler.StepLR(opt, step_size=max(epochs // 4, 1), gamma=0.3)
@@ -73,16 +75,16 @@ def make_optimizer(model, optimizer: str, lr: float, epochs: int):
     return opt, schedule
 
 
-def protocol_schedule(optimizer: str, lr: float, epochs: int) -> tuple[dict, list[float]]:
+def protocol_schedule(settings: StudentSettings) -> tuple[dict, list[float]]:
     """(hyperparameters, learning rate of epochs 1..epochs) of `make_optimizer`, read off torch itself.
 
     The vectorised engine steps with these numbers, so its schedule is the sequential engine's to the
     last bit (StepLR multiplies the rate epoch by epoch; a closed form would round differently).
     """
     placeholder = nn.ParameterList([nn.Parameter(torch.zeros(1))])
-    opt, schedule = make_optimizer(placeholder, optimizer, lr, epochs)
+    opt, schedule = make_optimizer(placeholder, settings)
     rates = []
-    for _ in range(epochs):
+    for _ in range(settings.epochs):
         rates.append(opt.param_groups[0]["lr"])
         opt.step()  # no gradient, so nothing moves; torch wants a step before each scheduler step
         schedule.step()
@@ -229,7 +231,7 @@ def _train_sequential(images, targets, test, settings: StudentSettings, seeds, p
         model = Bfloat16Autocast(network) if settings.bf16 else network
         if settings.compile:  # the forward and backward pass only; DSA's random draws stay eager
             model = torch.compile(model)
-        opt, schedule = make_optimizer(model, settings.optimizer, settings.lr, epochs)
+        opt, schedule = make_optimizer(model, settings)
         generator = torch.Generator().manual_seed(seed)
         curve = []
         for epoch in range(1, epochs + 1):
@@ -258,7 +260,7 @@ def _train_vectorised(images, targets, test, settings: StudentSettings, seeds, p
     params = {name: value.detach().requires_grad_() for name, value in stacked_params.items()}
     template = copy.deepcopy(networks[0]).to("meta")  # the code of the network; the tensors come from params
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-    group, rates = protocol_schedule(settings.optimizer, settings.lr, epochs)
+    group, rates = protocol_schedule(settings)
     optimizer_state: dict = {}
     student_rows = torch.arange(len(seeds), device=images.device).unsqueeze(1)
 

@@ -142,6 +142,13 @@ def class_similarity_file(labels):
 # ---- inputs and params that depend on wildcards ----------------------------------------------------
 
 
+def checkpoint_folder(checkpoint):
+    """The declared output a checkpoint file lies in: its expert's checkpoints/ folder (train_expert's
+    output is the folder, so that one rule serves every epoch count). Jobs depend on the folder and
+    are given the file."""
+    return str(Path(checkpoint).parent)
+
+
 def expert_checkpoints_for_labels(wildcards):
     """The checkpoints a label spec reads: its run's first expert, or the first N for an ensemble."""
     spec = parse_label_spec(wildcards.labels)
@@ -151,8 +158,8 @@ def expert_checkpoints_for_labels(wildcards):
     return [expert_checkpoint(run, seed, spec.expert_epoch) for seed in TRAINED_RUNS[run].seeds[: spec.ensemble_size]]
 
 
-def similarity_expert_checkpoint(wildcards):
-    return expert_checkpoints_for_labels(wildcards)[0]
+def expert_folders_for_labels(wildcards):
+    return [checkpoint_folder(checkpoint) for checkpoint in expert_checkpoints_for_labels(wildcards)]
 
 
 def sre2l_teacher_checkpoint():
@@ -167,12 +174,17 @@ def ranking_expert_checkpoint():
     return expert_checkpoint(run, main_seed(run), block["expert_epoch"])
 
 
-# What each input a method reads (labelworth/distill/registry.py) is, as a file.
+# What each input a method reads (labelworth/distill/registry.py) is, as the file its option names,
+# and as the declared output the job depends on.
 METHOD_INPUTS = {
-    "trajectories": lambda: trajectory_file(mtt_buffer(config)[0]),
-    "teacher": sre2l_teacher_checkpoint,
-    "ranking_expert": ranking_expert_checkpoint,
+    "trajectories": (lambda: trajectory_file(mtt_buffer(config)[0]), lambda path: path),
+    "teacher": (sre2l_teacher_checkpoint, checkpoint_folder),
+    "ranking_expert": (ranking_expert_checkpoint, checkpoint_folder),
 }
+
+
+def method_input_files(image_set):
+    return {name: METHOD_INPUTS[name][0]() for name in image_method(image_set.method).inputs}
 
 
 def image_set_inputs(wildcards):
@@ -180,15 +192,16 @@ def image_set_inputs(wildcards):
     image_set = parse_image_set(wildcards.image_set)
     if image_set.without_class is not None:
         return {"source": images_file(format_image_set(image_set.base))}
-    return data_files() | {name: METHOD_INPUTS[name]() for name in image_method(image_set.method).inputs}
+    return data_files() | {name: METHOD_INPUTS[name][1](path) for name, path in method_input_files(image_set).items()}
 
 
 def image_set_arguments(wildcards, input):
-    """The distill-images options naming the inputs `image_set_inputs` chose."""
+    """The distill-images options naming the files the set's method reads."""
     if "source" in input.keys():
         return f"--source '{input.source}'"
     arguments = [f"--data-dir '{Path(input.train).parent}'"]
-    arguments += [f"--{name.replace('_', '-')} '{input[name]}'" for name in input.keys() if name in METHOD_INPUTS]
+    files = method_input_files(parse_image_set(wildcards.image_set))
+    arguments += [f"--{name.replace('_', '-')} '{path}'" for name, path in files.items()]
     return " ".join(arguments)
 
 
@@ -213,43 +226,30 @@ def student_options(wildcards):
 # ---- experts (experts.smk) --------------------------------------------------------------------
 
 
-def expert_outputs(epochs):
-    """Declared outputs of an expert trained `epochs` epochs ({expert} left as a wildcard)."""
-    folder = f"{RESULTS}/experts/{{expert}}"
-    return {
-        "checkpoints": [f"{folder}/checkpoints/epoch_{epoch:03d}.pt" for epoch in range(epochs + 1)],
-        "metrics": f"{folder}/metrics.csv",
-    }
-
-
 def expert_job_settings(expert):
     """The settings of one expert job: its run's, with its one seed and its own epoch count."""
     run, seed = str(Path(expert).parent), int(Path(expert).name.removeprefix("seed"))
     return dataclasses.replace(TRAINED_RUNS[run], seeds=(seed,), epochs=TRAINED_EPOCHS[(run, seed)])
 
 
-def expert_threads(processes):
+def expert_processes(wildcards):
+    """Data-parallel processes (GPUs) of one expert job: its run's `processes`."""
+    return TRAINED_RUNS[str(Path(wildcards.expert).parent)].processes
+
+
+def expert_threads(wildcards):
     # Cached datasets train from memory on 2 threads; ImageNet decodes every image of every epoch, and
     # its processes share the job's threads (raise them with --set-threads on big nodes).
-    return (2 if dataset_spec(DATASET).cached_as_tensors else 8) * processes
+    return (2 if dataset_spec(DATASET).cached_as_tensors else 8) * expert_processes(wildcards)
 
 
-EXPERT_RULES = {}  # (epochs, processes) -> the experts "{run}/seed{seed}" that rule trains
-for (run, seed), epochs in TRAINED_EPOCHS.items():
-    EXPERT_RULES.setdefault((epochs, TRAINED_RUNS[run].processes), []).append(f"{run}/seed{seed}")
+# Every expert the config trains, as the `{expert}` wildcard {arch}-lr{lr}/seed{seed}.
+TRAINED_EXPERTS = [f"{run}/seed{seed}" for run, seed in TRAINED_EPOCHS]
 
 
 def trajectory_checkpoint_dirs(wildcards):
     """One checkpoints/ folder per buffered expert of {run} (methods.mtt: expert_run, num_experts)."""
     return [f"{expert_dir(wildcards.run, seed)}/checkpoints" for seed in mtt_buffer(config)[1]]
-
-
-def trajectory_checkpoints(wildcards):
-    return [
-        f"{folder}/epoch_{epoch:03d}.pt"
-        for folder in trajectory_checkpoint_dirs(wildcards)
-        for epoch in range(trajectory_epochs(config) + 1)
-    ]
 
 
 # ---- figures (figures.smk) ----------------------------------------------------------------------

@@ -1,7 +1,7 @@
 rule make_labels:
     input:
         images=f"{RESULTS}/images/{{image_set}}/images.pt",
-        experts=expert_checkpoints_for_labels,
+        experts=expert_folders_for_labels,
     output:
         f"{RESULTS}/labels/{{image_set}}/{{labels}}.pt",
     log:
@@ -14,18 +14,19 @@ rule make_labels:
         runtime=30,
         gpu=gpu_resource(),
     params:
+        checkpoints=lambda wildcards: " ".join(shlex.quote(path) for path in expert_checkpoints_for_labels(wildcards)),
         seed=config["image_seed"],
         device=config["device"],
     shell:
         "labelworth make-labels --images {input.images:q} --label-spec {wildcards.labels}"
-        " --expert-checkpoints {input.experts:q} --seed {params.seed} --out {output:q}"
+        " --expert-checkpoints {params.checkpoints} --seed {params.seed} --out {output:q}"
         " --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 
 rule class_similarity:
     input:
         **data_files(),
-        expert=similarity_expert_checkpoint,
+        expert=expert_folders_for_labels,
     output:
         class_similarity_file("{labels}"),
     log:
@@ -38,7 +39,8 @@ rule class_similarity:
         runtime=30,
         gpu=gpu_resource(),
     params:
+        checkpoint=lambda wildcards: expert_checkpoints_for_labels(wildcards)[0],
         device=config["device"],
     shell:
-        "labelworth class-similarity --data-dir $(dirname {input.train:q}) --expert-checkpoint {input.expert:q}"
+        "labelworth class-similarity --data-dir $(dirname {input.train:q}) --expert-checkpoint {params.checkpoint:q}"
         " --out {output:q} --device {params.device} --threads {threads} > {log:q} 2>&1"
