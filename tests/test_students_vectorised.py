@@ -91,6 +91,16 @@ def test_stacked_optimiser_step_is_torch_optim_for_every_student(optimizer):
             torch.testing.assert_close(tensor[index], param.detach(), rtol=0, atol=1e-6)
 
 
+def test_the_protocols_momentum_reaches_both_engines(fashion_mnist_data):
+    """momentum: torch's SGD (sequential) and the stacked step read it from the same param group."""
+    assert protocol_schedule(StudentSettings(momentum=0.5, epochs=4))[0]["momentum"] == 0.5
+    sequential = _train(fashion_mnist_data, "sequential", epochs=2, momentum=0.5)
+    vectorised = _train(fashion_mnist_data, "vectorised", epochs=2, momentum=0.5)
+    _assert_same_students(sequential, vectorised, atol=1e-4)
+    default = _train(fashion_mnist_data, "sequential", epochs=2)
+    assert not torch.equal(default.states[0]["classifier.weight"], sequential.states[0]["classifier.weight"])
+
+
 def test_step_schedule_multiplies_by_0_3_each_quarter():
     group, rates = protocol_schedule(StudentSettings(optimizer="sgd", lr=0.01, epochs=8))
     assert group["momentum"] == 0.9 and group["weight_decay"] == 5e-4

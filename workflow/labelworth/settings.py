@@ -169,6 +169,7 @@ class StudentSettings(Checked):
     arch: str = "convnet-d3"
     optimizer: str = "sgd"
     lr: float = 0.01
+    momentum: float = 0.9  # SGD's; AdamW has none
     epochs: int = 300
     seeds: tuple[int, ...] = (0, 1, 2)
     batch_size: int = 256
@@ -179,6 +180,7 @@ class StudentSettings(Checked):
     bf16: bool = False
 
     positive = ("lr",)
+    non_negative = ("momentum",)
     at_least_one = ("epochs", "batch_size", "eval_every")
     choices = {"optimizer": STUDENT_OPTIMIZERS, "engine": STUDENT_ENGINES}
 

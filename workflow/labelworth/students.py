@@ -63,7 +63,7 @@ def make_optimizer(model, settings: StudentSettings):
     lr and epochs."""
     optimizer, lr, epochs = settings.optimizer, settings.lr, settings.epochs
     if optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=settings.momentum, weight_decay=5e-4)
         schedule = torch.optim.lr_scheduler.StepLR(opt, step_size=max(epochs // 4, 1), gamma=0.3)
     elif optimizer == "adamw":
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
