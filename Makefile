@@ -10,7 +10,7 @@ export PATH := $(BIN):$(PATH)
 FASHION_MNIST_DEBIAN := /usr/share/datasets/fashion-mnist
 PIP := $(BIN)/python -m pip --disable-pip-version-check -qq
 
-.PHONY: figures test venv data dry-run report clean-results
+.PHONY: figures test venv data dry-run report verify clean-results
 
 venv: $(VENV)/.installed
 
@@ -39,6 +39,10 @@ dry-run: venv
 
 report: venv
 	snakemake --workflow-profile profiles/local --report report.html
+
+# Check every checksummed result; `make verify REPAIR=1` removes the bad ones and prints the rebuild command.
+verify: venv
+	labelworth verify $(if $(REPAIR),--repair)
 
 test: venv
 	$(BIN)/python -m pytest

@@ -50,3 +50,30 @@ def test_every_stage_has_help():
     for stage in ("prepare-data", "train-expert", "distill-images", "make-labels", "evaluate-students", "figure"):
         result = subprocess.run([sys.executable, "-m", "labelworth", stage, "--help"], capture_output=True, text=True)
         assert result.returncode == 0 and "usage: labelworth" in result.stdout
+
+
+def test_fetch_data_for_another_dataset_names_its_folder(capsys):
+    assert main(["fetch-data", "--dataset", "mnist"]) == 2
+    [line] = _error_lines(capsys)
+    assert "place the mnist files under resources/mnist" in line
+
+
+def test_a_figure_given_the_wrong_results_says_so(capsys, tmp_path):
+    from test_figures import write_result
+
+    inputs = [write_result(tmp_path, "random-ipc1", "hard", 0.5), write_result(tmp_path, "random-ipc1", "expert-e2", 0.6)]
+    assert main(["figure", "zero_shot", "--inputs", *inputs, "--png", str(tmp_path / "a.png"),
+                 "--pdf", str(tmp_path / "a.pdf"), "--table-csv", str(tmp_path / "a.csv"),
+                 "--table-md", str(tmp_path / "a.md")]) == 2
+    [line] = _error_lines(capsys)
+    assert "figure zero_shot: its inputs (2 file(s)" in line and "are not the results this figure compares" in line
+
+
+def test_a_cuda_device_on_a_machine_without_one_is_one_line(capsys, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["class-similarity", "--data-dir", str(tmp_path), "--expert-checkpoint", str(tmp_path / "e.pt"),
+                 "--out", str(tmp_path / "s.csv"), "--device", "cuda"]) == 2
+    [line] = _error_lines(capsys)
+    assert "device 'cuda': this machine has 0 visible CUDA device(s)" in line

@@ -2,6 +2,7 @@
 the experiment planner, on the default config and variants of it."""
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -202,6 +203,13 @@ def test_scientific_notation_without_dot_is_named(config):
          "unknown key.s. epoch; known: arch"),
         (lambda c: c["experts"]["convnet"].update(seeds=[0, 0]), "seeds: .0, 0. must be distinct"),
         (lambda c: c["scaling_law"].update(student="resnet"), "student protocol 'resnet' is not in students"),
+        (lambda c: c["students"][STUDENT].update(arch="convnet-d6-w32"),
+         "students.convnet-d3-w32.arch: convnet-d6-w32 halves the 28-pixel fashion_mnist images 6 times, below one "
+         "pixel; use a depth of at most 5"),
+        (lambda c: c["soft_label_pictures"].update(similarity_epoch=13),
+         "soft_label_pictures.similarity_epoch: label spec 'expert-e13' uses expert epoch 13"),
+        (lambda c: c["soft_label_pictures"].update(expert_epochs=[0, 40]),
+         "soft_label_pictures.expert_epochs: label spec 'expert-e40' uses expert epoch 40"),
     ],
 )
 def test_semantic_errors_name_the_key(config, change, message):
@@ -240,3 +248,47 @@ def test_grouped_populations_train_every_run_once_the_sweep_first(config):
     assert population_groups(config, None)["expert_epoch_sweep"] == groups["expert_epoch_sweep"]
     with pytest.raises(LabelworthError, match="random-ipc7 on hard are in no experiment's population"):
         population_of(groups, "random-ipc7", "hard", STUDENT)
+
+
+SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["benchmark"].update(images_per_class=[1, 10.0, 50]),
+     r"^benchmark.images_per_class.1: 10.0 is not a whole number \(write it without a decimal point\)$"),
+    (lambda c: c["zero_shot"].update(expert_epoch=2.0), r"^zero_shot.expert_epoch: 2.0 is not a whole number"),
+    (lambda c: c["students"][STUDENT].update(epoch=4),
+     r"^students.convnet-d3-w32: unknown key `epoch` \(did you mean `epochs`\?\); allowed: arch, optimizer"),
+    (lambda c: c.update(benchmak={}), r"^\(top level\): unknown key `benchmak` \(did you mean `benchmark`\?\)"),
+    (lambda c: c["label_swap"].update(ranks="1"), r"^label_swap.ranks: '1': the value is not of type 'array'$"),
+    (lambda c: [c.pop(key) for key in ("experts", "students")],
+     r"^\(top level\): missing experts, students: a --configfile replaces config.yaml whole"),
+])
+def test_schema_problems_are_one_line_each_naming_the_key(config, change, message):
+    from labelworth.checks import check_schema
+
+    change(config)
+    with pytest.raises(LabelworthError) as raised:
+        check_schema(config, SCHEMA)
+    lines = str(raised.value).splitlines()
+    assert len(lines) == 1 and re.search(message, lines[0]), lines
+
+
+def test_a_valid_config_has_no_schema_problem(config):
+    from labelworth.checks import check_schema
+
+    check_schema(config, SCHEMA)
+
+
+def test_a_malformed_sweep_table_is_named(tmp_path):
+    from labelworth.plan import read_best_epochs
+
+    table = tmp_path / "expert_epoch_sweep.csv"
+    table.write_text("images_per_class,best_expert_epoch\n1,2\n10,4\n")
+    assert read_best_epochs(table) == {1: 2, 10: 4}
+    table.write_text("images_per_class,best\n1,2\n")
+    with pytest.raises(LabelworthError, match=f"{table}: not the expert-epoch sweep's table .KeyError"):
+        read_best_epochs(table)
+    table.write_text("images_per_class,best_expert_epoch\n1,two\n")
+    with pytest.raises(LabelworthError, match="ValueError"):
+        read_best_epochs(table)

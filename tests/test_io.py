@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections import OrderedDict
 
@@ -123,3 +124,14 @@ def test_concurrent_writers_of_one_path_leave_one_complete_file(tmp_path):
     survivor = io.load_tensors(path)["values"]
     assert any(torch.equal(survivor, payload) for payload in payloads)
     assert [entry.name for entry in tmp_path.iterdir()] == ["shared.pt"]
+
+
+def test_written_files_follow_the_umask_like_plain_writes(tmp_path):
+    old = os.umask(0o027)
+    try:
+        io.write_text(tmp_path / "a.txt", "x")
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+        assert (tmp_path / "a.txt").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)

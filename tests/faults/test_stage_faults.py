@@ -6,32 +6,17 @@ from __future__ import annotations
 
 import json
 import re
-import struct
-import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import flip_tensor_byte
 from labelworth import experts, io
 from labelworth.cli import main
 from labelworth.data import load_split
 
 EXPERT_EPOCHS = 3
-
-
-def flip_tensor_byte(path: Path) -> None:
-    """Flip one bit in the middle of the largest tensor record of a torch zip file: the zip and the
-    pickle stay valid and torch.load does not notice, so only the checksum can."""
-    with zipfile.ZipFile(path) as archive:
-        record = max((info for info in archive.infolist() if "/data/" in info.filename),
-                     key=lambda info: info.file_size)
-    raw = bytearray(path.read_bytes())
-    # A zip local header is 30 fixed bytes, then the name and the extra field; torch stores the
-    # record's bytes uncompressed right after them.
-    name_length, extra_length = struct.unpack_from("<HH", raw, record.header_offset + 26)
-    raw[record.header_offset + 30 + name_length + extra_length + record.file_size // 2] ^= 0x01
-    path.write_bytes(raw)
 
 
 def error_line(capsys) -> str:
@@ -91,7 +76,7 @@ def test_corrupted_dataset_stops_the_expert_before_any_output(damage, expected, 
     assert main(train_expert_args(fashion_mnist_data, tmp_path / "expert")) == 2
     line = error_line(capsys)
     assert line.startswith(f"labelworth train-expert: error: {train}: ") and expected in line
-    assert "delete it and rerun the stage that makes it" in line
+    assert "run `labelworth verify --repair` and then the snakemake command it prints" in line
     assert not (tmp_path / "expert").exists() or not any((tmp_path / "expert").iterdir())
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from conftest import checksums, micro_config, snakemake, snakemake_command, write_fashion_mnist
+from conftest import checksums, flip_tensor_byte, micro_config, snakemake, snakemake_command, write_fashion_mnist
 
 EXPERT_EPOCHS = 8  # leaves several epochs after epoch 1 for a kill to land in
 MICRO = {
@@ -226,3 +227,35 @@ def test_killed_expert_resumes_to_identical_files(reference, tmp_path):
     expected = checksums(reference.workdir / "results/fashion_mnist" / EXPERT)
     assert len(expected) == EXPERT_EPOCHS + 2  # epochs 0..8 and metrics.csv
     assert checksums(tmp_path / "expert") == expected
+
+
+def test_a_corrupted_file_repaired_as_its_message_says_comes_back_identical(reference, tmp_path):
+    """A flipped bit in a finished run's labels and in an expert checkpoint: the stage that reads one
+    names `labelworth verify --repair`; that and the command it prints, run literally, rebuild both
+    and everything downstream, and every result file equals the reference's again."""
+    workdir = tmp_path / "run"
+    shutil.copytree(reference.workdir, workdir, symlinks=True)
+    results = workdir / "results" / "fashion_mnist"
+    labels = next((results / "labels" / "random-ipc1").glob("expert-*.pt"))
+    flip_tensor_byte(labels)
+    flip_tensor_byte(results / EXPERT / "checkpoints" / "epoch_001.pt")
+
+    students = subprocess.run(
+        [sys.executable, "-m", "labelworth", "evaluate-students", "--images", str(labels.parent.parent.parent /
+         "images" / "random-ipc1" / "images.pt"), "--labels", str(labels), "--data-dir", str(results / "data"),
+         "--out", str(tmp_path / "students.json"), "--options", "arch=convnet-d2-w8", "epochs=1", "seeds=0",
+         "eval_every=1", "--device", "cpu"], capture_output=True, text=True)
+    assert students.returncode == 2 and "run `labelworth verify --repair` and then the snakemake command" in students.stderr
+
+    verify = subprocess.run([sys.executable, "-m", "labelworth", "verify", "--repair"], cwd=workdir,
+                            capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert verify.stdout.count("bad: ") == 2
+    command = verify.stdout.strip().splitlines()[-1].split()
+    assert command[:4] == ["snakemake", "--workflow-profile", "profiles/local", "all"]
+    # The printed command, with this test's way of calling snakemake (its config, one thread).
+    rebuilt = snakemake(workdir, *RUN_ARGS, *command[4:], config=workdir / "config.yaml")
+    assert "train_expert" in rebuilt.stdout + rebuilt.stderr
+    assert checksums(workdir / "results") == reference.checksums
+    again = subprocess.run([sys.executable, "-m", "labelworth", "verify"], cwd=workdir, capture_output=True, text=True)
+    assert again.returncode == 0 and "are good" in again.stdout

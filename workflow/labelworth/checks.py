@@ -9,17 +9,18 @@ from __future__ import annotations
 import re
 
 from labelworth.configured import (
-    AUTO, block_expert_run, block_students, check_sre2l_teacher, default_expert_run, default_student, expert_run_names,
+    AUTO, close_match, block_expert_run, label_run, block_students, check_sre2l_teacher, default_expert_run, default_student, expert_run_names,
     expert_settings,
     labels_folder, method_block, method_settings, run_folder, student_protocols, student_settings, trained_runs,
 )
 from labelworth.errors import LabelworthError
 from labelworth.plan import (
-    EXPERIMENT_BLOCK, STUDENT_EXPERIMENTS, SWEEP, as_list, enabled, epoch_settings, per_ipc, soft_label_sources,
+    EXPERIMENT_BLOCK, STUDENT_EXPERIMENTS, SWEEP, as_list, enabled, epoch_settings, expert_label, per_ipc,
+    soft_label_sources,
     student_runs, uses_method,
 )
 from labelworth.settings import overridden_ipcs
-from labelworth.specs import LabelSpec, dataset_spec, parse_label_spec
+from labelworth.specs import LabelSpec, dataset_spec, parse_arch, parse_label_spec
 
 # What PyYAML (YAML 1.1) leaves as a string although a person meant a number: 1e-3, 5E4, 1.0e3, .5e-2
 _NUMBER_LOOKING_STRING = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
@@ -43,6 +44,64 @@ def check_number_strings(config: dict) -> None:
             f"{'; '.join(hits)} read as text, not a number: YAML needs a dot and a signed exponent, "
             "e.g. write 1.0e-3 instead of 1e-3"
         )
+
+
+def _resolved(schema: dict, root: dict) -> dict:
+    while "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].split("/")[-1]]
+    return schema
+
+
+def find_float_integers(node, schema: dict, root: dict, path: str = "") -> list[str]:
+    """Key paths where the schema wants a whole number and the config has a float such as 4.0: JSON
+    Schema counts 4.0 as an integer, but `--epochs 4.0` and `ipc4.0` would fail inside the jobs."""
+    schema = _resolved(schema, root)
+    alternatives = schema.get("oneOf", []) + schema.get("anyOf", [])
+    if alternatives:
+        return next((hits for hits in (find_float_integers(node, alt, root, path) for alt in alternatives) if hits), [])
+    if schema.get("type") == "integer" and isinstance(node, float):
+        return [f"{path.rstrip('.') or '(top)'}: {node!r}"]
+    hits = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            child = schema.get("properties", {}).get(key, schema.get("additionalProperties"))
+            if isinstance(child, dict):
+                hits += find_float_integers(value, child, root, f"{path}{key}.")
+    elif isinstance(node, list) and isinstance(schema.get("items"), dict):
+        for index, value in enumerate(node):
+            hits += find_float_integers(value, schema["items"], root, f"{path}{index}.")
+    return hits
+
+
+def _schema_problem(error, root: dict) -> str:
+    """One line for one schema error: the key path, what was found, what is allowed."""
+    where = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        allowed = list(_resolved(error.schema, root).get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        return "; ".join(f"{where}: unknown key `{key}`{close_match(key, allowed)}; allowed: {', '.join(allowed)}"
+                         for key in unknown)
+    found = repr(error.instance)
+    found = found if len(found) <= 60 else found[:57] + "..."
+    return f"{where}: {found}: {error.message.replace(repr(error.instance), 'the value')}"
+
+
+def check_schema(config: dict, schema: dict) -> None:
+    """Raise one LabelworthError with one line per problem the JSON schema finds (and per whole
+    number written as a float), instead of the validator's dump of the whole config."""
+    import jsonschema  # a Snakemake dependency; imported here so the checks above stay importable without it
+
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=str)
+    missing = [error.message.split("'")[1] for error in errors if error.validator == "required" and not error.absolute_path]
+    problems = [f"(top level): missing {', '.join(missing)}: a --configfile replaces config.yaml whole, so it must "
+                "hold every required key; to change a few keys, copy config.yaml and edit it, or pass --config "
+                "key=value"] if missing else []
+    problems += [_schema_problem(error, schema) for error in errors
+                 if not (error.validator == "required" and not error.absolute_path)]
+    problems += [f"{hit} is not a whole number (write it without a decimal point)"
+                 for hit in find_float_integers(config, schema, schema)]
+    if problems:
+        raise LabelworthError("\n".join(dict.fromkeys(problems)))
 
 
 def check_label_spec(text: str, config: dict, where: str) -> LabelSpec:
@@ -70,6 +129,18 @@ def check_label_spec(text: str, config: dict, where: str) -> LabelSpec:
                 f"with {num_classes} classes"
             )
     return spec
+
+
+def check_arch_fits(arch: str, dataset: str, where: str) -> None:
+    """A ConvNet halves the image at each of its `depth` blocks (28-pixel images are padded to 32),
+    so the image must keep at least one pixel: depth <= log2 of the size. A deeper one fails inside
+    its first job (`Output size is too small`)."""
+    spec, size = parse_arch(arch), dataset_spec(dataset).image_size
+    padded = 32 if size == 28 else size
+    if spec.family == "convnet" and padded >> spec.depth < 1:
+        deepest = padded.bit_length() - 1
+        raise LabelworthError(f"{where}: {arch} halves the {size}-pixel {dataset} images {spec.depth} times, "
+                              f"below one pixel; use a depth of at most {deepest}")
 
 
 def _check_images_per_class(config: dict, where: str, values) -> None:
@@ -152,16 +223,26 @@ def check_config(config: dict) -> None:
             raise LabelworthError(f"experts.{name}.processes is {settings.processes}, but data-parallel experts are for "
                                   f"datasets read from image files (imagenet); {dataset.name} trains in one process")
     trained_runs(config)  # raises for two names of one run that disagree
+    for name in expert_run_names(config):
+        check_arch_fits(expert_settings(config, name).arch, dataset.name, f"experts.{name}.arch")
     for name in student_protocols(config):
         for ipc in overridden_ipcs(config["students"][name]):
-            student_settings(config, name, ipc)
+            check_arch_fits(student_settings(config, name, ipc).arch, dataset.name, f"students.{name}.arch")
     _check_names(config)
     _check_benchmark(config)
     if uses_method(config, "sre2l"):
         check_sre2l_teacher(config)
     for method in config.get("methods", {}):
         for ipc in overridden_ipcs(method_block(config, method)):
-            method_settings(config, method, ipc)  # raises for unknown keys and bad values
+            settings = method_settings(config, method, ipc)  # raises for unknown keys and bad values
+            if hasattr(settings, "arch"):
+                check_arch_fits(settings.arch, dataset.name, f"methods.{method}.arch")
+    pictures = config.get("soft_label_pictures")
+    if pictures and pictures.get("enabled", True):  # its labels are the figures', not a student experiment's
+        run = label_run(config, block_expert_run(config, pictures))
+        for key in ("expert_epochs", "similarity_epoch"):
+            for epoch in as_list(pictures[key]):
+                check_label_spec(expert_label(epoch, run=run), config, f"soft_label_pictures.{key}")
     if enabled(config, "zero_shot"):
         for subject in config["zero_shot"]["subject_classes"]:
             if subject >= dataset.num_classes:

@@ -52,10 +52,13 @@ def _prepare_data(args) -> None:
 
 
 def _fetch_data(args) -> None:
-    from labelworth.data import download_fashion_mnist
+    from labelworth.data import default_raw_root, download_fashion_mnist
+    from labelworth.specs import dataset_spec
 
     if args.dataset != "fashion_mnist":
-        raise LabelworthError(f"fetch-data downloads fashion_mnist only; place {args.dataset} under {args.root}")
+        dataset_spec(args.dataset)  # an unknown name is its own error
+        raise LabelworthError(f"fetch-data downloads fashion_mnist only; place the {args.dataset} files under "
+                              f"{default_raw_root(args.dataset)} (data_root: auto), or give their folder as data_root")
     print(download_fashion_mnist(args.root))
 
 
@@ -157,6 +160,12 @@ def _population_member(args) -> None:
     population_member(args.population, args.label_spec, args.out)
 
 
+def _verify(args) -> None:
+    from labelworth.verify import run_verify
+
+    args.status = run_verify(args.results, args.repair)
+
+
 def _figure(args) -> None:
     from labelworth.figures import draw_figure
 
@@ -253,6 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--out", required=True)
     stage.set_defaults(run=_population_member)
 
+    stage = stages.add_parser("verify", help="check every checksummed file under results/; --repair removes "
+                              "the bad ones and prints the command that rebuilds them")
+    stage.add_argument("--results", default="results", help="the results folder (default: ./results)")
+    stage.add_argument("--repair", action="store_true",
+                       help="remove each bad file's output so that the printed snakemake command rebuilds it "
+                       "and everything downstream")
+    stage.set_defaults(run=_verify)
+
     stage = stages.add_parser("figure", help="draw one figure (and its table) from results files")
     stage.add_argument("name")
     stage.add_argument("--inputs", nargs="+", required=True, help="student result JSONs (or the figure's inputs)")
@@ -293,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv  # a stage that restarts itself under torchrun forwards exactly these arguments
     keep_freed_memory()  # before torch allocates anything
+    args.status = 0
     try:
         _run(args)
     except LabelworthError as error:
@@ -301,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     except FloatingPointError as error:  # raised before any output is written; the message says where
         print(f"labelworth {args.stage}: numerical fault: {error}; no output was written", file=sys.stderr)
         return 3
-    return 0
+    return args.status
 
 
 if __name__ == "__main__":

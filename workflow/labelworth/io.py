@@ -37,13 +37,24 @@ from labelworth import __version__
 from labelworth.errors import LabelworthError
 
 CHECKSUM_KEY = "sha256"
-_REMEDY = "delete it and rerun the stage that makes it"
+# A deleted file is rebuilt only when a target needs it, so the remedy is verify's (labelworth/verify.py).
+REMEDY = "run `labelworth verify --repair` and then the snakemake command it prints, which rebuild it"
+
+
+def _file_mode() -> int:
+    """The mode a plain `open(path, "w")` would give a new file: 0o666 less the umask. mkstemp makes
+    its file 0600, and the rename would keep that, leaving results unreadable to a report served
+    from the same folder or to the rest of a cluster group."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to `path`, unique to this write; on success it is fsynced and
-    renamed to `path`, and the folder is fsynced so the rename survives a power loss."""
+    """Yield a temporary path next to `path`, unique to this write; on success it is fsynced, given
+    the umask's mode, and renamed to `path`, and the folder is fsynced so the rename survives a
+    power loss."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -53,6 +64,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as written:
             os.fsync(written.fileno())
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
         folder = os.open(path.parent, os.O_RDONLY)
         try:
@@ -130,18 +142,18 @@ def load_tensors(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dic
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a damaged zip/pickle
         raise LabelworthError(
-            f"{path}: cannot be read ({type(error).__name__}); the file is corrupted or truncated, {_REMEDY}"
+            f"{path}: cannot be read ({type(error).__name__}); the file is corrupted or truncated, {REMEDY}"
         ) from None
     missing = [key for key in ("meta", *required) if not isinstance(content, dict) or key not in content]
     if missing:
         raise LabelworthError(f"{path}: not a labelworth file of this kind (missing {', '.join(missing)})")
     meta = content["meta"]
     if CHECKSUM_KEY not in meta:
-        raise LabelworthError(f"{path}: has no checksum (not written by this labelworth); {_REMEDY}")
+        raise LabelworthError(f"{path}: has no checksum (not written by this labelworth); {REMEDY}")
     tensors = {key: value for key, value in content.items() if key != "meta"}
     if content_checksum(tensors, meta) != meta[CHECKSUM_KEY]:
         raise LabelworthError(
-            f"{path}: the content does not match its checksum; the file is corrupted, {_REMEDY}"
+            f"{path}: the content does not match its checksum; the file is corrupted, {REMEDY}"
         )
     return content
 
@@ -170,12 +182,12 @@ def read_json(path: str | os.PathLike) -> dict:
     except FileNotFoundError:
         raise LabelworthError(f"{path}: file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise LabelworthError(f"{path}: not valid JSON ({error}); {_REMEDY}") from None
+        raise LabelworthError(f"{path}: not valid JSON ({error}); {REMEDY}") from None
     stored = payload.pop(CHECKSUM_KEY, None) if isinstance(payload, dict) else None
     if stored is None:
-        raise LabelworthError(f"{path}: has no checksum (not written by this labelworth); {_REMEDY}")
+        raise LabelworthError(f"{path}: has no checksum (not written by this labelworth); {REMEDY}")
     if _json_checksum(payload) != stored:
         raise LabelworthError(
-            f"{path}: the content does not match its checksum; the file is corrupted, {_REMEDY}"
+            f"{path}: the content does not match its checksum; the file is corrupted, {REMEDY}"
         )
     return payload

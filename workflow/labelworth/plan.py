@@ -77,6 +77,24 @@ def uses_auto_epochs(config: dict) -> bool:
                for _, value, _ in epoch_settings(config, experiment))
 
 
+def read_best_epochs(table) -> dict[int, int]:
+    """IPC -> best expert epoch from the expert-epoch sweep's table (tables/expert_epoch_sweep.csv);
+    a table without those columns or with a non-number in them is a LabelworthError naming the file."""
+    import csv
+
+    try:
+        with open(table, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        best = {int(row["images_per_class"]): int(row["best_expert_epoch"]) for row in rows}
+    except (OSError, KeyError, TypeError, ValueError) as error:
+        raise LabelworthError(f"{table}: not the expert-epoch sweep's table ({type(error).__name__}: {error}); "
+                              "`expert_epoch: auto` reads its images_per_class and best_expert_epoch columns; "
+                              "delete it and rerun, and the sweep's figure rule writes it again") from None
+    if not best:
+        raise LabelworthError(f"{table}: the expert-epoch sweep's table has no rows; delete it and rerun")
+    return best
+
+
 def _epoch_for(value, ipc: int, best_epochs: dict[int, int] | None, where: str) -> int | None:
     """An expert epoch from config: an int, or `auto` = the sweep's best epoch for this IPC.
 

@@ -10,21 +10,34 @@ bitwise-identical to uninterrupted ones on a CPU.
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from labelworth.augment import dsa_augment
+from labelworth.errors import LabelworthError
 
 PREDICT_BATCH = 500
 
 
 def resolve_device(device: str) -> torch.device:
-    """`auto` picks CUDA when present, else CPU."""
+    """`auto` picks CUDA when present, else CPU; a CUDA device this machine does not have is a
+    LabelworthError (the submit host of a cluster may have no GPU, so the config cannot check it)."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise LabelworthError(f"device {device!r}: not a device; expected auto, cpu, cuda or cuda:<n>") from None
+    if chosen.type == "cuda":
+        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (chosen.index or 0) >= visible:
+            raise LabelworthError(f"device {device!r}: this machine has {visible} visible CUDA device(s) "
+                                  f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
+                                  "use device: auto or cpu, or run the job where a GPU is")
+    return chosen
 
 
 def epoch_minibatches(

@@ -84,11 +84,11 @@ def load_trajectories(path: str | os.PathLike) -> dict:
         content = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # torch raises many types for a damaged zip/pickle
         raise LabelworthError(f"{path}: cannot be read ({type(error).__name__}); the file is corrupted or "
-                              "truncated, delete it and rerun dump_trajectories") from None
+                              f"truncated, {io.REMEDY}") from None
     if not isinstance(content, dict) or "parameters" not in content or "meta" not in content:
         raise LabelworthError(f"{path}: not a trajectory buffer (missing parameters or meta)")
     meta = content["meta"]
     if io.content_checksum({"parameters": content["parameters"]}, meta) != meta.get(io.CHECKSUM_KEY):
         raise LabelworthError(f"{path}: the content does not match its checksum; the file is corrupted, "
-                              "delete it and rerun dump_trajectories")
+                              f"{io.REMEDY}")
     return content

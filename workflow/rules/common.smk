@@ -1,17 +1,18 @@
 # Config validation, path builders, wildcard constraints, settings options and target lists. No rules here.
-import csv
 import dataclasses
 import re
 import shlex
 import sys
 from pathlib import Path
 
+import yaml
+
 from snakemake.utils import validate
 
 # The package must be importable at parse time even when it is not installed (e.g. a bare clone).
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
-from labelworth.checks import check_config, check_number_strings
+from labelworth.checks import check_config, check_number_strings, check_schema
 from labelworth.configured import (
     block_expert_run,
     label_run,
@@ -34,6 +35,7 @@ from labelworth.plan import (
     expert_label,
     population_groups,
     population_of,
+    read_best_epochs,
     soft_label_sources,
     student_runs,
     trained_epochs,
@@ -55,10 +57,13 @@ from labelworth.specs import (
 
 try:
     check_number_strings(config)  # before the schema, whose message would only say "not a number"
-    validate(config, schema="../schemas/config.schema.yaml")
+    with open(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml") as schema_file:
+        check_schema(config, yaml.safe_load(schema_file))  # one line per problem, not a dump of the config
+    validate(config, schema="../schemas/config.schema.yaml")  # passes now; fills in the schema's defaults
     check_config(config)
 except LabelworthError as error:
-    raise WorkflowError(f"config error: {error}") from None
+    raise WorkflowError("\n".join(f"config error: {line}" for line in str(error).splitlines())) from None
+
 
 DATASET = config["dataset"]
 RESULTS = f"results/{DATASET}"
@@ -275,8 +280,10 @@ def best_expert_epochs():
     if not uses_auto_epochs(config):
         return None
     table = checkpoints.figure_expert_epoch_sweep.get().output.csv
-    with open(table) as handle:
-        return {int(row["images_per_class"]): int(row["best_expert_epoch"]) for row in csv.DictReader(handle)}
+    try:
+        return read_best_epochs(table)
+    except LabelworthError as error:
+        raise WorkflowError(f"error: {error}") from None
 
 
 def student_results_for(experiment):

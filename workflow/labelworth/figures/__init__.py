@@ -29,4 +29,11 @@ def draw_figure(name: str, inputs: list[str], png: str, pdf: str, table_csv: str
     # The style must cover the whole drawing: legends, texts and colour bars made after the axes
     # would otherwise take matplotlib's defaults.
     with plt.rc_context(STYLE):
-        module.draw(list(inputs), png, pdf, table_csv, table_md, list(expert_metrics), list(marked_epochs), list(extra))
+        try:
+            module.draw(list(inputs), png, pdf, table_csv, table_md, list(expert_metrics), list(marked_epochs),
+                        list(extra))
+        except (KeyError, IndexError, ValueError) as error:  # the inputs lack what this figure compares
+            raise LabelworthError(
+                f"figure {name}: its inputs ({len(inputs)} file(s), first {inputs[0] if inputs else 'none'}) are not "
+                f"the results this figure compares ({type(error).__name__}: {error}); give it the files its rule "
+                "lists (workflow/rules/figures.smk)") from None

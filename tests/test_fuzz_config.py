@@ -1,0 +1,138 @@
+"""A config fuzzer: mutants of the default and tiny configs (deleted keys, misspelt keys, changed types,
+out-of-range numbers, floats for whole numbers, strings for numbers, unknown label specs) either pass
+every check and plan jobs whose settings the CLI reads back, or stop with one-line `config error`s.
+None may raise anything but a LabelworthError. The grammars (label specs, image sets) get the same
+treatment. Fixed examples and seed (derandomize), so it runs the same in every `make test`."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from labelworth.checks import check_config, check_number_strings, check_schema
+from labelworth.configured import expert_settings, method_settings, student_settings, trained_runs
+from labelworth.errors import LabelworthError
+from labelworth.plan import STUDENT_EXPERIMENTS, enabled, student_runs, trained_epochs
+from labelworth.settings import SETTINGS_BY_METHOD, ExpertSettings, StudentSettings, from_options, to_options
+from labelworth.specs import (format_image_set, format_label_spec, parse_arch, parse_image_set,
+                              parse_label_spec)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = {name: yaml.safe_load((ROOT / path).read_text())
+           for name, path in (("default", "config.yaml"), ("tiny", "tests/config.tiny.yaml"))}
+SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+FUZZ = settings(max_examples=200, derandomize=True, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def key_paths(node, path=()):
+    """Every path to a value inside the config (dict keys and list positions)."""
+    yield path
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from key_paths(value, path + (key,))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from key_paths(value, path + (index,))
+
+
+def parent_and_key(config, path):
+    node = config
+    for part in path[:-1]:
+        node = node[part]
+    return node, path[-1]
+
+
+REPLACEMENTS = st.one_of(
+    st.integers(-3, 10_000), st.floats(-10, 1e4), st.sampled_from([float("nan"), float("inf")]), st.booleans(),
+    st.sampled_from(["", "auto", "1e-3", "x", "expert-e2-swap99", "ensemble9-e2", "expert-e999", "resnet18",
+                     "convnet-d9", "vgg11", "hard", "noise2", "learned", "random-ipc0"]),
+    st.just(None), st.just([]), st.just({}), st.lists(st.integers(-1, 60), max_size=3))
+
+
+@st.composite
+def mutants(draw):
+    name = draw(st.sampled_from(sorted(CONFIGS)))
+    config = copy.deepcopy(CONFIGS[name])
+    for _ in range(draw(st.integers(1, 2))):
+        paths = [path for path in key_paths(config) if path]
+        path = draw(st.sampled_from(paths))
+        parent, key = parent_and_key(config, path)
+        kind = draw(st.sampled_from(["delete", "misspell", "replace", "float", "scale"]))
+        if kind == "delete":
+            parent.pop(key) if isinstance(parent, dict) else parent.pop(key)
+        elif kind == "misspell" and isinstance(parent, dict) and isinstance(key, str):
+            parent[key + draw(st.sampled_from(["s", "_", "x"]))] = parent.pop(key)
+        elif kind == "float" and isinstance(parent[key], int) and not isinstance(parent[key], bool):
+            parent[key] = float(parent[key])
+        elif kind == "scale" and isinstance(parent[key], (int, float)) and not isinstance(parent[key], bool):
+            parent[key] = parent[key] * draw(st.sampled_from([-1, 0, 2, 1000]))
+        else:
+            parent[key] = draw(REPLACEMENTS)
+    return config
+
+
+def planned_settings_round_trip(config) -> None:
+    """What an accepted config's jobs are given: every protocol, run and method setting as the CLI
+    reads it back, and every planned image set and label spec through its parser."""
+    for experiment in STUDENT_EXPERIMENTS:
+        if enabled(config, experiment):
+            for image_set, labels, student in student_runs(config, experiment):
+                spec = parse_image_set(image_set)
+                assert format_image_set(spec) == image_set and parse_label_spec(labels)
+                settings_ = student_settings(config, student, spec.images_per_class)
+                assert from_options(StudentSettings, to_options(settings_)) == settings_
+    for (run, seed), epochs in trained_epochs(config).items():
+        import dataclasses
+
+        job = dataclasses.replace(trained_runs(config)[run], seeds=(seed,), epochs=epochs)
+        assert from_options(ExpertSettings, to_options(job)) == job
+    for method in config.get("methods", {}):
+        settings_ = method_settings(config, method)
+        assert from_options(SETTINGS_BY_METHOD[method], to_options(settings_)) == settings_
+    for name in config["experts"]:
+        parse_arch(expert_settings(config, name).arch)
+
+
+@FUZZ
+@given(mutants())
+def test_a_mutated_config_is_accepted_whole_or_refused_with_one_line_errors(config):
+    try:
+        check_number_strings(config)
+        check_schema(config, SCHEMA)
+        check_config(config)
+    except LabelworthError as error:
+        lines = str(error).splitlines()
+        assert lines and all(line.strip() and len(line) < 2000 for line in lines)
+        return
+    planned_settings_round_trip(config)
+
+
+TOKENS = st.sampled_from(["expert", "ensemble3", "-e", "2", "-t", "0.5", "-swap", "-top", "r", "-shuffle", "-smooth",
+                          "-zeroclass", "-boost", "a", "0.1", "hard", "noise", "learned", "-", "e", "convnet-d3-w32",
+                          "-lr0.01", "resnet18", "random", "-ipc", "-without", "lossbin", "dm", "10", "1e-05", ""])
+
+
+@FUZZ
+@given(st.lists(TOKENS, max_size=8).map("".join))
+def test_the_grammars_parse_canonically_or_refuse_with_one_line(text):
+    for parse, format_ in ((parse_label_spec, format_label_spec), (parse_image_set, format_image_set)):
+        try:
+            spec = parse(text)
+        except LabelworthError as error:
+            assert "\n" not in str(error) and text in str(error) or repr(text) in str(error)
+            continue
+        assert format_(spec) == text and parse(format_(spec)) == spec
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_the_unmutated_configs_pass_and_round_trip(name):
+    config = copy.deepcopy(CONFIGS[name])
+    check_schema(config, SCHEMA)
+    check_config(config)
+    planned_settings_round_trip(config)
