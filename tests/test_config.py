@@ -292,3 +292,30 @@ def test_a_malformed_sweep_table_is_named(tmp_path):
     table.write_text("images_per_class,best_expert_epoch\n1,two\n")
     with pytest.raises(LabelworthError, match="ValueError"):
         read_best_epochs(table)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("dataset: fashion_mnist\nexperts:\n  a: {arch: x\n", r":4:1: YAML syntax error: expected ',' or '}'"),
+    ("dataset: fashion_mnist\ndataset: mnist\n", r":2: the key `dataset` appears twice in one mapping \(first on line 1\)"),
+    ("experts:\n  a: {lr: 1}\n  a: {lr: 2}\n", r":3: the key `a` appears twice"),
+    ("- a list\n", ": a config is a mapping of keys"),
+])
+def test_config_files_are_read_strictly_with_the_line_named(tmp_path, text, message):
+    from labelworth.checks import load_config_file
+
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(LabelworthError, match=re.escape(str(path)) + message):
+        load_config_file(path)
+    with pytest.raises(LabelworthError, match="no such config file"):
+        load_config_file(tmp_path / "missing.yaml")
+
+
+def test_check_config_command_reads_and_checks_a_file(tmp_path, capsys):
+    from labelworth.cli import main
+
+    assert main(["check-config", "--configfile", str(ROOT / "config.yaml")]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "config.yaml").read_text().replace("epochs: 200", "epochs: 200.0"))
+    assert main(["check-config", "--configfile", str(bad)]) == 2
+    assert "students.convnet-d3-w32.epochs: 200.0 is not a whole number" in capsys.readouterr().err

@@ -169,3 +169,34 @@ def test_diverging_students_stop_without_a_result(capsys, tmp_path, student_inpu
     assert re.fullmatch(r"labelworth evaluate-students: numerical fault: student seed 0, epoch \d+, "
                         r"batch \d+ of \d+: training loss became (nan|inf); no output was written", line), line
     assert not out.exists()
+
+
+def test_a_full_disk_or_unwritable_folder_is_one_line_naming_the_path(capsys, tmp_path, fashion_mnist_data,
+                                                                      monkeypatch):
+    """ENOSPC and EACCES from a write reach the user as one line with the path and the cause."""
+    import errno
+    import os as os_module
+
+    from labelworth import io as io_module
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os_module.strerror(errno.ENOSPC), str(tmp_path / "images.pt"))
+
+    monkeypatch.setattr(io_module.tempfile, "mkstemp", full_disk)
+    assert main(["distill-images", "--image-set", "random-ipc1", "--data-dir", str(fashion_mnist_data),
+                 "--out", str(tmp_path / "images.pt"), "--grid", str(tmp_path / "grid.png")]) == 2
+    line = error_line(capsys)
+    assert line.startswith(f"labelworth distill-images: error: {tmp_path / 'images.pt'}: No space left on device "
+                           "(errno ENOSPC)") and not (tmp_path / "images.pt").exists()
+
+
+def test_an_unreadable_file_is_not_called_corrupted(capsys, tmp_path, student_inputs, monkeypatch):
+    import torch as torch_module
+
+    def denied(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(torch_module, "load", denied)
+    assert main(evaluate_students_args(student_inputs, tmp_path / "students.json")) == 2
+    line = error_line(capsys)
+    assert "cannot be read (Permission denied)" in line and "corrupted" not in line

@@ -7,6 +7,7 @@ the config names and checks what lies between them.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from labelworth.configured import (
     AUTO, close_match, block_expert_run, label_run, block_students, check_sre2l_teacher, default_expert_run, default_student, expert_run_names,
@@ -24,6 +25,52 @@ from labelworth.specs import LabelSpec, dataset_spec, parse_arch, parse_label_sp
 
 # What PyYAML (YAML 1.1) leaves as a string although a person meant a number: 1e-3, 5E4, 1.0e3, .5e-2
 _NUMBER_LOOKING_STRING = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
+def load_config_file(path) -> dict:
+    """A config file read as Snakemake reads it (YAML), but strictly: a missing file, a syntax error
+    (with its line and column) or a key given twice in one mapping (YAML keeps the last one silently)
+    is one LabelworthError naming the file."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node):
+        seen = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node)
+            if key in seen:
+                raise LabelworthError(f"{path}:{key_node.start_mark.line + 1}: the key `{key}` appears twice in one "
+                                      f"mapping (first on line {seen[key] + 1}); YAML would keep the last one silently")
+            seen[key] = key_node.start_mark.line
+        return loader.construct_mapping(node)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise LabelworthError(f"{path}: no such config file") from None
+    except OSError as error:
+        raise LabelworthError(f"{path}: cannot be read ({error.strerror})") from None
+    try:
+        config = yaml.load(text, Loader=StrictLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        raise LabelworthError(f"{path}:{mark.line + 1}:{mark.column + 1}: YAML syntax error: {error.problem}") from None
+    if not isinstance(config, dict):
+        raise LabelworthError(f"{path}: a config is a mapping of keys (dataset: ..., experts: ...), not a "
+                              f"{type(config).__name__}")
+    return config
+
+
+def check_config_file(path, schema: dict) -> dict:
+    """Every check of `labelworth check-config`: the file, its numbers, the schema, the semantics."""
+    config = load_config_file(path)
+    check_number_strings(config)
+    check_schema(config, schema)
+    check_config(config)
+    return config
 
 
 def find_number_strings(node, path: str = "") -> list[str]:

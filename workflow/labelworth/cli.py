@@ -7,8 +7,10 @@ The Snakemake rules call these; they also run by hand (`labelworth train-expert 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
+from pathlib import Path
 
 from labelworth.errors import LabelworthError
 from labelworth.gpu_lease import lease_for
@@ -160,6 +162,19 @@ def _population_member(args) -> None:
     population_member(args.population, args.label_spec, args.out)
 
 
+def _check_config(args) -> None:
+    import yaml
+
+    from labelworth.checks import check_config_file
+
+    schema = yaml.safe_load((Path(__file__).parent.parent / "schemas" / "config.schema.yaml").read_text())
+    try:
+        check_config_file(args.configfile, schema)
+    except LabelworthError as error:  # one line per problem, as the workflow prints them
+        raise LabelworthError("\n".join(f"config error: {line}" for line in str(error).splitlines())) from None
+    print(f"{args.configfile}: a valid config")
+
+
 def _verify(args) -> None:
     from labelworth.verify import run_verify
 
@@ -262,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--out", required=True)
     stage.set_defaults(run=_population_member)
 
+    stage = stages.add_parser("check-config", help="check a config file as the workflow would, one line per problem")
+    stage.add_argument("--configfile", default="config.yaml")
+    stage.set_defaults(run=_check_config)
+
     stage = stages.add_parser("verify", help="check every checksummed file under results/; --repair removes "
                               "the bad ones and prints the command that rebuilds them")
     stage.add_argument("--results", default="results", help="the results folder (default: ./results)")
@@ -319,6 +338,13 @@ def main(argv: list[str] | None = None) -> int:
     except FloatingPointError as error:  # raised before any output is written; the message says where
         print(f"labelworth {args.stage}: numerical fault: {error}; no output was written", file=sys.stderr)
         return 3
+    except OSError as error:  # a full disk, a read-only or unwritable folder: the machine's, not the input's
+        if error.errno is None:
+            raise
+        where = error.filename or "a file"
+        print(f"labelworth {args.stage}: error: {where}: {error.strerror} (errno {errno.errorcode.get(error.errno, error.errno)}); "
+              "writes are atomic, so no file was left half-written", file=sys.stderr)
+        return 2
     return args.status
 
 

@@ -140,6 +140,8 @@ def load_tensors(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dic
         raise LabelworthError(f"{path}: file not found")
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as error:  # the file is there but this process may not read it: not a damaged file
+        raise LabelworthError(f"{path}: cannot be read ({error.strerror or error})") from None
     except Exception as error:  # torch raises many types for a damaged zip/pickle
         raise LabelworthError(
             f"{path}: cannot be read ({type(error).__name__}); the file is corrupted or truncated, {REMEDY}"
