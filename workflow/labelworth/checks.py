@@ -128,9 +128,21 @@ def _schema_problem(error, root: dict) -> str:
         unknown = sorted(set(error.instance) - set(allowed))
         return "; ".join(f"{where}: unknown key `{key}`{close_match(key, allowed)}; allowed: {', '.join(allowed)}"
                          for key in unknown)
+    if error.validator == "required":
+        return f"{where}: missing `{error.message.split(chr(39))[1]}`"
     found = repr(error.instance)
     found = found if len(found) <= 60 else found[:57] + "..."
     return f"{where}: {found}: {error.message.replace(repr(error.instance), 'the value')}"
+
+
+def _misspelt(error, root: dict) -> bool:
+    """A missing key whose block holds a close misspelling of it, where the block allows no other
+    keys: the unknown-key line says both."""
+    block = _resolved(error.schema, root)
+    if error.validator != "required" or block.get("additionalProperties") is not False:
+        return False
+    key, known = error.message.split("'")[1], block.get("properties", {})
+    return any(close_match(other, [key]) for other in error.instance if other not in known)
 
 
 def check_schema(config: dict, schema: dict) -> None:
@@ -139,12 +151,12 @@ def check_schema(config: dict, schema: dict) -> None:
     import jsonschema  # a Snakemake dependency; imported here so the checks above stay importable without it
 
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=str)
-    missing = [error.message.split("'")[1] for error in errors if error.validator == "required" and not error.absolute_path]
+    top = [error for error in errors if error.validator == "required" and not error.absolute_path]
+    missing = [error.message.split("'")[1] for error in top]
     problems = [f"(top level): missing {', '.join(missing)}: a --configfile replaces config.yaml whole, so it must "
                 "hold every required key; to change a few keys, copy config.yaml and edit it, or pass --config "
                 "key=value"] if missing else []
-    problems += [_schema_problem(error, schema) for error in errors
-                 if not (error.validator == "required" and not error.absolute_path)]
+    problems += [_schema_problem(error, schema) for error in errors if error not in top and not _misspelt(error, schema)]
     problems += [f"{hit} is not a whole number (write it without a decimal point)"
                  for hit in find_float_integers(config, schema, schema)]
     if problems:
