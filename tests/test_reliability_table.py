@@ -7,10 +7,7 @@ it writes the table into README.md between its markers instead."""
 
 from __future__ import annotations
 
-import copy
 import os
-import re
-from pathlib import Path
 
 import pytest
 import torch
