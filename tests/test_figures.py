@@ -22,7 +22,8 @@ CLASS_NAMES = list(dataset_spec("fashion_mnist").class_names)
 NUM_CLASSES = len(CLASS_NAMES)
 
 
-def write_result(folder, image_set: str, label_spec: str, best: float, per_class=None, student="convnet-d3-w32") -> str:
+def write_result(folder, image_set: str, label_spec: str, best: float, per_class=None, student="convnet-d3-w32",
+                 dataset="fashion_mnist", expert_run="") -> str:
     """A student-result JSON as students.run_evaluate_students writes it: three students whose best
     accuracies average exactly `best` (a fraction), final = best - 0.02, and `per_class` (fractions,
     the same for every student; default: final for every class) as per-class final accuracies."""
@@ -38,9 +39,9 @@ def write_result(folder, image_set: str, label_spec: str, best: float, per_class
         "students": students,
         "final_accuracy": {"mean": final, "std": float(np.std(bests))},
         "best_accuracy": {"mean": best, "std": float(np.std(bests))},
-        "meta": {"dataset": "fashion_mnist", "image_set": image_set, "method": images.method,
+        "meta": {"dataset": dataset, "image_set": image_set, "method": images.method, "expert_run": expert_run,
                  "images_per_class": images.images_per_class, "label_spec": label_spec,
-                 "student": student, "class_names": CLASS_NAMES, "settings": {}},
+                 "student": student, "class_names": CLASS_NAMES, "settings": {"arch": student}},
     })
     return str(path)
 
@@ -312,6 +313,27 @@ def test_benchmark_table_crosses_soft_label_sources_and_student_protocols(tmp_pa
     markdown = (tmp_path / "out" / "soft_vs_hard.md").read_text()
     assert "soft, default run (best)" in markdown and "soft, resnet50-lr0.1 - hard (best)" in markdown
     assert "| resnet50 | random real | 10 | 15.0 ± 0.8 | 35.0 ± 0.8 | 45.0 ± 0.8 |" in markdown
+
+
+def test_benchmark_tables_show_the_published_number_of_each_cell_and_our_difference(tmp_path):
+    """Table 1's cells matched by expert and student architecture; Fashion-MNIST's random baseline
+    and the DC/DSA anchors (METHOD.md 10.1, 10.5; labelworth/figures/published.yaml)."""
+    inputs = [write_result(tmp_path, "random-ipc10", "hard", 0.05, student="resnet18", dataset="imagenet"),
+              write_result(tmp_path, "random-ipc10", "expert-e44", 0.25, student="resnet50", dataset="imagenet",
+                           expert_run="resnet18-lr0.0005"),
+              write_result(tmp_path, "random-ipc10", "expert-resnet50-lr0.0005-e25", 0.22, student="resnet50",
+                           dataset="imagenet", expert_run="resnet50-lr0.0005")]
+    table = draw(tmp_path, "soft_vs_hard", inputs).set_index("label_spec")
+    assert table.loc["hard", "published_mean"] == 3.9 and table.loc["expert-e44", "published_mean"] == 24.0
+    assert table.loc["expert-resnet50-lr0.0005-e25", "best_minus_published"] == pytest.approx(22.0 - 23.9)
+    markdown = (tmp_path / "out" / "soft_vs_hard.md").read_text()
+    assert "soft, default run: paper" in markdown and "| 24.0 ± 0.4 | +1.0 |" in markdown
+
+    fashion = [write_result(tmp_path, "random-ipc1", "hard", 0.459)]
+    table = draw(tmp_path, "soft_vs_hard", fashion)
+    assert table["published_mean"].tolist() == [51.4] and table["best_minus_published"].round(1).tolist() == [-5.5]
+    markdown = (tmp_path / "out" / "soft_vs_hard.md").read_text()
+    assert "DC 70.5 at IPC 1, 82.3 at IPC 10, 83.6 at IPC 50; DSA 70.6 at IPC 1" in markdown
 
 
 def test_benchmark_images_shows_one_row_per_method_in_paper_order(tmp_path):

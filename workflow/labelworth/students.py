@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
@@ -379,6 +380,13 @@ def population_result(population: Population, test: Split, members: range | None
     }
 
 
+def _expert_run(label_meta: dict) -> str:
+    """The trained run (`{arch}-lr{lr}`) whose experts made a label file, from the checkpoints its meta
+    names (experts/{run}/seed{seed}/checkpoints/epoch_E.pt); '' for labels without an expert."""
+    checkpoints = label_meta.get("expert_checkpoints") or []
+    return Path(checkpoints[0]).parents[2].name if checkpoints else ""
+
+
 def run_evaluate_students(
     images_path: str | os.PathLike,
     labels_paths: list[str | os.PathLike],
@@ -423,6 +431,7 @@ def run_evaluate_students(
             method=image_meta["method"],
             images_per_class=image_meta["images_per_class"],
             label_spec=label_file["meta"]["label_spec"],
+            expert_run=_expert_run(label_file["meta"]),
             student=protocol or settings.arch,
             settings=settings_record(settings),
             class_names=test.class_names,

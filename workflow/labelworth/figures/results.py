@@ -16,7 +16,8 @@ def student_results(paths: list[str]) -> pd.DataFrame:
     label_spec, source (hard/noise/expert/ensemble), expert_epoch, ensemble_size, temperature,
     transforms (the transform tokens joined by '-', '' if none), true_class_mass, student (the
     protocol's name), expert_run (the trained run `{arch}-lr{lr}` a label spec names, '' for the
-    default run and for labels without an expert);
+    default run and for labels without an expert), expert_arch (the architecture of the expert the
+    labels came from, '' without one), student_arch;
     transform (the transform kinds joined by '-', e.g. 'swap', '' if none), transform_value (the
     value of a spec's only transform: swap rank, top k, zeroclass class, boost fraction; NaN unless
     there is exactly one), loss_bin (b of a `lossbin{b}` image set, NaN otherwise).
@@ -46,6 +47,8 @@ def student_results(paths: list[str]) -> pd.DataFrame:
             "true_class_mass": labels.true_class_mass,
             "student": meta["student"],
             "expert_run": labels.expert_run or "",
+            "expert_arch": meta.get("expert_run", "").rsplit("-lr", 1)[0],
+            "student_arch": meta.get("settings", {}).get("arch", meta["student"]),
             "transform": "-".join(t.kind for t in labels.transforms),
             "transform_value": labels.transforms[0].value if len(labels.transforms) == 1 else None,
             "loss_bin": int(images.method.removeprefix("lossbin")) if images.method.startswith("lossbin") else None,

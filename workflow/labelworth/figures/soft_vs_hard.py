@@ -8,6 +8,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.lines import Line2D
 
+from labelworth.figures.published import anchors, published_accuracy, source_text
 from labelworth.figures.results import expert_epochs_note, mean_std, student_results
 from labelworth.figures.style import ACCURACY_LABEL, group_colors, log_axis, new_figure, plot_mean_std, save_figure, save_table
 
@@ -63,17 +64,45 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
                 bbox_to_anchor=(1.02, 0.0), handlelength=3)
     save_figure(figure, png, pdf)
 
-    columns = ["student", "method", "images_per_class", "labels", "expert_run", "label_spec", "best_mean",
-               "best_std", "final_mean", "final_std", "students"]
+    columns = ["student", "method", "images_per_class", "labels", "expert_run", "expert_arch", "student_arch",
+               "label_spec", "best_mean", "best_std", "final_mean", "final_std", "students"]
     table = results[columns].assign(order=results["method"].map(METHOD_ORDER.index),
                                     protocol=results["student"].map(list(dict.fromkeys(results["student"])).index))
     table = table.sort_values(["protocol", "order", "images_per_class", "labels", "expert_run"],
                               ignore_index=True).drop(columns=["order", "protocol"])
+    table = with_published(table, dataset)
     save_table(table, table_csv, table_md, md_frame=_display_table(table),
                title=f"Student test accuracy (%) on {dataset}, mean ± std over students, for each method's images "
                      f"with hard labels, the method's own labels (if any) and expert soft labels "
                      f"({expert_epochs_note(results)}); 'best' = best of the periodic tests, 'final' = after the "
-                     "last epoch.")
+                     "last epoch; 'paper' = the published number of the cell (best of tests, as the paper "
+                     f"reports) and our best minus it.{anchor_note(dataset)}")
+
+
+def with_published(table: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """`table` with the published number of each cell beside ours (labelworth/figures/published.yaml):
+    published_mean, published_std, published_source and best_minus_published (NaN where the paper
+    has no such cell)."""
+    cells = [published_accuracy(dataset, row.method, int(row.images_per_class), row.labels, row.expert_arch,
+                                row.student_arch) for row in table.itertuples()]
+    return table.assign(
+        published_mean=[cell["value"] if cell else None for cell in cells],
+        published_std=[cell.get("std") if cell else None for cell in cells],
+        published_source=[cell["source"] if cell else "" for cell in cells],
+        best_minus_published=[row.best_mean - cell["value"] if cell else None for row, cell in zip(table.itertuples(), cells)],
+    )
+
+
+def anchor_note(dataset: str) -> str:
+    """The hard-label anchors of methods this workflow does not run (DC, DSA), for the table's title."""
+    by_method: dict[str, list[str]] = {}
+    for entry in anchors(dataset):
+        by_method.setdefault(entry["method"].upper(), []).append(f"{entry['value']:g} at IPC {entry['ipc']}")
+    if not by_method:
+        return ""
+    sources = sorted({source_text(entry["source"]) for entry in anchors(dataset)})
+    listed = "; ".join(f"{method} {', '.join(values)}" for method, values in by_method.items())
+    return f" Published hard-label anchors not run here: {listed} ({'; '.join(sources)})."
 
 
 def _display_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -94,6 +123,12 @@ def _display_table(table: pd.DataFrame) -> pd.DataFrame:
                 cell = cells.get((kind, run))
                 row[f"{title} ({convention})"] = (
                     mean_std(getattr(cell, f"{convention}_mean"), getattr(cell, f"{convention}_std")) if cell else "")
+        for kind, run, title in kinds:
+            cell = cells.get((kind, run))
+            published = cell is not None and not pd.isna(cell.published_mean)
+            row[f"{title}: paper"] = ((f"{cell.published_mean:.1f}" if pd.isna(cell.published_std)
+                                       else mean_std(cell.published_mean, cell.published_std)) if published else "")
+            row[f"{title}: ours - paper"] = f"{cell.best_minus_published:+.1f}" if published else ""
         hard = cells.get(("hard", ""))
         for kind, run, title in kinds[1:-1]:
             soft = cells.get((kind, run))
