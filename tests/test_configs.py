@@ -161,6 +161,8 @@ def expected_jobs(config: dict) -> dict[str, int]:
     figures = ["soft_vs_hard", "benchmark_images", "expert_training"] + [name for name in EXPERIMENT_BLOCKS if name in config]
     if pictures:
         figures += ["soft_label_bars", "class_similarity"]
+    if set(config["benchmark"]["methods"]) - {"random"}:
+        figures.append("label_robustness")
     synthesised = {images for images in image_sets if images.split("-")[0] in ("dm", "mtt", "bptt", "sre2l")}
     jobs = {"prepare_data": 1, "train_expert": trained_experts(config), "distill_images": len(image_sets - synthesised),
             "make_labels": len(label_files), "evaluate_students": len(runs)}

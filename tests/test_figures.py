@@ -4,6 +4,8 @@ slow), so each draw test checks all of that figure's table."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -334,6 +336,31 @@ def test_benchmark_tables_show_the_published_number_of_each_cell_and_our_differe
     assert table["published_mean"].tolist() == [51.4] and table["best_minus_published"].round(1).tolist() == [-5.5]
     markdown = (tmp_path / "out" / "soft_vs_hard.md").read_text()
     assert "DC 70.5 at IPC 1, 82.3 at IPC 10, 83.6 at IPC 50; DSA 70.6 at IPC 1" in markdown
+
+
+def test_label_robustness_scores_match_a_hand_computation(tmp_path):
+    """DD-Ranking's scores (METHOD.md 14.2) for DM at IPC 1 (expert soft labels are its labels) and
+    BPTT (its own labels), from the benchmark's students and the expert's last test accuracy."""
+    from labelworth.figures.label_robustness import label_robustness_score
+
+    accuracy = {("random", "hard"): 0.46, ("random", "expert-e2"): 0.53, ("dm", "hard"): 0.71,
+                ("dm", "expert-e2"): 0.70, ("bptt", "hard"): 0.53, ("bptt", "expert-e2"): 0.57,
+                ("bptt", "learned"): 0.61}
+    inputs = [write_result(tmp_path, f"{method}-ipc1", labels, best) for (method, labels), best in accuracy.items()]
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("epoch,test_accuracy\n0,0.1\n12,0.868\n")
+    table = draw(tmp_path, "label_robustness", inputs, expert_metrics=[str(metrics)]).set_index("method")
+    # DM: HLR = 0.868 - 0.71 = 0.158, IOR = 0.70 - 0.53 = 0.17, alpha = (0.17 - 0.158) / 2 = 0.006
+    alpha = (0.17 - 0.158) / 2
+    by_hand = (math.exp(alpha) - math.exp(-1)) / (math.e - math.exp(-1))
+    assert table.loc["dm", "LRS"] == pytest.approx(by_hand, abs=1e-9) and by_hand == pytest.approx(0.2715, abs=1e-4)
+    assert table.loc["dm", "HLR"] == pytest.approx(0.158) and table.loc["dm", "IOR"] == pytest.approx(0.17)
+    # BPTT scores its own labels; soft share = (0.53 - 0.46) / (0.61 - 0.46)
+    assert table.loc["bptt", "its_labels"] == "own" and table.loc["bptt", "IOR"] == pytest.approx(0.08)
+    assert table.loc["bptt", "soft_share"] == pytest.approx(0.07 / 0.15)
+    assert label_robustness_score(1.0, -1.0) == pytest.approx(0.0) and label_robustness_score(-1.0, 1.0) == pytest.approx(1.0)
+    configured = draw(tmp_path, "label_robustness", inputs, extra=["full_data_accuracy=93.5"]).set_index("method")
+    assert configured.loc["dm", "full_data"] == pytest.approx(0.935)
 
 
 def test_benchmark_images_shows_one_row_per_method_in_paper_order(tmp_path):

@@ -375,6 +375,17 @@ def trained_expert_metrics():
     return [expert_metrics(run, seed) for (run, seed) in TRAINED_EPOCHS]
 
 
+def full_data_option():
+    """`--extra full_data_accuracy=<percent>` when the benchmark block gives one (else the expert's own)."""
+    value = config["benchmark"].get("full_data_accuracy")
+    return f"--extra full_data_accuracy={value}" if value is not None else ""
+
+
+def uses_label_robustness():
+    """Whether the benchmark has a method beside random images, whose label robustness is scored."""
+    return enabled(config, "soft_vs_hard") and set(config["benchmark"]["methods"]) - {"random"}
+
+
 def figure_files(name):
     return [f"{RESULTS}/figures/{name}.png", f"{RESULTS}/figures/{name}.pdf"]
 
@@ -391,6 +402,8 @@ def all_targets():
     pictures = config.get("soft_label_pictures")
     if pictures and pictures.get("enabled", True):
         targets += figure_files("soft_label_bars") + figure_files("class_similarity")
+    if uses_label_robustness():
+        targets += figure_files("label_robustness") + table_files("label_robustness")
     return targets
 
 

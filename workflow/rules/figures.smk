@@ -48,6 +48,25 @@ for experiment in STUDENT_EXPERIMENTS:
             FIGURE_COMMAND
 
 
+# DD-Ranking's label-robustness scores of the benchmark's methods, from the benchmark's students.
+rule figure_label_robustness:
+    input:
+        students=student_results_for("soft_vs_hard"),
+        metrics=block_metrics("soft_vs_hard"),
+    output:
+        **figure_outputs("label_robustness", "Soft-label analyses"),
+    log:
+        f"{LOGS}/figures/label_robustness.log",
+    localrule: True
+    conda:
+        "../../envs/labelworth.yaml"
+    params:
+        name="label_robustness",
+        full_data=full_data_option(),
+    shell:
+        FIGURE_COMMAND.replace(" > {log:q}", " {params.full_data} > {log:q}")
+
+
 rule figure_expert_training:
     input:
         trained_expert_metrics(),

@@ -16,7 +16,7 @@ from labelworth.figures.style import STYLE
 FIGURE_NAMES = (
     "soft_vs_hard", "benchmark_images", "expert_training", "expert_epoch_sweep", "temperature_grid", "soft_label_bars",
     "class_similarity", "label_swap", "zero_shot", "scaling_law", "pareto", "ensembles",
-    "image_selection", "generated_labels",
+    "image_selection", "generated_labels", "label_robustness",
 )
 
 
