@@ -363,6 +363,17 @@ def test_label_robustness_scores_match_a_hand_computation(tmp_path):
     assert configured.loc["dm", "full_data"] == pytest.approx(0.935)
 
 
+def test_storage_counts_images_as_stored_and_labels_by_kind(tmp_path):
+    """Fashion-MNIST, 10 classes of 28 x 28 pixels: IPC 1 random images are 7,840 uint8 bytes, DM's
+    float32 four times that; hard labels 10 bytes, soft 400, top-2 10 x 2 x (1 + 4) = 100."""
+    inputs = [write_result(tmp_path, "random-ipc1", "hard", 0.46), write_result(tmp_path, "random-ipc1", "expert-e2", 0.53),
+              write_result(tmp_path, "random-ipc1", "expert-e2-top2", 0.50), write_result(tmp_path, "dm-ipc1", "hard", 0.71)]
+    table = draw(tmp_path, "accuracy_vs_storage", inputs).set_index("label_spec")
+    assert set(table.loc["hard", "image_bytes"]) == {7840, 4 * 7840}
+    assert table.loc["expert-e2", "label_bytes"] == 400 and table.loc["expert-e2-top2", "label_bytes"] == 100
+    assert set(table.loc["hard", "label_bytes"]) == {10}
+
+
 def test_benchmark_images_shows_one_row_per_method_in_paper_order(tmp_path):
     from labelworth.figures.benchmark_images import first_image_per_class
 

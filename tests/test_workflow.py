@@ -19,7 +19,8 @@ from labelworth.plan import population_groups
 STAGE_RULES = {"prepare_data", "train_expert", "distill_images", "dump_trajectories", "make_labels",
                "class_similarity", "evaluate_students"}
 STUDENT_FIGURES = {"soft_vs_hard", "expert_epoch_sweep", "temperature_grid", "label_swap", "zero_shot",
-                   "scaling_law", "pareto", "ensembles", "image_selection", "generated_labels", "label_robustness"}
+                   "scaling_law", "pareto", "ensembles", "image_selection", "generated_labels", "label_robustness",
+                   "accuracy_vs_storage"}
 OTHER_FIGURES = {"expert_training", "soft_label_bars", "class_similarity", "benchmark_images"}
 
 
@@ -106,7 +107,8 @@ def test_changing_one_method_hyperparameter_reruns_only_that_methods_chain(finis
     jobs = planned_jobs(snakemake(finished_run, "--dry-run", config=changed))
     dm_labels = len(list((results / "labels" / "dm-ipc1").glob("*.pt")))
     assert jobs == {"synthesise_images": 1, "make_labels": dm_labels, "evaluate_students": dm_labels,
-                    "figure_soft_vs_hard": 1, "figure_benchmark_images": 1, "figure_label_robustness": 1}
+                    "figure_soft_vs_hard": 1, "figure_benchmark_images": 1, "figure_label_robustness": 1,
+                    "figure_accuracy_vs_storage": 1}
 
 
 @pytest.mark.e2e

@@ -399,6 +399,8 @@ def all_targets():
     for experiment in STUDENT_EXPERIMENTS:
         if enabled(config, experiment):
             targets += figure_files(experiment) + table_files(experiment)
+    if enabled(config, "soft_vs_hard"):
+        targets += figure_files("accuracy_vs_storage") + table_files("accuracy_vs_storage")
     pictures = config.get("soft_label_pictures")
     if pictures and pictures.get("enabled", True):
         targets += figure_files("soft_label_bars") + figure_files("class_similarity")

@@ -67,6 +67,24 @@ rule figure_label_robustness:
         FIGURE_COMMAND.replace(" > {log:q}", " {params.full_data} > {log:q}")
 
 
+# What labels cost: the benchmark's populations against the bytes of their images and labels.
+rule figure_accuracy_vs_storage:
+    input:
+        students=student_results_for("soft_vs_hard"),
+        metrics=block_metrics("soft_vs_hard"),
+    output:
+        **figure_outputs("accuracy_vs_storage", "Soft-label analyses"),
+    log:
+        f"{LOGS}/figures/accuracy_vs_storage.log",
+    localrule: True
+    conda:
+        "../../envs/labelworth.yaml"
+    params:
+        name="accuracy_vs_storage",
+    shell:
+        FIGURE_COMMAND
+
+
 rule figure_expert_training:
     input:
         trained_expert_metrics(),

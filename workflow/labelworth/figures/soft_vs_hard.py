@@ -65,7 +65,8 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     save_figure(figure, png, pdf)
 
     columns = ["student", "method", "images_per_class", "labels", "expert_run", "expert_arch", "student_arch",
-               "label_spec", "best_mean", "best_std", "final_mean", "final_std", "students"]
+               "label_spec", "best_mean", "best_std", "final_mean", "final_std", "students", "image_bytes",
+               "label_bytes"]
     table = results[columns].assign(order=results["method"].map(METHOD_ORDER.index),
                                     protocol=results["student"].map(list(dict.fromkeys(results["student"])).index))
     table = table.sort_values(["protocol", "order", "images_per_class", "labels", "expert_run"],
@@ -77,6 +78,15 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
                      f"({expert_epochs_note(results)}); 'best' = best of the periodic tests, 'final' = after the "
                      "last epoch; 'paper' = the published number of the cell (best of tests, as the paper "
                      f"reports) and our best minus it.{anchor_note(dataset)}")
+
+
+def human_bytes(count: int) -> str:
+    """1234567 -> '1.2 MB' (powers of 1000)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} GB"
 
 
 def with_published(table: pd.DataFrame, dataset: str) -> pd.DataFrame:
@@ -135,6 +145,10 @@ def _display_table(table: pd.DataFrame) -> pd.DataFrame:
             name = "soft - hard" if len(runs) == 1 else f"{title} - hard"
             row[f"{name} (best)"] = f"{soft.best_mean - hard.best_mean:+.1f}" if hard and soft else ""
         row["students"] = int(group["students"].max())
+        row["image bytes"] = human_bytes(int(group["image_bytes"].iloc[0]))
+        for kind, run, title in kinds:
+            cell = cells.get((kind, run))
+            row[f"{title}: label bytes"] = human_bytes(int(cell.label_bytes)) if cell else ""
         rows.append(row)
     display = pd.DataFrame(rows)
     if display["student"].nunique() == 1:

@@ -1,0 +1,43 @@
+"""What labels cost (METHOD.md 14.4): each benchmark population's best accuracy against the bytes of
+its images plus its labels as stored (labelworth/storage.py), so a method's accuracy can be read
+against what a reader must keep, as the label-compression papers (LPLD, NeurIPS 2024) report it."""
+
+from __future__ import annotations
+
+from matplotlib.lines import Line2D
+
+from labelworth.figures.results import student_results
+from labelworth.figures.soft_vs_hard import LABEL_KINDS, METHOD_ORDER, METHOD_TITLES, human_bytes, label_kind
+from labelworth.figures.style import ACCURACY_LABEL, group_colors, new_figure, save_figure, save_table
+
+
+def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+    """Inputs: the benchmark's student JSONs (as soft_vs_hard)."""
+    results = student_results(inputs)
+    results = results.assign(labels=results["source"].map(label_kind),
+                             total_bytes=results["image_bytes"] + results["label_bytes"])
+    results = results[results["student"] == results["student"].iloc[0]]
+    methods = [method for method in METHOD_ORDER if method in set(results["method"])]
+    colors = group_colors(methods)
+    figure, axes = new_figure(width=4.4, height=2.8)
+    for method in methods:
+        for kind, (_, _, marker) in LABEL_KINDS.items():
+            rows = results[(results["method"] == method) & (results["labels"] == kind)]
+            axes.scatter(rows["total_bytes"], rows["best_mean"], color=colors[method], marker=marker, s=18)
+    axes.set_xscale("log")
+    axes.set(xlabel="bytes stored (images + labels)", ylabel=ACCURACY_LABEL,
+             title=f"Accuracy against storage ({results['dataset'].iloc[0]})")
+    axes.legend([Line2D([], [], color=colors[method], linewidth=2) for method in methods],
+                [METHOD_TITLES[method] for method in methods], loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    save_figure(figure, png, pdf)
+    table = results[["method", "images_per_class", "labels", "label_spec", "image_bytes", "label_bytes",
+                     "total_bytes", "best_mean", "best_std"]].sort_values(["total_bytes", "method"], ignore_index=True)
+    display = table.assign(method=table["method"].map(METHOD_TITLES),
+                           image_bytes=table["image_bytes"].map(human_bytes),
+                           label_bytes=table["label_bytes"].map(human_bytes),
+                           total_bytes=table["total_bytes"].map(human_bytes), best_mean=table["best_mean"].round(1),
+                           best_std=table["best_std"].round(1))
+    save_table(table, table_csv, table_md, md_frame=display,
+               title="Bytes stored per benchmark population (real images as uint8 pixels, synthesised ones as "
+                     "float32; hard labels as class indices, soft labels as float32 rows, top-k labels as (index, "
+                     "value) pairs) and its best student test accuracy (%).")
