@@ -91,13 +91,16 @@ def test_expert_epoch_sweep_table_picks_the_best_epoch_per_ipc_ties_to_the_earli
 
     # The workflow reads this csv back to resolve `expert_epoch: auto`: the columns are an interface.
     assert list(table.columns) == ["images_per_class", "best_expert_epoch", "best_accuracy", "best_std",
-                                   "hard_accuracy", "expert_test_accuracy", "expert_label_entropy"]
+                                   "hard_accuracy", "expert_test_accuracy", "expert_label_entropy", "grid_edge"]
     table = table.set_index("images_per_class")
     assert table["best_expert_epoch"].to_dict() == {1: 2, 10: 8}  # IPC 1: epochs 2 and 4 tie -> 2
     assert table.loc[1, "best_accuracy"] == pytest.approx(42.0)
     assert table["hard_accuracy"].to_dict() == pytest.approx({1: 25.0, 10: 55.0})
     assert table.loc[10, "expert_test_accuracy"] == pytest.approx(100 * metrics.loc[8, "test_accuracy"])
     assert table.loc[1, "expert_label_entropy"] == pytest.approx(metrics.loc[2, "train_label_entropy"])
+    # IPC 10's best is the last swept epoch: only a lower bound, and the markdown says so
+    assert table["grid_edge"].fillna("").to_dict() == {1: "", 10: "last"}
+    assert "| 10 | >= 8 (the grid's last) |" in (tmp_path / "out" / "expert_epoch_sweep.md").read_text()
 
 
 def test_expert_metrics_missing_a_swept_epoch_is_an_error_naming_the_file(tmp_path):

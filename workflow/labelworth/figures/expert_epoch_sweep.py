@@ -17,7 +17,7 @@ from labelworth.figures.style import (
 )
 
 TABLE_COLUMNS = ("images_per_class", "best_expert_epoch", "best_accuracy", "best_std", "hard_accuracy",
-                 "expert_test_accuracy", "expert_label_entropy")
+                 "expert_test_accuracy", "expert_label_entropy", "grid_edge")
 
 
 def expert_at_epochs(metrics_csv: str, epochs) -> pd.DataFrame:
@@ -34,8 +34,11 @@ def expert_at_epochs(metrics_csv: str, epochs) -> pd.DataFrame:
 def sweep_table(results: pd.DataFrame, expert: pd.DataFrame) -> pd.DataFrame:
     """One row per IPC with exactly TABLE_COLUMNS: the expert epoch whose soft labels maximise the mean
     best accuracy (a tie goes to the earlier epoch), that accuracy and its std, the hard-label
-    accuracy, and the expert's test accuracy and label entropy at that epoch."""
-    best = best_rows(results[results["source"] == "expert"], "images_per_class")
+    accuracy, the expert's test accuracy and label entropy at that epoch, and `grid_edge`: "last"
+    when the best epoch is the last one swept (the true optimum may lie later: a lower bound), "first"
+    when it is the first (an upper bound), "" when the grid brackets it."""
+    soft = results[results["source"] == "expert"]
+    best = best_rows(soft, "images_per_class")
     hard = results[results["source"] == "hard"].set_index("images_per_class")["best_mean"]
     epochs = best["expert_epoch"].astype(int)
     return pd.DataFrame({
@@ -46,13 +49,24 @@ def sweep_table(results: pd.DataFrame, expert: pd.DataFrame) -> pd.DataFrame:
         "hard_accuracy": hard.reindex(best["images_per_class"]).to_numpy(),
         "expert_test_accuracy": expert.loc[epochs, "test_accuracy"].to_numpy(),
         "expert_label_entropy": expert.loc[epochs, "train_label_entropy"].to_numpy(),
+        "grid_edge": [grid_edge(epoch, soft["expert_epoch"].astype(int)) for epoch in epochs],
     }, columns=TABLE_COLUMNS)
+
+
+def grid_edge(epoch: int, swept) -> str:
+    """'last' or 'first' when `epoch` is an end of the swept epochs (more than one swept), else ''."""
+    swept = sorted(set(swept))
+    if len(swept) < 2:
+        return ""
+    return "last" if epoch == swept[-1] else "first" if epoch == swept[0] else ""
 
 
 def _display_table(table: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "IPC": table["images_per_class"],
-        "best expert epoch": table["best_expert_epoch"],
+        "best expert epoch": [f">= {epoch} (the grid's last)" if edge == "last" else
+                              f"<= {epoch} (the grid's first)" if edge == "first" else str(epoch)
+                              for epoch, edge in zip(table["best_expert_epoch"], table["grid_edge"])],
         "soft labels": [mean_std(m, s) for m, s in zip(table["best_accuracy"], table["best_std"])],
         "hard labels": hard_cells(results, table["images_per_class"]),
         "expert test acc. (%)": table["expert_test_accuracy"].round(1),
@@ -108,4 +122,5 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     save_table(table, table_csv, table_md, md_frame=_display_table(table, results),
                title=f"Best expert epoch per images per class on {results['dataset'].iloc[0]} (the analogue of "
                      "the paper's Table 7): student best accuracy (%), mean ± std over students; a tie goes "
-                     "to the earlier epoch.")
+                     "to the earlier epoch; a best epoch at an end of the swept grid is only a bound (>= at "
+                     "its last epoch, <= at its first).")
