@@ -9,8 +9,10 @@ import pytest
 
 from conftest import snakemake
 
-FIGURES = 14  # the ten student experiments', expert training, benchmark images, soft-label bars, class similarity
-TABLES = 10  # one per student experiment
+# The ten student experiments', expert training, benchmark images, soft-label bars, class similarity,
+# label robustness, accuracy against storage.
+FIGURES = 16
+TABLES = 12  # one per student experiment, label robustness, accuracy against storage
 
 
 @pytest.mark.e2e

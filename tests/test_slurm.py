@@ -25,13 +25,13 @@ SETUP_TIMEOUT_S = 300  # apt-get on a fresh machine takes ~10 s; a slow mirror m
 RUN_TIMEOUT_S = 300  # SIGINT after this (SIGTERM would leave snakemake waiting for its jobs)
 APT_FAILED = 10  # setup.sh's exit status when the packages cannot be installed
 # One expert epoch on 20 images per class, two 2-epoch student populations: 7 SLURM jobs in 4 levels
-# (data; expert and images; labels; students), then the two figures on this machine.
+# (data; expert and images; labels; students), then the four figures on this machine.
 SMALL = {
     "expert": {"epochs": 2, "seeds": [0]},
     "student": {"epochs": 2, "seeds": [0], "eval_every": 1},
     "benchmark": {"images_per_class": [1], "soft_labels": [{"expert_epoch": [1]}]},
 }
-LOCAL_RULES = {"figure_soft_vs_hard", "figure_expert_training", "figure_benchmark_images"}
+LOCAL_RULES = {"figure_soft_vs_hard", "figure_expert_training", "figure_benchmark_images", "figure_accuracy_vs_storage"}
 
 
 def port_in_use(port: int) -> bool:
@@ -150,7 +150,7 @@ def test_every_rule_wrote_its_log(runs):
     """The same log files as the local run (a stage that succeeds quietly leaves its log empty)."""
     logs = {name: sorted(str(path.relative_to(runs[name])) for path in (runs[name] / "logs").rglob("*.log"))
             for name in ("slurm", "local")}
-    assert len(logs["slurm"]) == 10 and logs["slurm"] == logs["local"]
+    assert len(logs["slurm"]) == 11 and logs["slurm"] == logs["local"]
 
 
 def test_slurm_results_equal_a_local_run_bit_for_bit(runs):
