@@ -25,7 +25,7 @@ import pandas as pd
 from labelworth.errors import LabelworthError
 from labelworth.figures.results import student_results
 from labelworth.figures.soft_vs_hard import METHOD_ORDER, METHOD_TITLES, label_kind
-from labelworth.figures.style import ACCURACY_LABEL, group_colors, new_figure, save_figure, save_table
+from labelworth.figures.style import group_colors, new_figure, save_figure, save_table
 
 LAMBDA = 0.5
 
@@ -116,7 +116,7 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     save_table(table, table_csv, table_md, md_frame=display,
                title=f"Label-robustness scores (DD-Ranking, arXiv 2505.13300; METHOD.md 14.2) on "
                      f"{results['dataset'].iloc[0]}, accuracies as fractions, full data {100 * full:.1f}% "
-                     f"({ACCURACY_LABEL.lower()} of the best periodic test). HLR = full - hard; IOR = its labels "
+                     "(accuracies are the best periodic test, mean over students). HLR = full - hard; IOR = its labels "
                      "- random with soft labels; LRS = (e^a - e^-1)/(e - e^-1), a = (IOR - HLR)/2. The last "
                      "column: the share of the method's gain over random images with hard labels that random "
                      "images with soft labels already achieve.")
