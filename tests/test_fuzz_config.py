@@ -7,6 +7,7 @@ treatment. Fixed examples and seed (derandomize), so it runs the same in every `
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labelworth.checks import check_config, check_number_strings, check_schema
+from labelworth.checks import check_all, check_config, check_schema
 from labelworth.configured import expert_settings, method_settings, student_settings, trained_runs
 from labelworth.errors import LabelworthError
 from labelworth.plan import STUDENT_EXPERIMENTS, enabled, student_runs, trained_epochs
@@ -88,8 +89,6 @@ def planned_settings_round_trip(config) -> None:
                 settings_ = student_settings(config, student, spec.images_per_class)
                 assert from_options(StudentSettings, to_options(settings_)) == settings_
     for (run, seed), epochs in trained_epochs(config).items():
-        import dataclasses
-
         job = dataclasses.replace(trained_runs(config)[run], seeds=(seed,), epochs=epochs)
         assert from_options(ExpertSettings, to_options(job)) == job
     for method in config.get("methods", {}):
@@ -103,9 +102,7 @@ def planned_settings_round_trip(config) -> None:
 @given(mutants())
 def test_a_mutated_config_is_accepted_whole_or_refused_with_one_line_errors(config):
     try:
-        check_number_strings(config)
-        check_schema(config, SCHEMA)
-        check_config(config)
+        check_all(config, SCHEMA)
     except LabelworthError as error:
         lines = str(error).splitlines()
         assert lines and all(line.strip() and len(line) < 2000 for line in lines)

@@ -15,7 +15,7 @@ import yaml
 
 from conftest import ROOT, flip_tensor_byte
 from labelworth import io
-from labelworth.checks import check_config, check_number_strings, check_schema, load_config_file
+from labelworth.checks import check_all, load_config_file
 from labelworth.cli import main
 from labelworth.errors import LabelworthError
 
@@ -31,9 +31,7 @@ def config_line(edit) -> str:
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     edit(config)
     try:
-        check_number_strings(config)
-        check_schema(config, SCHEMA)
-        check_config(config)
+        check_all(config, SCHEMA)
     except LabelworthError as error:
         lines = str(error).splitlines()
         assert len(lines) == 1, lines

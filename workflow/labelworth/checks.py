@@ -64,12 +64,18 @@ def load_config_file(path) -> dict:
     return config
 
 
-def check_config_file(path, schema: dict) -> dict:
-    """Every check of `labelworth check-config`: the file, its numbers, the schema, the semantics."""
-    config = load_config_file(path)
+def check_all(config: dict, schema: dict) -> None:
+    """Every check of a loaded config, in the order the workflow runs them: numbers read as text
+    (before the schema, whose message would only say "not a number"), the schema, the semantics."""
     check_number_strings(config)
     check_schema(config, schema)
     check_config(config)
+
+
+def check_config_file(path, schema: dict) -> dict:
+    """Every check of `labelworth check-config`: the file read strictly, then `check_all`."""
+    config = load_config_file(path)
+    check_all(config, schema)
     return config
 
 

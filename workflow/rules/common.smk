@@ -12,7 +12,7 @@ from snakemake.utils import validate
 # The package must be importable at parse time even when it is not installed (e.g. a bare clone).
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
-from labelworth.checks import check_config, check_number_strings, check_schema, load_config_file
+from labelworth.checks import check_all, load_config_file
 from labelworth.configured import (
     block_expert_run,
     label_run,
@@ -62,11 +62,9 @@ CONFIG_FILES = list(workflow.overwrite_configfiles) or [Path(workflow.basedir) /
 try:
     for config_file in CONFIG_FILES:
         load_config_file(config_file)
-    check_number_strings(config)  # before the schema, whose message would only say "not a number"
     with open(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml") as schema_file:
-        check_schema(config, yaml.safe_load(schema_file))  # one line per problem, not a dump of the config
+        check_all(config, yaml.safe_load(schema_file))  # one line per problem, not a dump of the config
     validate(config, schema="../schemas/config.schema.yaml")  # passes now; fills in the schema's defaults
-    check_config(config)
 except LabelworthError as error:
     raise WorkflowError("\n".join(f"config error: {line}" for line in str(error).splitlines())) from None
 
