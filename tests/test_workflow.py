@@ -179,3 +179,70 @@ def test_distilled_images_reloaded_in_a_fresh_process_reproduce_the_recorded_acc
     again = json.loads(out.read_text())["best_accuracy"]["mean"]
     mean, std = recorded["best_accuracy"]["mean"], recorded["best_accuracy"]["std"]
     assert abs(again - mean) <= std + 1e-9
+
+
+@pytest.mark.e2e
+def test_external_sets_in_every_format_give_the_students_of_the_same_images(finished_run):
+    """The tiny config reads random-ipc1 back as three external sets: exported in MTT's layout, as an
+    image folder, and as itself. Each has the IPC counted from its files, trains exactly the students
+    random-ipc1 trains on the same labels, and has its row in the benchmark and robustness tables."""
+    results = finished_run / "results" / "fashion_mnist"
+    reference = results / "students" / "random-ipc1"
+    for name in ("mtt_layout", "folder", "own"):
+        summary = json.loads((results / "external" / f"{name}.json").read_text())
+        assert summary["images_per_class"] == 1 and summary["learned_labels"] is False
+        labels = {path.name for path in (results / "students" / f"external-{name}-ipc1").iterdir()}
+        assert labels == {"hard", f"expert-e{sweep_best_epochs(results)[1]}"}  # the benchmark's IPC-1 rows
+        for label in labels:
+            ours = json.loads((results / "students" / f"external-{name}-ipc1" / label / "convnet-d2-w8.json").read_text())
+            theirs = json.loads((reference / label / "convnet-d2-w8.json").read_text())
+            assert [s["curve"] for s in ours["students"]] == [s["curve"] for s in theirs["students"]], (name, label)
+    benchmark = list(csv.DictReader(open(results / "tables" / "soft_vs_hard.csv")))
+    assert {row["method"] for row in benchmark} >= {"external-mtt_layout", "external-folder", "external-own"}
+    robustness = {row["method"] for row in csv.DictReader(open(results / "tables" / "label_robustness.csv"))}
+    assert {"external-mtt_layout", "external-folder", "external-own"} <= robustness
+
+
+@pytest.mark.e2e
+def test_a_bad_external_set_stops_at_its_inspection_before_any_student(finished_run, tmp_path):
+    """A set whose images have the wrong size fails in inspect_external_set with one line naming the
+    file, and no student of it is trained."""
+    import torch
+
+    workdir = tmp_path / "bad_external"
+    shutil.copytree(finished_run, workdir, symlinks=True)
+    torch.save(torch.zeros(10, 1, 32, 32), workdir / "wrong_size.pt")
+    config = yaml.safe_load(TINY.read_text())
+    config["external_image_sets"] = {"wrong": {"path": "wrong_size.pt", "format": "pt"}}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    result = snakemake(workdir, config=bad, check=False)
+    assert result.returncode != 0
+    log = (workdir / "logs" / "fashion_mnist" / "inspect_external_set" / "wrong.log").read_text().strip().splitlines()
+    assert log[-1] == ("labelworth import-external-set: error: wrong_size.pt: images are 32x32, "
+                       "fashion_mnist expects 28x28"), log
+    assert not list((workdir / "results" / "fashion_mnist" / "students").glob("external-wrong*"))
+
+
+@pytest.mark.e2e
+def test_labelworth_evaluate_runs_one_set_without_a_config_edit_and_prints_its_robustness(finished_run, tmp_path):
+    """`labelworth evaluate --images` on random-ipc1 written out in MTT's layout: in a finished run only
+    the new set's jobs run, its students are random-ipc1's, and its robustness row is printed."""
+    workdir = tmp_path / "evaluate"
+    shutil.copytree(finished_run, workdir, symlinks=True)
+    results = workdir / "results" / "fashion_mnist"
+    exported = results / "exports" / "random-ipc1" / "pt"
+    shutil.copytree(exported, workdir / "my_set")
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run([sys.executable, "-m", "labelworth", "evaluate", "--images", "my_set/images_best.pt",
+                             "--labels", "my_set/labels_best.pt", "--configfile", str(TINY)],
+                            cwd=workdir, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "external-images_best: 1 images per class, read as normalised (detected)" in result.stdout
+    assert "label robustness of external-images_best" in result.stdout and "LRS" in result.stdout
+    ours = json.loads((results / "students" / "external-images_best-ipc1" / "hard" / "convnet-d2-w8.json").read_text())
+    theirs = json.loads((results / "students" / "random-ipc1" / "hard" / "convnet-d2-w8.json").read_text())
+    assert [s["curve"] for s in ours["students"]] == [s["curve"] for s in theirs["students"]]
+    ran = {path.parent.name for path in (workdir / "logs" / "fashion_mnist").rglob("*.log")
+           if path.stat().st_mtime_ns > (results / "tables" / "expert_epoch_sweep.csv").stat().st_mtime_ns}
+    assert "train_expert" not in ran and "synthesise_images" not in ran

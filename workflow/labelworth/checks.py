@@ -11,7 +11,7 @@ from pathlib import Path
 
 from labelworth.configured import (
     AUTO, close_match, block_expert_run, label_run, block_students, check_sre2l_teacher, default_expert_run, default_student, expert_run_names,
-    expert_settings,
+    expert_settings, external_set_names, external_set_settings,
     labels_folder, method_block, method_settings, run_folder, student_protocols, student_settings, trained_runs,
 )
 from labelworth.errors import LabelworthError
@@ -278,6 +278,21 @@ def _check_names(config: dict) -> None:
         expert_settings(config, method_block(config, method).get(key, default_expert_run(config)))
 
 
+def _check_external_sets(config: dict) -> None:
+    """Each external set's settings, and its files: they must exist unless the workflow writes them
+    (a path under results/, such as an exported set); what is in them is checked by the set's own job."""
+    for name in external_set_names(config):
+        settings = external_set_settings(config, name)
+        if not enabled(config, "soft_vs_hard"):
+            raise LabelworthError(f"external_image_sets.{name}: external sets are evaluated by the benchmark, "
+                                  "which is disabled; enable it or remove the set")
+        for key in ("path", "labels"):
+            path = getattr(settings, key)
+            if path and Path(path).parts[:1] != ("results",) and not Path(path).exists():
+                raise LabelworthError(f"external_image_sets.{name}.{key}: {path} not found (paths are relative to "
+                                      "the folder snakemake runs in)")
+
+
 def check_config(config: dict) -> None:
     """Raise a LabelworthError naming the key for anything the schema cannot catch."""
     dataset = dataset_spec(config["dataset"])
@@ -295,6 +310,7 @@ def check_config(config: dict) -> None:
             check_arch_fits(student_settings(config, name, ipc).arch, dataset.name, f"students.{name}.arch")
     _check_names(config)
     _check_benchmark(config)
+    _check_external_sets(config)
     if uses_method(config, "sre2l"):
         check_sre2l_teacher(config)
     for method in config.get("methods", {}):

@@ -156,6 +156,39 @@ def _evaluate_students(args) -> None:
     run_evaluate_students(args.images, args.labels, args.data_dir, args.out, settings, args.protocol, args.device)
 
 
+def _import_external_set(args) -> None:
+    from labelworth import io
+    from labelworth.external import input_space, read_external_set, save_external_set
+    from labelworth.settings import ExternalImageSetSettings, from_options
+
+    settings = from_options(ExternalImageSetSettings, args.options)
+    space = input_space(args.data_dir)
+    external = read_external_set(settings, space)
+    if args.summary:
+        io.write_json(args.summary, io.provenance("inspect_external_set", name=args.name, **external.summary()))
+        print(f"external-{args.name}: {external.summary()}")
+    if args.out:
+        if not (args.image_set and args.grid):
+            raise LabelworthError("import-external-set: --out needs --image-set and --grid")
+        save_external_set(external, settings, space, args.image_set, args.out, args.grid)
+
+
+def _export_image_set(args) -> None:
+    from labelworth.external import export_image_set
+
+    export_image_set(args.images, args.data_dir, args.layout, args.out_dir)
+
+
+def _evaluate(args) -> None:
+    from labelworth.evaluate import default_config, guess_format, run_evaluate, set_name
+    from labelworth.settings import ExternalImageSetSettings
+
+    settings = ExternalImageSetSettings(path=args.images, format=args.format or guess_format(args.images),
+                                        labels=args.labels or "", normalised=args.normalised)
+    config = Path(args.configfile) if args.configfile else default_config(args.dataset)
+    args.status = run_evaluate(settings, args.name or set_name(args.images), config, args.cores, args.dry_run)
+
+
 def _population_member(args) -> None:
     from labelworth.populations import population_member
 
@@ -269,6 +302,41 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--protocol", help="the protocol's name, recorded in the result (default: the arch)")
     _add_compute_options(stage)
     stage.set_defaults(run=_evaluate_students)
+
+    stage = stages.add_parser("import-external-set",
+                              help="read and check an image set distilled elsewhere (pt, imagefolder, labelworth)")
+    stage.add_argument("--name", required=True, help="its external_image_sets key")
+    _add_settings_option(stage, "ExternalImageSetSettings: path, format, labels, normalised")
+    stage.add_argument("--data-dir", required=True, help="the prepared splits (train.pt) it is read into")
+    stage.add_argument("--summary", help="write its summary (images per class, own labels) as JSON here")
+    stage.add_argument("--image-set", help="external-{name}-ipc{n}, with --out")
+    stage.add_argument("--out", help="write it as a labelworth images.pt here")
+    stage.add_argument("--grid", help="its image grid (PNG), with --out")
+    _add_compute_options(stage)
+    stage.set_defaults(run=_import_external_set)
+
+    stage = stages.add_parser("export-image-set", help="write an image set in another codebase's layout")
+    stage.add_argument("--images", required=True, help="a labelworth images.pt")
+    stage.add_argument("--data-dir", required=True, help="the prepared splits (train.pt) of its dataset")
+    stage.add_argument("--layout", required=True, choices=("pt", "imagefolder"),
+                       help="pt: MTT's images_best.pt and labels_best.pt; imagefolder: a PNG folder per class")
+    stage.add_argument("--out-dir", required=True)
+    stage.set_defaults(run=_export_image_set)
+
+    stage = stages.add_parser("evaluate", help="run one distilled set through the benchmark (no config edit) "
+                              "and print its label-robustness row")
+    stage.add_argument("--images", required=True, help="a pt file (MTT/DATM), a folder of class folders, or an images.pt")
+    stage.add_argument("--format", choices=("pt", "imagefolder", "labelworth"),
+                       help="default: imagefolder for a folder, labelworth for a labelworth file, else pt")
+    stage.add_argument("--labels", help="pt only: a file of labels beside the images (MTT's labels_best.pt)")
+    stage.add_argument("--normalised", choices=("auto", "true", "false"), default="auto",
+                       help="pt only: whether the values are normalised; auto decides from them")
+    stage.add_argument("--name", help="its name in external_image_sets (default: from the file name)")
+    stage.add_argument("--dataset", default="fashion_mnist", help="picks the repository's config for it")
+    stage.add_argument("--configfile", help="the config to add the set to (default: the dataset's)")
+    stage.add_argument("--cores", type=int, default=2)
+    stage.add_argument("--dry-run", action="store_true", help="plan only")
+    stage.set_defaults(run=_evaluate)
 
     stage = stages.add_parser("population-member",
                               help="one label set's result from a file that evaluate-students wrote for several")

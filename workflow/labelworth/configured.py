@@ -10,6 +10,8 @@ Plain Python (no torch), imported by Snakemake at parse time.
 * `students: {name: {arch, optimizer, lr, epochs, seeds, ..., by_images_per_class}}` names student
   protocols; the default is the only one, or `defaults.student`. The name is the file name of a population's result
   (`students/{image set}/{labels}/{name}.json`), so two protocols never collide.
+* `external_image_sets: {name: {path, format, labels, normalised}}` names sets distilled elsewhere;
+  each is the image set `external-{name}-ipc{n}`, n counted from its files (labelworth/external.py).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import difflib
 
 from labelworth.errors import LabelworthError
 from labelworth.settings import (
-    PER_IPC, SETTINGS_BY_METHOD, ExpertSettings, StudentSettings, block_values, build_settings, settings_keys,
+    PER_IPC, SETTINGS_BY_METHOD, ExpertSettings, ExternalImageSetSettings, StudentSettings, block_values, build_settings, settings_keys,
 )
 from labelworth.specs import LabelSpec, format_expert_run, parse_arch
 
@@ -203,3 +205,16 @@ def check_sre2l_teacher(config: dict) -> None:
     if epoch > settings.epochs:
         raise LabelworthError(f"methods.sre2l.teacher_epoch: {epoch} is past experts.{name}.epochs "
                               f"({settings.epochs}), the teacher's training length")
+
+
+def external_set_names(config: dict) -> list[str]:
+    """The names of the config's external image sets (`external_image_sets`), in config order."""
+    return list(config.get("external_image_sets") or {})
+
+
+def external_set_settings(config: dict, name: str) -> ExternalImageSetSettings:
+    """`external_image_sets.<name>` as settings; `normalised` may be a YAML boolean or `auto`."""
+    values = dict(config["external_image_sets"][name])
+    if isinstance(values.get("normalised"), bool):
+        values["normalised"] = str(values["normalised"]).lower()
+    return build_settings(ExternalImageSetSettings, values, f"external_image_sets.{name}")

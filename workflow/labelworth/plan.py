@@ -14,7 +14,7 @@ from labelworth.configured import (
 from labelworth.errors import LabelworthError
 from labelworth.settings import overridden_ipcs
 from labelworth.specs import (
-    LABELLING_METHODS, SYNTHESIS_METHODS, ImageSetSpec, LabelSpec, LabelTransform, format_image_set,
+    EXTERNAL_PREFIX, LABELLING_METHODS, SYNTHESIS_METHODS, ImageSetSpec, LabelSpec, LabelTransform, format_image_set,
     format_label_spec, parse_label_spec,
 )
 
@@ -113,6 +113,19 @@ def _block_label(config: dict, block: dict, epoch: int, **details) -> str:
     return expert_label(epoch, run=label_run(config, block_expert_run(config, block)), **details)
 
 
+def _benchmark_labels(config, block, best, images: str, position: int, own_labels: bool) -> list[LabelledSet]:
+    """One image set's benchmark rows: hard labels, its own labels if it has any, and each soft-label
+    source's labels at the run and epoch of the IPC at `position` in images_per_class."""
+    ipc = block["images_per_class"][position]
+    runs = [(images, "hard")] + ([(images, "learned")] if own_labels else [])
+    for index, source in enumerate(soft_label_sources(block)):
+        epoch = _epoch_for(source["expert_epoch"][position], ipc, best, f"benchmark.soft_labels[{index}].expert_epoch")
+        if epoch is not None:
+            run = label_run(config, per_ipc(source.get("expert_run", block_expert_run(config, block)), position))
+            runs += [(images, expert_label(epoch, source.get("temperature", 1.0), run=run))]
+    return runs
+
+
 def _benchmark_runs(config, block, best) -> list[LabelledSet]:
     """Every method's images at every IPC with hard labels, the method's own labels if it makes any,
     and each soft-label source's labels at the IPC's run and epoch (the paper's Tables 1 and 2)."""
@@ -123,15 +136,23 @@ def _benchmark_runs(config, block, best) -> list[LabelledSet]:
             if method in SYNTHESIS_METHODS and ipc not in synthesised:
                 continue
             images = format_image_set(ImageSetSpec(method, ipc))
-            runs += [(images, "hard")]
-            if method in LABELLING_METHODS:
-                runs += [(images, "learned")]
-            for index, source in enumerate(soft_label_sources(block)):
-                epoch = _epoch_for(source["expert_epoch"][position], ipc, best,
-                                   f"benchmark.soft_labels[{index}].expert_epoch")
-                if epoch is not None:
-                    run = label_run(config, per_ipc(source.get("expert_run", block_expert_run(config, block)), position))
-                    runs += [(images, expert_label(epoch, source.get("temperature", 1.0), run=run))]
+            runs += _benchmark_labels(config, block, best, images, position, method in LABELLING_METHODS)
+    return runs
+
+
+def external_runs(config: dict, block: dict, best, external_sets: dict[str, dict]) -> list[LabelledSet]:
+    """The benchmark rows of every external set whose files have been inspected (`external_sets`:
+    name -> the summary of labelworth/external.py), at the IPC counted from its files."""
+    runs = []
+    for name, summary in external_sets.items():
+        ipc = summary["images_per_class"]
+        if ipc not in block["images_per_class"]:
+            raise LabelworthError(
+                f"external_image_sets.{name}: its files hold {ipc} images per class, but benchmark.images_per_class "
+                f"lists {block['images_per_class']}; add {ipc} (each entry gives its IPC the soft labels' epoch)")
+        images = format_image_set(ImageSetSpec(f"{EXTERNAL_PREFIX}{name}", ipc))
+        runs += _benchmark_labels(config, block, best, images, block["images_per_class"].index(ipc),
+                                  summary["learned_labels"])
     return runs
 
 
@@ -221,14 +242,18 @@ _PLANNERS = {
 }
 
 
-def student_runs(config: dict, experiment: str, best_epochs: dict[int, int] | None = None) -> list[StudentRun]:
+def student_runs(config: dict, experiment: str, best_epochs: dict[int, int] | None = None,
+                 external_sets: dict[str, dict] | None = None) -> list[StudentRun]:
     """The (image set, label spec, protocol) populations an experiment's figure compares, without
     repeats: every labelled set of the block with each protocol it names (default: the first).
 
     With `best_epochs` None, runs whose epoch is `auto` are left out (they are known only after the
-    expert-epoch sweep has run)."""
+    expert-epoch sweep has run); with `external_sets` None, so are the external sets' (known once
+    their files are inspected)."""
     block = config[EXPERIMENT_BLOCK[experiment]]
     labelled = _PLANNERS[experiment](config, block, best_epochs)
+    if experiment == "soft_vs_hard" and external_sets:
+        labelled += external_runs(config, block, best_epochs, external_sets)
     return list(dict.fromkeys((images, labels, student) for student in block_students(config, block)
                               for images, labels in labelled))
 
@@ -236,7 +261,8 @@ def student_runs(config: dict, experiment: str, best_epochs: dict[int, int] | No
 PopulationGroups = dict[str, dict[tuple[str, str], list[str]]]
 
 
-def population_groups(config: dict, best_epochs: dict[int, int] | None) -> PopulationGroups:
+def population_groups(config: dict, best_epochs: dict[int, int] | None,
+                      external_sets: dict[str, dict] | None = None) -> PopulationGroups:
     """experiment -> (image set, protocol) -> the label specs one grouped job trains together
     (student_populations: per_image_set).
 
@@ -251,7 +277,7 @@ def population_groups(config: dict, best_epochs: dict[int, int] | None) -> Popul
     for experiment in order:
         if not enabled(config, experiment):
             continue
-        for run in student_runs(config, experiment, None if experiment == SWEEP else best_epochs):
+        for run in student_runs(config, experiment, None if experiment == SWEEP else best_epochs, external_sets):
             if run not in grouped:
                 grouped.add(run)
                 image_set, labels, student = run

@@ -281,6 +281,29 @@ class Sre2lSettings(Checked):
     non_negative = ("r_bn", "first_bn_multiplier", "jitter")
     at_least_one = ("iterations", "save_every")
 
+@dataclass(frozen=True)
+class ExternalImageSetSettings(Checked):
+    """An image set distilled elsewhere (config `external_image_sets.<name>`, labelworth/external.py):
+    its file or folder, its format, an optional file of labels beside it (`pt` only: MTT's
+    labels_best.pt), and whether its values are normalised (`auto`: decided from the values)."""
+
+    path: str = ""
+    format: str = "pt"
+    labels: str = ""  # empty: none, or inside the pt file
+    normalised: str = "auto"  # true | false | auto (the config may write true/false as YAML booleans)
+
+    choices = {"format": ("pt", "imagefolder", "labelworth"), "normalised": ("auto", "true", "false")}
+
+    def check(self) -> None:
+        if not self.path:
+            raise LabelworthError("path: give the set's file (pt, labelworth) or folder (imagefolder)")
+        if self.labels and self.format != "pt":
+            raise LabelworthError(f"labels: a separate labels file is read for format pt only, not {self.format}")
+        if self.normalised != "auto" and self.format != "pt":
+            raise LabelworthError(f"normalised: {self.format} sets are read as they are "
+                                  "(imagefolder: pixels; labelworth: normalised); set it for pt only")
+
+
 SETTINGS_BY_METHOD = {"dm": DmSettings, "mtt": MttSettings, "bptt": BpttSettings, "sre2l": Sre2lSettings}
 
 

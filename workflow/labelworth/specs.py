@@ -343,6 +343,11 @@ class ImageSetSpec:
     without_class: int | None = None
 
     @property
+    def external_name(self) -> str | None:
+        """The `external_image_sets` key of an external set, None for the workflow's own sets."""
+        return self.method.removeprefix(EXTERNAL_PREFIX) if self.method.startswith(EXTERNAL_PREFIX) else None
+
+    @property
     def base(self) -> "ImageSetSpec":
         """The full set a `-without{c}` subset is cut from."""
         return ImageSetSpec(self.method, self.images_per_class)
@@ -350,7 +355,9 @@ class ImageSetSpec:
 
 SYNTHESIS_METHODS = ("dm", "mtt", "bptt", "sre2l")  # methods that optimise pixels rather than pick real images
 LABELLING_METHODS = ("bptt", "sre2l")  # methods whose images.pt also holds their own labels (`learned`)
-IMAGE_METHOD_PATTERN = rf"random|lossbin\d|{'|'.join(SYNTHESIS_METHODS)}"
+EXTERNAL_PREFIX = "external-"
+EXTERNAL_NAME_PATTERN = r"[a-z0-9_]+"  # an external_image_sets key: no '-', so `-ipc` ends it unambiguously
+IMAGE_METHOD_PATTERN = rf"random|lossbin\d|{'|'.join(SYNTHESIS_METHODS)}|{EXTERNAL_PREFIX}{EXTERNAL_NAME_PATTERN}"
 _IMAGE_SET = re.compile(
     rf"(?P<method>{IMAGE_METHOD_PATTERN})-ipc(?P<ipc>[1-9]\d*)(?:-without(?P<without>\d+))?"
 )
@@ -361,7 +368,7 @@ def parse_image_set(text: str) -> ImageSetSpec:
     if not match:
         raise LabelworthError(
             f"image set {text!r} does not parse; expected "
-            f"'<random|lossbin<b>|{'|'.join(SYNTHESIS_METHODS)}>-ipc<n>[-without<class>]'"
+            f"'<random|lossbin<b>|{'|'.join(SYNTHESIS_METHODS)}|external-<name>>-ipc<n>[-without<class>]'"
         )
     without = int(match["without"]) if match["without"] is not None else None
     spec = ImageSetSpec(match["method"], int(match["ipc"]), without)
@@ -381,6 +388,7 @@ def format_image_set(spec: ImageSetSpec) -> str:
 
 IMAGE_SET_PATTERN = rf"(?:{IMAGE_METHOD_PATTERN})-ipc\d+(?:-without\d+)?"
 SYNTHETIC_SET_PATTERN = rf"(?:{'|'.join(SYNTHESIS_METHODS)})-ipc\d+"
+EXTERNAL_SET_PATTERN = rf"{EXTERNAL_PREFIX}{EXTERNAL_NAME_PATTERN}-ipc\d+"
 LABEL_SPEC_PATTERN = (rf"hard|noise[0-9.e+-]+|(?:learned|(?:expert|ensemble\d+)(?:-{EXPERT_RUN_PATTERN})?-e\d+)"
                       r"(?:-[a-z0-9.+]+)*")
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"  # a student protocol or expert run name of the config

@@ -3,7 +3,7 @@ reader must keep to train a student, so accuracy can be read against storage, as
 label-compression papers (LPLD, NeurIPS 2024) report it. Plain Python, no torch.
 
 * images: real images (random, loss-ranked) are the dataset's uint8 pixels, one byte a value;
-  synthesised images are float32 tensors, four;
+  synthesised and external images are float32 tensors (as images.pt holds them), four;
 * labels: hard labels a class index each (1 byte up to 256 classes, else 2); a full soft label
   (expert, ensemble, noise, learned) num_classes float32 values; a top-k label k (index, float32
   value) pairs. Online labels, made by a teacher on every batch, would cost the teacher's checkpoint.
@@ -11,7 +11,7 @@ label-compression papers (LPLD, NeurIPS 2024) report it. Plain Python, no torch.
 
 from __future__ import annotations
 
-from labelworth.specs import SYNTHESIS_METHODS, DatasetSpec, ImageSetSpec, LabelSpec
+from labelworth.specs import DatasetSpec, ImageSetSpec, LabelSpec
 
 FLOAT32 = 4
 
@@ -28,7 +28,8 @@ def num_images(image_set: ImageSetSpec, dataset: DatasetSpec) -> int:
 def image_bytes(image_set: ImageSetSpec, dataset: DatasetSpec) -> int:
     """Bytes of the set's images as stored. Property (tests): a synthesised set costs 4x the real one."""
     values = num_images(image_set, dataset) * dataset.channels * dataset.image_size ** 2
-    return values * (FLOAT32 if image_set.method in SYNTHESIS_METHODS else 1)
+    real = image_set.method == "random" or image_set.method.startswith("lossbin")
+    return values * (1 if real else FLOAT32)
 
 
 def label_bytes(labels: LabelSpec, image_set: ImageSetSpec, dataset: DatasetSpec) -> int:

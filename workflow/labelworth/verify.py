@@ -22,6 +22,7 @@ from labelworth import io
 from labelworth.errors import LabelworthError
 
 CHECKED_SUFFIXES = (".pt", ".json")  # the files io writes with a checksum
+FOREIGN_FOLDER = "exports"  # image sets written in other codebases' layouts (MTT's .pt files), without one
 REPAIR_PROFILE = "profiles/local"
 
 
@@ -34,7 +35,8 @@ class BadFile:
 def checked_files(results: Path) -> list[Path]:
     """Every file under `results` that carries a checksum, in path order."""
     return sorted(path for path in Path(results).rglob("*")
-                  if path.is_file() and path.suffix in CHECKED_SUFFIXES and not path.name.startswith("."))
+                  if path.is_file() and path.suffix in CHECKED_SUFFIXES and not path.name.startswith(".")
+                  and FOREIGN_FOLDER not in path.relative_to(results).parts)
 
 
 def verify(results: str | Path) -> list[BadFile]:

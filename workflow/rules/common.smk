@@ -15,6 +15,8 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from labelworth.checks import check_all, load_config_file
 from labelworth.configured import (
     block_expert_run,
+    external_set_names,
+    external_set_settings,
     label_run,
     labels_folder,
     method_settings,
@@ -27,6 +29,7 @@ from labelworth.configured import (
 )
 from labelworth.distill.registry import image_method
 from labelworth.errors import LabelworthError
+from labelworth.io import read_json
 from labelworth.plan import (
     EXPERIMENT_BLOCK,
     STUDENT_EXPERIMENTS,
@@ -45,6 +48,7 @@ from labelworth.plan import (
 from labelworth.settings import to_options
 from labelworth.specs import (
     EXPERT_RUN_PATTERN,
+    EXTERNAL_NAME_PATTERN,
     IMAGE_METHOD_PATTERN,
     IMAGE_SET_PATTERN,
     LABEL_SPEC_PATTERN,
@@ -220,6 +224,14 @@ def synthesis_options(wildcards):
     return options(method_settings(config, image_set.method, image_set.images_per_class))
 
 
+def external_set_inputs(wildcards):
+    """An external set's files (its labels file too, for pt) and the training split whose classes
+    and normalisation it is read into."""
+    settings = external_set_settings(config, wildcards.name)
+    files = {"source": settings.path, "train": data_files()["train"]}
+    return files | ({"labels": settings.labels} if settings.labels else {})
+
+
 def double_softmax_flag(wildcards):
     """The reference's loss-ranking quirk, for loss-ranked sets only (so it reruns only those)."""
     ranked = parse_image_set(wildcards.image_set).method.startswith("lossbin")
@@ -290,12 +302,28 @@ def best_expert_epochs():
         raise WorkflowError(f"error: {error}") from None
 
 
+def external_sets():
+    """name -> summary of every external image set (its IPC, whether it has its own labels).
+
+    Each summary is a checkpoint output: the IPC is counted from the set's files, so the benchmark
+    plans an external set's populations only once inspect_external_set has read them."""
+    return {
+        name: read_json(checkpoints.inspect_external_set.get(name=name).output[0])
+        for name in external_set_names(config)
+    }
+
+
 def student_results_for(experiment):
     """Input function: the student results an experiment's figure compares."""
 
     def inputs(wildcards):
         best = None if experiment == SWEEP else best_expert_epochs()
-        return [student_result(*run) for run in student_runs(config, experiment, best)]
+        external = external_sets() if experiment == "soft_vs_hard" else None
+        try:
+            runs = student_runs(config, experiment, best, external)
+        except LabelworthError as error:
+            raise WorkflowError(f"config error: {error}") from None
+        return [student_result(*run) for run in runs]
 
     return inputs
 
@@ -306,7 +334,10 @@ GROUPS = {}  # the sweep's best epochs (or None) -> population_groups: one plan 
 def groups_for(best):
     key = None if best is None else tuple(sorted(best.items()))
     if key not in GROUPS:
-        GROUPS[key] = population_groups(config, best)
+        try:
+            GROUPS[key] = population_groups(config, best, external_sets())
+        except LabelworthError as error:
+            raise WorkflowError(f"config error: {error}") from None
     return GROUPS[key]
 
 
@@ -381,7 +412,8 @@ def full_data_option():
 
 def uses_label_robustness():
     """Whether the benchmark has a method beside random images, whose label robustness is scored."""
-    return enabled(config, "soft_vs_hard") and set(config["benchmark"]["methods"]) - {"random"}
+    others = set(config["benchmark"]["methods"]) - {"random"}
+    return enabled(config, "soft_vs_hard") and bool(others or external_set_names(config))
 
 
 def figure_files(name):

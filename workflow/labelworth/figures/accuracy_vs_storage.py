@@ -7,7 +7,7 @@ from __future__ import annotations
 from matplotlib.lines import Line2D
 
 from labelworth.figures.results import student_results
-from labelworth.figures.soft_vs_hard import LABEL_KINDS, METHOD_ORDER, METHOD_TITLES, human_bytes, label_kind
+from labelworth.figures.soft_vs_hard import LABEL_KINDS, human_bytes, label_kind, method_title, ordered_methods
 from labelworth.figures.style import ACCURACY_LABEL, group_colors, new_figure, save_figure, save_table
 
 
@@ -17,7 +17,7 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     results = results.assign(labels=results["source"].map(label_kind),
                              total_bytes=results["image_bytes"] + results["label_bytes"])
     results = results[results["student"] == results["student"].iloc[0]]
-    methods = [method for method in METHOD_ORDER if method in set(results["method"])]
+    methods = ordered_methods(results["method"])
     colors = group_colors(methods)
     figure, axes = new_figure(width=4.4, height=2.8)
     for method in methods:
@@ -28,11 +28,11 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     axes.set(xlabel="bytes stored (images + labels)", ylabel=ACCURACY_LABEL,
              title=f"Accuracy against storage ({results['dataset'].iloc[0]})")
     axes.legend([Line2D([], [], color=colors[method], linewidth=2) for method in methods],
-                [METHOD_TITLES[method] for method in methods], loc="upper left", bbox_to_anchor=(1.02, 1.0))
+                [method_title(method) for method in methods], loc="upper left", bbox_to_anchor=(1.02, 1.0))
     save_figure(figure, png, pdf)
     table = results[["method", "images_per_class", "labels", "label_spec", "image_bytes", "label_bytes",
                      "total_bytes", "best_mean", "best_std"]].sort_values(["total_bytes", "method"], ignore_index=True)
-    display = table.assign(method=table["method"].map(METHOD_TITLES),
+    display = table.assign(method=table["method"].map(method_title),
                            image_bytes=table["image_bytes"].map(human_bytes),
                            label_bytes=table["label_bytes"].map(human_bytes),
                            total_bytes=table["total_bytes"].map(human_bytes), best_mean=table["best_mean"].round(1),

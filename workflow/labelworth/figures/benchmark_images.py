@@ -4,7 +4,7 @@ per class, the first image of each class."""
 from __future__ import annotations
 
 from labelworth.image_sets import shown_images
-from labelworth.figures.soft_vs_hard import METHOD_ORDER, METHOD_TITLES
+from labelworth.figures.soft_vs_hard import method_rank, method_title
 from labelworth.figures.style import new_figure, save_figure
 from labelworth.io import load_tensors
 from labelworth.specs import dataset_spec
@@ -21,7 +21,7 @@ def first_image_per_class(images, classes, num_columns: int) -> list:
 def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
     """Inputs: one images.pt per method, all at the same images per class."""
     sets = [load_tensors(path, required=("images", "labels")) for path in inputs]
-    sets.sort(key=lambda content: METHOD_ORDER.index(content["meta"]["method"]))
+    sets.sort(key=lambda content: method_rank(content["meta"]["method"]))
     meta = sets[0]["meta"]
     spec = dataset_spec(meta["dataset"])
     num_columns = min(spec.num_classes, MAX_CLASSES)
@@ -41,6 +41,6 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
                 panel.imshow(pixels.squeeze(-1).numpy(), cmap="gray" if spec.channels == 1 else None, vmin=0, vmax=1)
             if row == 0:
                 panel.set_title(meta["class_names"][column], fontsize=6)
-        axes[row][0].set_ylabel(METHOD_TITLES[content["meta"]["method"]], fontsize=7)
+        axes[row][0].set_ylabel(method_title(content["meta"]["method"]), fontsize=7)
     figure.suptitle(f"{meta['images_per_class']} image(s) per class, first of each class", fontsize=8)
     save_figure(figure, png, pdf)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from labelworth.errors import LabelworthError
 from labelworth.figures.results import student_results
-from labelworth.figures.soft_vs_hard import METHOD_ORDER, METHOD_TITLES, label_kind
+from labelworth.figures.soft_vs_hard import label_kind, method_title, ordered_methods
 from labelworth.figures.style import group_colors, new_figure, save_figure, save_table
 
 LAMBDA = 0.5
@@ -82,7 +82,7 @@ def robustness_table(results: pd.DataFrame, full: float) -> pd.DataFrame:
         raise LabelworthError("label_robustness: the inputs hold no method with hard labels and its labels beside "
                               "random images with hard and soft labels at the same IPC")
     table = pd.DataFrame(rows)
-    order = table["method"].map(METHOD_ORDER.index)
+    order = table["method"].map(ordered_methods(table["method"]).index)
     return table.assign(order=order).sort_values(["student", "order", "images_per_class"], kind="stable",
                                                  ignore_index=True).drop(columns="order")
 
@@ -93,19 +93,19 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     results = student_results(inputs)
     full = full_data_accuracy(expert_metrics, extra)
     table = robustness_table(results, full)
-    methods = [method for method in METHOD_ORDER if method in set(table["method"])]
+    methods = ordered_methods(table["method"])
     colors = group_colors(methods)
     figure, axes = new_figure(width=3.6, height=2.6)
     for method in methods:
         rows = table[(table["method"] == method) & (table["student"] == table["student"].iloc[0])]
-        axes.plot(rows["images_per_class"], rows["LRS"], marker="o", color=colors[method], label=METHOD_TITLES[method])
+        axes.plot(rows["images_per_class"], rows["LRS"], marker="o", color=colors[method], label=method_title(method))
     axes.set_xscale("log")
     axes.set(xlabel="images per class", ylabel="label-robustness score (LRS)",
              title=f"{results['dataset'].iloc[0]}: full data {100 * full:.1f}%")
     axes.legend(fontsize=7)
     save_figure(figure, png, pdf)
     display = pd.DataFrame({
-        "method": table["method"].map(METHOD_TITLES), "IPC": table["images_per_class"], "labels": table["its_labels"],
+        "method": table["method"].map(method_title), "IPC": table["images_per_class"], "labels": table["its_labels"],
         "hard": (100 * table["hard"]).round(1), "its labels": (100 * table["its"]).round(1),
         "random hard": (100 * table["random_hard"]).round(1), "random soft": (100 * table["random_soft"]).round(1),
         "HLR": table["HLR"].round(3), "IOR": table["IOR"].round(3), "LRS": table["LRS"].round(3),

@@ -14,6 +14,21 @@ from labelworth.figures.style import ACCURACY_LABEL, group_colors, log_axis, new
 
 METHOD_ORDER = ("random", "dm", "mtt", "bptt", "sre2l")
 METHOD_TITLES = {"random": "random real", "dm": "DM", "mtt": "MTT", "bptt": "BPTT", "sre2l": "SRe2L"}
+
+
+def method_rank(method: str) -> tuple[int, str]:
+    """Sort key of an image method: the workflow's own in METHOD_ORDER, then external sets by name."""
+    return (METHOD_ORDER.index(method), "") if method in METHOD_ORDER else (len(METHOD_ORDER), method)
+
+
+def ordered_methods(methods) -> list[str]:
+    """The distinct methods among `methods`, in `method_rank` order."""
+    return sorted(set(methods), key=method_rank)
+
+
+def method_title(method: str) -> str:
+    """A method's name in figures and tables; an external set is its config name, marked external."""
+    return METHOD_TITLES.get(method) or f"{method.removeprefix('external-')} (external)"
 # Which labels a population trained on, drawn as the line style of its method's colour.
 LABEL_KINDS = {"hard": ("hard", "--", "s"), "expert": ("expert soft", "-", "o"), "learned": ("own learned", ":", "^")}
 
@@ -35,7 +50,7 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     shows every protocol and source."""
     results = student_results(inputs)
     results["labels"] = results["source"].map(label_kind)
-    methods = [method for method in METHOD_ORDER if method in set(results["method"])]
+    methods = ordered_methods(results["method"])
     dataset = results["dataset"].iloc[0]
     colors = group_colors(methods)
     runs = soft_label_runs(results)
@@ -57,7 +72,7 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     kinds = [kind for kind in LABEL_KINDS if kind in set(results["labels"])]
     method_legend = axes.legend(
         [Line2D([], [], color=colors[method], linewidth=2) for method in methods],
-        [METHOD_TITLES[method] for method in methods], title="images", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        [method_title(method) for method in methods], title="images", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     axes.add_artist(method_legend)
     axes.legend([Line2D([], [], color="0.3", linestyle=LABEL_KINDS[kind][1], marker=LABEL_KINDS[kind][2])
                  for kind in kinds], [LABEL_KINDS[kind][0] for kind in kinds], title="labels", loc="lower left",
@@ -67,7 +82,7 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     columns = ["student", "method", "images_per_class", "labels", "expert_run", "expert_arch", "student_arch",
                "label_spec", "best_mean", "best_std", "final_mean", "final_std", "students", "image_bytes",
                "label_bytes"]
-    table = results[columns].assign(order=results["method"].map(METHOD_ORDER.index),
+    table = results[columns].assign(order=results["method"].map(ordered_methods(results["method"]).index),
                                     protocol=results["student"].map(list(dict.fromkeys(results["student"])).index))
     table = table.sort_values(["protocol", "order", "images_per_class", "labels", "expert_run"],
                               ignore_index=True).drop(columns=["order", "protocol"])
@@ -127,7 +142,7 @@ def _display_table(table: pd.DataFrame) -> pd.DataFrame:
     for (student, method, ipc), group in table.groupby(["student", "method", "images_per_class"], sort=False):
         cells = {(kind, run if kind == "expert" else ""): row
                  for kind, run, row in zip(group["labels"], group["expert_run"], group.itertuples())}
-        row = {"student": student, "method": METHOD_TITLES[method], "IPC": ipc}
+        row = {"student": student, "method": method_title(method), "IPC": ipc}
         for convention in ("best", "final"):
             for kind, run, title in kinds:
                 cell = cells.get((kind, run))

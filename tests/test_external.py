@@ -1,0 +1,186 @@
+"""External image sets (labelworth/external.py): each format reads a labelworth set back bit for bit,
+pixels and normalised values are told apart, and every defect of the files is one line naming the file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from labelworth import io
+from labelworth.cli import main
+from labelworth.distill.random import distill_random
+from labelworth.errors import LabelworthError
+from labelworth.external import export_image_set, input_space, read_as, read_external_set, save_external_set
+from labelworth.settings import ExternalImageSetSettings, to_options
+
+
+@pytest.fixture
+def own_set(fashion_mnist_data, tmp_path):
+    """A random IPC-2 set of the small Fashion-MNIST, as labelworth writes it."""
+    distill_random(fashion_mnist_data, 2, 42, tmp_path / "images.pt", tmp_path / "grid.png")
+    return io.load_tensors(tmp_path / "images.pt")
+
+
+def read(path, data_dir, **settings):
+    return read_external_set(ExternalImageSetSettings(path=str(path), **settings), input_space(data_dir))
+
+
+def test_every_format_reads_a_labelworth_set_back_bit_for_bit(fashion_mnist_data, own_set, tmp_path):
+    export_image_set(tmp_path / "images.pt", fashion_mnist_data, "pt", tmp_path / "mtt")
+    export_image_set(tmp_path / "images.pt", fashion_mnist_data, "imagefolder", tmp_path / "folder")
+    cases = [dict(path=tmp_path / "mtt" / "images_best.pt", format="pt", labels=str(tmp_path / "mtt" / "labels_best.pt")),
+             dict(path=tmp_path / "mtt" / "images_best.pt", format="pt"),  # class-major, as MTT orders them
+             dict(path=tmp_path / "folder", format="imagefolder"),
+             dict(path=tmp_path / "images.pt", format="labelworth")]
+    for case in cases:
+        external = read(data_dir=fashion_mnist_data, **case)
+        assert torch.equal(external.images, own_set["images"]), case
+        assert torch.equal(external.classes, own_set["labels"]), case
+        assert external.images_per_class == 2 and external.learned_labels is None
+
+
+def test_pixels_in_any_range_give_the_normalised_images(fashion_mnist_data, own_set, tmp_path):
+    export_image_set(tmp_path / "images.pt", fashion_mnist_data, "imagefolder", tmp_path / "folder")
+    pixels = torch.stack([torch.from_numpy(np.array(Image.open(path)))[None]
+                          for path in sorted((tmp_path / "folder").rglob("*.png"))])
+    for values, expected in ((pixels, "pixels 0-255"), (pixels.float(), "pixels 0-255 (detected)"),
+                             (pixels.float() / 255, "pixels 0-1 (detected)")):
+        torch.save(values, tmp_path / "pixels.pt")
+        external = read(tmp_path / "pixels.pt", fashion_mnist_data, format="pt")
+        assert external.read_as == expected
+        assert torch.allclose(external.images, own_set["images"], atol=1e-5)
+    torch.save(pixels.float() / 255, tmp_path / "pixels.pt")  # told: pixels, not normalised
+    assert read(tmp_path / "pixels.pt", fashion_mnist_data, format="pt", normalised="false").read_as == "pixels 0-1"
+
+
+def test_read_as_calls_negative_values_normalised_and_uint8_pixels():
+    assert read_as(torch.tensor([-0.5, 2.0]), "auto") == "normalised (detected)"
+    assert read_as(torch.tensor([0.0, 200.0]), "auto") == "pixels 0-255 (detected)"
+    assert read_as(torch.tensor([0, 200], dtype=torch.uint8), "auto") == "pixels 0-255"
+    with pytest.raises(LabelworthError, match="uint8 images are pixels"):
+        read_as(torch.tensor([0], dtype=torch.uint8), "true")
+
+
+def test_a_dict_with_soft_labels_gives_the_sets_own_labels(fashion_mnist_data, own_set, tmp_path):
+    logits = torch.randn(20, 10)
+    torch.save({"image_syn": own_set["images"], "label_syn": logits, "syn_lr": torch.tensor(0.01)}, tmp_path / "datm.pt")
+    external = read(tmp_path / "datm.pt", fashion_mnist_data, format="pt")
+    assert torch.allclose(external.learned_labels, logits.softmax(1))  # logits: softmaxed
+    assert external.learned_lr == pytest.approx(0.01)
+    torch.save({"images": own_set["images"], "labels": logits.softmax(1)}, tmp_path / "probabilities.pt")
+    probabilities = read(tmp_path / "probabilities.pt", fashion_mnist_data, format="pt").learned_labels
+    assert torch.allclose(probabilities, logits.softmax(1))  # already distributions: as given
+    save_external_set(external, ExternalImageSetSettings(path="datm.pt"), input_space(fashion_mnist_data),
+                      "external-datm-ipc2", tmp_path / "out.pt", tmp_path / "out.png")
+    saved = io.load_tensors(tmp_path / "out.pt")
+    assert saved["meta"]["image_set"] == "external-datm-ipc2" and torch.equal(saved["learned_labels"], external.learned_labels)
+    with pytest.raises(LabelworthError, match="holds 2 images per class, but the image set is external-datm-ipc3"):
+        save_external_set(external, ExternalImageSetSettings(path="datm.pt"), input_space(fashion_mnist_data),
+                          "external-datm-ipc3", tmp_path / "out.pt", tmp_path / "out.png")
+
+
+def _png(path, array, mode):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array, mode=mode).save(path)
+
+
+def _folder(root, classes=range(10), per_class=2, size=28, mode="L", name=lambda c: f"{c:03d}"):
+    channels = () if mode == "L" else (3,)
+    for c in classes:
+        for i in range(per_class):
+            _png(root / name(c) / f"{i}.png", np.full((size, size, *channels), 10 * c, dtype=np.uint8), mode)
+    return root
+
+
+BAD_PT = {
+    "wrong channels": (lambda images: images.expand(-1, 3, -1, -1).clone(), "images have 3 channel\\(s\\), fashion_mnist has 1"),
+    "wrong size": (lambda images: images[:, :, :20, :20].clone(), "images are 20x20, fashion_mnist expects 28x28"),
+    "NaN": (lambda images: images.index_put_((torch.tensor([3]),), torch.tensor(float("nan"))), "NaN or inf"),
+    "uneven count": (lambda images: images[:-1].clone(), "19 images without labels, expected class-major images"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PT))
+def test_a_bad_pt_set_is_one_line_naming_the_file(case, fashion_mnist_data, own_set, tmp_path, capsys):
+    change, message = BAD_PT[case]
+    torch.save(change(own_set["images"].clone()), tmp_path / "bad.pt")
+    settings = ExternalImageSetSettings(path=str(tmp_path / "bad.pt"), format="pt")
+    status = main(["import-external-set", "--name", "bad", "--options", *to_options(settings),
+                   "--data-dir", str(fashion_mnist_data), "--summary", str(tmp_path / "bad.json")])
+    error = capsys.readouterr().err
+    assert status == 2 and error.count("\n") == 1 and str(tmp_path / "bad.pt") in error
+    assert __import__("re").search(message, error), error
+    assert not (tmp_path / "bad.json").exists()
+
+
+def test_bad_labels_are_one_line_naming_the_labels_file(fashion_mnist_data, own_set, tmp_path):
+    torch.save(own_set["images"], tmp_path / "images.pt")
+    for labels, message in ((torch.arange(20) % 12, "labels range 0..11, but the dataset has 10 classes"),
+                            (torch.rand(20, 5), "soft labels of shape \\(20, 5\\), expected 20 x 10"),
+                            (torch.arange(20) // 4, "class\\(es\\) 5, 6, 7, 8, 9 have no images"),
+                            (torch.tensor([0] * 3 + [1] + sorted(list(range(2, 10)) * 2)), "uneven count")):
+        torch.save(labels, tmp_path / "labels.pt")
+        with pytest.raises(LabelworthError, match=message):
+            read(tmp_path / "images.pt", fashion_mnist_data, format="pt", labels=str(tmp_path / "labels.pt"))
+
+
+def test_bad_image_folders_are_one_line_naming_the_file(fashion_mnist_data, tmp_path):
+    cases = {
+        "rgb": (lambda root: _folder(root, mode="RGB"), "a RGB image; fashion_mnist has 1 channel\\(s\\)"),
+        "size": (lambda root: _folder(root, size=32), "image is 32x32, fashion_mnist expects 28x28"),
+        "names": (lambda root: _folder(root, name=lambda c: f"cat{'abcdefghij'[c]}"), "are not classes of fashion_mnist"),
+        "missing class": (lambda root: _folder(root, classes=range(9)), "no folder for class\\(es\\) 9 \\(an empty class\\)"),
+        "empty class": (lambda root: (_folder(root, classes=range(9)), (root / "009").mkdir()), "009: no image files"),
+        "uneven": (lambda root: (_folder(root), _png(root / "003" / "9.png", np.zeros((28, 28), np.uint8), "L")),
+                   "uneven count"),
+        "unreadable": (lambda root: (_folder(root), (root / "004" / "0.png").write_bytes(b"not a png")),
+                       "004/0.png: cannot be read as an image"),
+    }
+    for case, (make, message) in cases.items():
+        root = tmp_path / case
+        make(root)
+        with pytest.raises(LabelworthError, match=message) as raised:
+            read(root, fashion_mnist_data, format="imagefolder")
+        assert "\n" not in str(raised.value) and str(root) in str(raised.value), case
+
+
+def test_class_names_and_prefixed_indices_name_class_folders(fashion_mnist_data, tmp_path):
+    names = ("T-shirt_top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+    by_name = read(_folder(tmp_path / "names", name=lambda c: names[c]), fashion_mnist_data, format="imagefolder")
+    by_index = read(_folder(tmp_path / "sre2l", name=lambda c: f"new{c:03d}"), fashion_mnist_data, format="imagefolder")
+    assert torch.equal(by_name.images, by_index.images) and by_name.classes.tolist() == sorted(list(range(10)) * 2)
+
+
+def test_settings_refuse_what_a_format_does_not_read():
+    with pytest.raises(LabelworthError, match="labels: a separate labels file is read for format pt only"):
+        ExternalImageSetSettings(path="x", format="imagefolder", labels="y")
+    with pytest.raises(LabelworthError, match="format: 'npz' is not one of pt, imagefolder, labelworth"):
+        ExternalImageSetSettings(path="x", format="npz")
+    with pytest.raises(LabelworthError, match="path: give the set's file"):
+        ExternalImageSetSettings(format="pt")
+
+
+def test_evaluation_config_adds_the_set_and_a_missing_ipc_without_changing_the_rest():
+    import yaml
+
+    from conftest import TINY
+    from labelworth.evaluate import evaluation_config, set_name
+
+    base = yaml.safe_load(TINY.read_text())
+    settings = ExternalImageSetSettings(path="sets/My Set.pt", format="pt")
+    same_ipc = evaluation_config(base, set_name(settings.path), settings, 2)
+    assert same_ipc["external_image_sets"]["my_set"] == {"path": "sets/My Set.pt", "format": "pt"}
+    assert same_ipc["external_image_sets"] == {**base["external_image_sets"], "my_set": same_ipc["external_image_sets"]["my_set"]}
+    assert {key: value for key, value in same_ipc.items() if key != "external_image_sets"} == \
+        {key: value for key, value in base.items() if key != "external_image_sets"}
+    new_ipc = evaluation_config(base, "my_set", settings, 5)
+    assert new_ipc["benchmark"]["images_per_class"] == [1, 2, 5]
+    assert new_ipc["benchmark"]["synthesis_images_per_class"] == [1]  # the methods do not run at IPC 5
+    assert new_ipc["benchmark"]["soft_labels"][0]["expert_epoch"] == ["auto", 3, 3]  # nearest IPC's epoch
+    assert {key: new_ipc[key] for key in ("label_swap", "zero_shot", SWEEP_KEY)} == \
+        {key: base[key] for key in ("label_swap", "zero_shot", SWEEP_KEY)}
+
+
+SWEEP_KEY = "expert_epoch_sweep"
