@@ -158,7 +158,9 @@ def micro_config(overrides: dict) -> dict:
     tiny = yaml.safe_load(TINY.read_text())
     tiny["benchmark"]["methods"] = ["random"]
     tiny["benchmark"].pop("synthesis_images_per_class", None)
+    tiny["benchmark"].pop("online_students", None)
     tiny["experts"] = {"convnet": tiny["experts"]["convnet"]}
+    tiny["students"] = {"convnet-d2-w8": tiny["students"]["convnet-d2-w8"]}
     config = {key: tiny[key] for key in MICRO_KEYS}
     config["experts"]["convnet"].update(overrides.get("expert", {}))
     next(iter(config["students"].values())).update(overrides.get("student", {}))

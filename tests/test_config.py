@@ -19,8 +19,19 @@ STUDENT = "convnet-d3-w32"  # the default config's protocol
 
 
 @pytest.fixture
-def config():
+def default_config():
     return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+@pytest.fixture
+def config(default_config):
+    """The default config with one student protocol: without its online-label rows and their
+    protocols, which tests of their own cover (they run only in the benchmark)."""
+    default_config["benchmark"].pop("online_students")
+    default_config["methods"]["sre2l"].pop("relabel_student")
+    default_config["students"] = {STUDENT: default_config["students"][STUDENT]}
+    default_config["defaults"].pop("student")
+    return default_config
 
 
 def pairs(runs):
@@ -140,7 +151,7 @@ def test_auto_epochs_wait_for_the_sweep_then_take_its_best(config):
 
 def test_experiment_plans_follow_the_paper(config):
     config["label_swap"].update(images_per_class=[1, 10], expert_epoch="auto", ranks=[1, 9])
-    config["zero_shot"].update(images_per_class=10, expert_epoch=4, subject_classes=[6])
+    config["zero_shot"].update(images_per_class=10, expert_epoch=4, subject_classes=[6], temperature=1.0)
     config["scaling_law"].update(images_per_class=[1, 20], top_k=[2], expert_epoch=4)
     config["image_selection"].update(images_per_class=10, expert_epoch=4, bins=[9])
     config["ensembles"].update(images_per_class=[10], sizes=[1, 3], expert_epoch=4)
@@ -210,10 +221,22 @@ def test_scientific_notation_without_dot_is_named(config):
          "soft_label_pictures.similarity_epoch: label spec 'expert-e13' uses expert epoch 13"),
         (lambda c: c["soft_label_pictures"].update(expert_epochs=[0, 40]),
          "soft_label_pictures.expert_epochs: label spec 'expert-e40' uses expert epoch 40"),
+        (lambda c: c["students"]["online-cutmix"].update(labels="fixed"),
+         "benchmark.online_students.0..student: protocol online-cutmix has labels: fixed; online rows need"),
+        (lambda c: c["benchmark"]["online_students"][0].update(methods=["random", "tesla"]),
+         "benchmark.online_students.0..methods: tesla not in benchmark.methods"),
+        (lambda c: c["methods"]["sre2l"].update(relabel_student="nope"),
+         "methods.sre2l.relabel_student: student protocol 'nope' is not in students"),
+        (lambda c: c["benchmark"]["online_students"][0].update(expert_run="convnet"),
+         "expert_run names the teacher's run, so give its expert_epoch too"),
+        (lambda c: c["external_image_sets"]["mtt_export"].update(path="nowhere/images_best.pt"),
+         "external_image_sets.mtt_export.path: nowhere/images_best.pt not found"),
+        (lambda c: c["external_image_sets"]["mtt_export"].update(format="imagefolder"),
+         "external_image_sets.mtt_export.labels: a separate labels file is read for format pt only"),
     ],
 )
-def test_semantic_errors_name_the_key(config, change, message):
-    bad = copy.deepcopy(config)
+def test_semantic_errors_name_the_key(default_config, change, message):
+    bad = copy.deepcopy(default_config)
     change(bad)
     with pytest.raises(LabelworthError, match=message):
         check_config(bad)
@@ -319,3 +342,37 @@ def test_check_config_command_reads_and_checks_a_file(tmp_path, capsys):
     bad.write_text((ROOT / "config.yaml").read_text().replace("epochs: 200", "epochs: 200.0"))
     assert main(["check-config", "--configfile", str(bad)]) == 2
     assert "students.convnet-d3-w32.epochs: 200.0 is not a whole number" in capsys.readouterr().err
+
+
+def test_online_rows_relabel_random_and_sre2l_images_with_each_source_and_sre2l_its_own_teacher(default_config):
+    config = default_config
+    best = {1: 2, 10: 12, 50: 12}
+    online = [run for run in student_runs(config, "soft_vs_hard", best) if run[2] != STUDENT]
+    assert online == [("random-ipc1", "expert-e2", "online-cutmix"), ("random-ipc10", "expert-e12", "online-cutmix"),
+                      ("random-ipc50", "expert-e12", "online-cutmix"), ("sre2l-ipc1", "expert-e2", "online-cutmix"),
+                      ("sre2l-ipc10", "expert-e12", "online-cutmix"),
+                      ("sre2l-ipc1", "expert-convnet-d3-w32-batchnorm-lr0.01-e2", "sre2l-relabel"),
+                      ("sre2l-ipc10", "expert-convnet-d3-w32-batchnorm-lr0.01-e2", "sre2l-relabel")]
+    config["benchmark"]["online_students"][0].update(expert_run="convnet", expert_epoch=[1, 4, 8], temperature=20.0)
+    assert [labels for images, labels, student in student_runs(config, "soft_vs_hard", best)
+            if student == "online-cutmix"] == ["expert-e1-t20", "expert-e4-t20", "expert-e8-t20", "expert-e1-t20",
+                                              "expert-e4-t20"]  # sre2l at its synthesis IPCs only
+
+
+def test_zero_shot_takes_every_class_at_its_temperature(config):
+    runs = pairs(student_runs(config, "zero_shot"))
+    assert runs[0] == ("random-ipc5", "expert-e1-t4")
+    assert {images for images, _ in runs} == {"random-ipc5"} | {f"random-ipc5-without{c}" for c in range(10)}
+    assert ("random-ipc5", "expert-e1-t4-zeroclass9") in runs and len(runs) == 21
+
+
+def test_external_sets_enter_the_benchmark_at_the_ipc_counted_from_their_files(config):
+    from labelworth.plan import external_runs
+
+    summary = {"images_per_class": 10, "learned_labels": True}
+    runs = external_runs(config, config["benchmark"], {10: 12}, {"mine": summary})
+    assert runs == [("external-mine-ipc10", "hard"), ("external-mine-ipc10", "learned"),
+                    ("external-mine-ipc10", "expert-e12")]
+    with pytest.raises(LabelworthError, match="external_image_sets.mine: its files hold 7 images per class, but "
+                                              r"benchmark.images_per_class lists \[1, 10, 50\]; add 7"):
+        external_runs(config, config["benchmark"], None, {"mine": {**summary, "images_per_class": 7}})

@@ -158,11 +158,29 @@ def test_zero_shot_uses_the_subject_class_own_final_accuracy(tmp_path):
                    write_result(tmp_path, "random-ipc10", f"expert-e4-zeroclass{subject}", 0.8,
                                 per_class({subject: label_arm}))]
 
-    table = draw(tmp_path, "zero_shot", inputs).set_index("subject")
+    # The control's labels: 2 images per class; every image puts 0.06 on Trouser and 0.01 on Shirt.
+    from labelworth import io
 
-    assert list(table.columns) == ["control", "treat image", "treat label"]
-    assert table.loc["Trouser"].tolist() == ["95.0 ± 0.0", "55.0 ± 0.0", "5.0 ± 0.0"]
-    assert table.loc["Shirt"].tolist() == ["40.0 ± 0.0", "12.0 ± 0.0", "2.0 ± 0.0"]
+    classes = torch.arange(NUM_CLASSES).repeat_interleave(2)
+    labels = torch.full((len(classes), NUM_CLASSES), 0.01)
+    labels[:, 1] = 0.06
+    labels[torch.arange(len(classes)), classes] += 1 - labels.sum(1)
+    io.save_tensors(tmp_path / "labels.pt", {"labels": labels}, {"label_spec": "expert-e4"})
+    io.save_tensors(tmp_path / "images.pt", {"images": torch.zeros(len(classes), 1, 2, 2), "labels": classes}, {})
+    table = draw(tmp_path, "zero_shot", inputs,
+                 extra=[f"labels={tmp_path / 'labels.pt'}", f"images={tmp_path / 'images.pt'}"]).set_index("subject")
+
+    assert list(table.columns) == ["control", "treat image", "treat label", "label mass (%)", "treat image above chance"]
+    assert table.loc["Trouser"].tolist() == ["95.0 ± 0.0", "55.0 ± 0.0", "5.0 ± 0.0", 6.0, True]
+    assert table.loc["Shirt"].tolist() == ["40.0 ± 0.0", "12.0 ± 0.0", "2.0 ± 0.0", 1.0, True]
+
+
+def test_label_mass_is_zero_for_hard_labels_and_one_over_c_for_uniform_ones():
+    from labelworth.figures.zero_shot import label_mass
+
+    classes = np.arange(10).repeat(3)
+    assert label_mass(np.eye(10)[classes], classes, 4) == 0.0
+    assert label_mass(np.full((30, 10), 0.1), classes, 4) == pytest.approx(10.0)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from labelworth.errors import LabelworthError
 from labelworth.plan import (
     EXPERIMENT_BLOCK, STUDENT_EXPERIMENTS, SWEEP, as_list, enabled, epoch_settings, expert_label, per_ipc,
     soft_label_sources,
-    student_runs, uses_method,
+    student_runs, subject_classes, uses_method,
 )
 from labelworth.settings import overridden_ipcs
 from labelworth.specs import LabelSpec, dataset_spec, parse_arch, parse_label_spec
@@ -257,10 +257,39 @@ def _check_benchmark(config: dict) -> None:
                 raise LabelworthError(
                     f"benchmark.soft_labels[{index}].{key} has {len(values)} entries but benchmark.images_per_class "
                     f"has {len(block['images_per_class'])}; give one per IPC")
+    for index, entry in enumerate(block.get("online_students", [])):
+        _check_online_protocol(config, entry["student"], f"benchmark.online_students[{index}].student")
+        for key in ("expert_epoch", "expert_run"):
+            values = entry.get(key)
+            if isinstance(values, list) and len(values) != len(block["images_per_class"]):
+                raise LabelworthError(
+                    f"benchmark.online_students[{index}].{key} has {len(values)} entries but benchmark.images_per_class "
+                    f"has {len(block['images_per_class'])}; give one, or one per IPC")
+        if "expert_run" in entry and "expert_epoch" not in entry:
+            raise LabelworthError(f"benchmark.online_students[{index}]: expert_run names the teacher's run, so give "
+                                  "its expert_epoch too (without both, each soft-label source's expert teaches)")
+        extra = sorted(set(entry["methods"]) - set(block["methods"]))
+        if extra:
+            raise LabelworthError(f"benchmark.online_students[{index}].methods: {', '.join(extra)} not in "
+                                  "benchmark.methods, whose images the online rows relabel")
+    relabel = method_block(config, "sre2l").get("relabel_student")
+    if relabel:
+        _check_online_protocol(config, relabel, "methods.sre2l.relabel_student")
     missing = set(block.get("synthesis_images_per_class", [])) - set(block["images_per_class"])
     if missing:
         raise LabelworthError(f"benchmark.synthesis_images_per_class: {sorted(missing)} not in "
                               "benchmark.images_per_class, whose entries give each IPC its expert epoch")
+
+
+def _check_online_protocol(config: dict, name: str, where: str) -> None:
+    """A protocol the benchmark's online rows name: it exists and relabels online."""
+    try:
+        settings = student_settings(config, name)
+    except LabelworthError as error:
+        raise LabelworthError(f"{where}: {error}") from None
+    if settings.labels != "online":
+        raise LabelworthError(f"{where}: protocol {name} has labels: {settings.labels}; online rows need "
+                              f"students.{name}.labels: online")
 
 
 def _check_names(config: dict) -> None:
@@ -325,7 +354,7 @@ def check_config(config: dict) -> None:
             for epoch in as_list(pictures[key]):
                 check_label_spec(expert_label(epoch, run=run), config, f"soft_label_pictures.{key}")
     if enabled(config, "zero_shot"):
-        for subject in config["zero_shot"]["subject_classes"]:
+        for subject in subject_classes(config):
             if subject >= dataset.num_classes:
                 raise LabelworthError(
                     f"zero_shot.subject_classes: {subject} is not a class of {dataset.name} "

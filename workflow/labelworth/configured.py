@@ -155,7 +155,7 @@ def block_students(config: dict, block: dict) -> list[str]:
 
 # Keys of a methods.<method> block that choose the method's inputs (which experts), not its
 # iterations: they change the input files, which is what reruns the method.
-INPUT_KEYS = {"mtt": ("expert_run", "num_experts"), "sre2l": ("teacher_run", "teacher_epoch")}
+INPUT_KEYS = {"mtt": ("expert_run", "num_experts"), "sre2l": ("teacher_run", "teacher_epoch", "relabel_student")}
 
 
 def method_block(config: dict, method: str) -> dict:

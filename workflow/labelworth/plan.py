@@ -7,15 +7,17 @@ Plain Python (no torch), imported by Snakemake at parse time. A population is a 
 
 from __future__ import annotations
 
+import dataclasses
+
 from labelworth.configured import (
-    AUTO, block_expert_run, block_students, label_run, labels_folder, method_block, method_settings, mtt_buffer,
-    trained_runs,
+    AUTO, block_expert_run, block_students, default_expert_run, label_run, labels_folder, method_block, method_settings, mtt_buffer,
+    sre2l_teacher, trained_runs,
 )
 from labelworth.errors import LabelworthError
 from labelworth.settings import overridden_ipcs
 from labelworth.specs import (
     EXTERNAL_PREFIX, LABELLING_METHODS, SYNTHESIS_METHODS, ImageSetSpec, LabelSpec, LabelTransform, format_image_set,
-    format_label_spec, parse_label_spec,
+    dataset_spec, format_label_spec, parse_label_spec,
 )
 
 # Experiments whose figures compare student populations, in the order `rule all` lists them.
@@ -140,6 +142,37 @@ def _benchmark_runs(config, block, best) -> list[LabelledSet]:
     return runs
 
 
+def online_runs(config: dict, block: dict, best) -> list[StudentRun]:
+    """The benchmark's online-label rows: each `online_students` entry's protocol on its methods'
+    images with every soft-label source's expert as the teacher, or the entry's own (expert_run,
+    expert_epoch, temperature; the paper's Table 1 "CutMix SL" columns), and SRe2L's images under its own relabel protocol (`methods.sre2l.relabel_student`:
+    its batch-norm teacher at its relabel temperature)."""
+    runs = []
+    synthesised = block.get("synthesis_images_per_class", block["images_per_class"])
+    for entry in block.get("online_students", []):
+        for method in entry["methods"]:
+            for position, ipc in enumerate(block["images_per_class"]):
+                if method in SYNTHESIS_METHODS and ipc not in synthesised:
+                    continue
+                images = format_image_set(ImageSetSpec(method, ipc))
+                if "expert_epoch" in entry:  # the entry's own teacher
+                    run = label_run(config, per_ipc(entry.get("expert_run", block_expert_run(config, block)), position))
+                    teachers = [expert_label(per_ipc(entry["expert_epoch"], position), entry.get("temperature", 1.0),
+                                             run=run)]
+                else:  # every soft-label source's expert
+                    teachers = [labels for _, labels in _benchmark_labels(config, block, best, images, position, False)
+                                if labels != "hard"]
+                runs += [(images, labels, entry["student"]) for labels in teachers]
+    sre2l = method_block(config, "sre2l")
+    if sre2l.get("relabel_student") and "sre2l" in block["methods"]:
+        run = label_run(config, sre2l.get("teacher_run", default_expert_run(config)))
+        epoch = sre2l_teacher(config)[1]
+        runs += [(format_image_set(ImageSetSpec("sre2l", ipc)),
+                  expert_label(epoch, method_settings(config, "sre2l", ipc).relabel_temperature, run=run),
+                  sre2l["relabel_student"]) for ipc in synthesised]
+    return runs
+
+
 def external_runs(config: dict, block: dict, best, external_sets: dict[str, dict]) -> list[LabelledSet]:
     """The benchmark rows of every external set whose files have been inspected (`external_sets`:
     name -> the summary of labelworth/external.py), at the IPC counted from its files."""
@@ -179,16 +212,33 @@ def _swap_runs(config, block, best) -> list[LabelledSet]:
     return runs
 
 
-def _zero_shot_runs(config, block, best) -> list[LabelledSet]:
+def subject_classes(config: dict) -> list[int]:
+    """The zero-shot block's subject classes: its list, or every class of the dataset for `all`."""
+    subjects = config["zero_shot"]["subject_classes"]
+    return list(range(dataset_spec(config["dataset"]).num_classes)) if subjects == "all" else list(subjects)
+
+
+def zero_shot_control(config: dict, best) -> LabelledSet | None:
+    """The zero-shot control: all images with the block's soft labels (at its epoch and temperature),
+    whose labels also give the figure its label-mass diagnostic; None while `auto` is unknown."""
+    block = config["zero_shot"]
     ipc = block["images_per_class"]
     epoch = _epoch_for(block["expert_epoch"], ipc, best, "zero_shot.expert_epoch")
     if epoch is None:
+        return None
+    return _random(ipc), _block_label(config, block, epoch, temperature=block.get("temperature", 1.0))
+
+
+def _zero_shot_runs(config, block, best) -> list[LabelledSet]:
+    control = zero_shot_control(config, best)
+    if control is None:
         return []
-    label = _block_label(config, block, epoch)
-    runs = [(_random(ipc), label)]
-    for subject in block["subject_classes"]:
-        runs += [(_random(ipc, without_class=subject), label),
-                 (_random(ipc), _block_label(config, block, epoch, transforms=(LabelTransform("zeroclass", subject),)))]
+    images, label = control
+    spec = parse_label_spec(label)
+    runs = [control]
+    for subject in subject_classes(config):
+        zeroed = format_label_spec(dataclasses.replace(spec, transforms=(LabelTransform("zeroclass", subject),)))
+        runs += [(_random(block["images_per_class"], without_class=subject), label), (images, zeroed)]
     return runs
 
 
@@ -254,8 +304,10 @@ def student_runs(config: dict, experiment: str, best_epochs: dict[int, int] | No
     labelled = _PLANNERS[experiment](config, block, best_epochs)
     if experiment == "soft_vs_hard" and external_sets:
         labelled += external_runs(config, block, best_epochs, external_sets)
-    return list(dict.fromkeys((images, labels, student) for student in block_students(config, block)
-                              for images, labels in labelled))
+    runs = [(images, labels, student) for student in block_students(config, block) for images, labels in labelled]
+    if experiment == "soft_vs_hard":
+        runs += online_runs(config, block, best_epochs)
+    return list(dict.fromkeys(runs))
 
 
 PopulationGroups = dict[str, dict[tuple[str, str], list[str]]]

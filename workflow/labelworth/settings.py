@@ -154,6 +154,9 @@ class ExpertSettings(Checked):
 
 STUDENT_OPTIMIZERS = ("sgd", "adamw")
 STUDENT_ENGINES = ("sequential", "vectorised")
+STUDENT_LABELS = ("fixed", "online")
+STUDENT_LOSSES = ("soft_ce", "kl")
+STUDENT_AUGMENTATIONS = ("dsa", "cutmix", "none")
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,13 @@ class StudentSettings(Checked):
     `engine`: sequential trains the seeds one after another; vectorised trains them in one torch.func
     pass (faster on GPUs; batch-norm networks always train sequentially). `compile` runs each student
     of the sequential engine through torch.compile. `channels_last` and `bf16` are GPU layouts and
-    precision (the bf16 forward pass), off by default, which leaves CPU results unchanged."""
+    precision (the bf16 forward pass), off by default, which leaves CPU results unchanged.
+
+    `labels`: fixed trains on each image's stored label; online has the expert a label spec names
+    relabel every augmented batch in the same pass (DD-Ranking's "M", SRe2L's FKD relabel; other specs
+    stay fixed). `loss`: soft_ce is cross-entropy with the targets; kl is T^2 KL(targets || softmax(
+    student / T)), T the label spec's temperature, as knowledge distillation scales it. `augmentation`:
+    dsa (the paper's), cutmix (random resized crop, flip, CutMix; labelworth/cutmix.py) or none."""
 
     arch: str = "convnet-d3"
     optimizer: str = "sgd"
@@ -178,16 +187,28 @@ class StudentSettings(Checked):
     compile: bool = False
     channels_last: bool = False
     bf16: bool = False
+    labels: str = "fixed"
+    loss: str = "soft_ce"
+    augmentation: str = "dsa"
 
     positive = ("lr",)
     non_negative = ("momentum",)
     at_least_one = ("epochs", "batch_size", "eval_every")
-    choices = {"optimizer": STUDENT_OPTIMIZERS, "engine": STUDENT_ENGINES}
+    choices = {"optimizer": STUDENT_OPTIMIZERS, "engine": STUDENT_ENGINES, "labels": STUDENT_LABELS,
+               "loss": STUDENT_LOSSES, "augmentation": STUDENT_AUGMENTATIONS}
 
     def check(self) -> None:
         if self.compile and self.engine == "vectorised":
             raise LabelworthError("compile is an option of the sequential engine; the vectorised engine batches "
                                   "the students with torch.func instead")
+        if self.engine == "vectorised" and not self.uses_paper_batches:
+            raise LabelworthError(f"labels {self.labels}, loss {self.loss}, augmentation {self.augmentation}: the "
+                                  "vectorised engine trains fixed labels, soft_ce and dsa only; use engine: sequential")
+
+    @property
+    def uses_paper_batches(self) -> bool:
+        """Whether every batch is the paper's: fixed labels, DSA, soft cross-entropy."""
+        return (self.labels, self.loss, self.augmentation) == ("fixed", "soft_ce", "dsa")
 
 # --------------------------------------------------------------------------------------------------
 # The synthesis methods

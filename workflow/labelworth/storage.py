@@ -6,7 +6,8 @@ label-compression papers (LPLD, NeurIPS 2024) report it. Plain Python, no torch.
   synthesised and external images are float32 tensors (as images.pt holds them), four;
 * labels: hard labels a class index each (1 byte up to 256 classes, else 2); a full soft label
   (expert, ensemble, noise, learned) num_classes float32 values; a top-k label k (index, float32
-  value) pairs. Online labels, made by a teacher on every batch, would cost the teacher's checkpoint.
+  value) pairs. Online labels, made by a teacher on every batch, cost the teacher's weights (the
+  student result records them as `teacher_bytes`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,10 @@ an option:
   sequentially: batch norm updates its running statistics in place during the forward pass, and
   this engine does not batch that (torch.func's own workaround drops the running statistics).
 
-Protocol: cross-entropy with probability targets, DSA on every batch, minibatches of 256.
+Protocol: cross-entropy with probability targets, DSA on every batch, minibatches of 256. A protocol
+may instead relabel every augmented batch by the label spec's experts (`labels: online`), train with
+the distillation loss (`loss: kl`) or with SRe2L's CutMix recipe (`augmentation: cutmix`); see
+`student_batch_loss` (sequential engine only).
 ConvNets use SGD (momentum 0.9, weight decay 5e-4) with the learning rate times 0.3 every quarter of
 the epochs; ResNets use AdamW (weight decay 0.01) with a per-epoch cosine schedule. Test accuracy is
 measured every `eval_every` epochs and after the last; both the final and the best of these are
@@ -37,14 +40,16 @@ from torch.func import functional_call, stack_module_state, vmap
 from tqdm import tqdm
 
 from labelworth import io
-from labelworth.augment import dsa_augment_population
+from labelworth.augment import dsa_augment, dsa_augment_population
+from labelworth.cutmix import cutmix_augment
 from labelworth.data import Split, load_split
 from labelworth.errors import LabelworthError
 from labelworth.models import build_model
 from labelworth.settings import STUDENT_OPTIMIZERS, StudentSettings, settings_record
-from labelworth.specs import parse_arch
+from labelworth.specs import parse_arch, parse_label_spec
 from labelworth.training import (
     PREDICT_BATCH,
+    BatchLoss,
     accuracy,
     epoch_minibatches,
     per_class_accuracy,
@@ -169,6 +174,59 @@ def targets_per_student(targets: torch.Tensor, num_students: int, num_images: in
     return targets
 
 
+@dataclass(frozen=True)
+class LabelSource:
+    """Where a student's targets come from beyond its stored labels: the label spec's temperature
+    (the T of `loss: kl`) and, under `labels: online`, the experts that label every augmented batch."""
+
+    temperature: float = 1.0
+    teachers: tuple[nn.Module, ...] = ()
+
+    @torch.no_grad()
+    def online_labels(self, images: torch.Tensor) -> torch.Tensor:
+        """softmax(mean of the teachers' eval-mode logits / T): what make_labels stores for the images."""
+        from labelworth.labels import soft_labels
+
+        return soft_labels([teacher.eval()(images) for teacher in self.teachers], self.temperature)
+
+
+def student_batch_loss(settings: StudentSettings, dsa_strategy: str, source: LabelSource) -> BatchLoss | None:
+    """One batch's step under the protocol's labels, loss and augmentation; None for the paper's own
+    (fixed labels, DSA, soft cross-entropy), which `training.train_epoch` runs itself.
+
+    Property (tests): with augmentation none, online labels give the students fixed labels give (the
+    teacher sees the stored images), to within float rounding."""
+    if settings.uses_paper_batches and not source.teachers:
+        return None
+
+    def batch_loss(model, images, targets, generator):
+        mix = None
+        if settings.augmentation == "dsa":
+            images = dsa_augment(images, dsa_strategy, generator)
+        elif settings.augmentation == "cutmix":
+            images, mix = cutmix_augment(images, generator)
+        if source.teachers:
+            targets = source.online_labels(images)  # the teacher's label of the mixed image itself
+        elif mix is not None:
+            if not targets.is_floating_point():
+                targets = F.one_hot(targets, model_classes(model)).float()
+            targets = mix.mix(targets)
+        logits = model(images)
+        if settings.loss == "kl":
+            temperature = source.temperature
+            loss = temperature**2 * F.kl_div(F.log_softmax(logits / temperature, 1), targets, reduction="batchmean")
+        else:
+            loss = F.cross_entropy(logits, targets)
+        return loss, logits, targets
+
+    return batch_loss
+
+
+def model_classes(model: nn.Module) -> int:
+    """The number of classes a student predicts (its last layer's outputs)."""
+    return [module for module in model.modules() if isinstance(module, nn.Linear)][-1].out_features
+
+
 def student_forward(network: nn.Module, params: dict, buffers: dict, images: torch.Tensor, bf16: bool) -> torch.Tensor:
     """float32 logits of `network` run with `params` and `buffers` (one student; vmap batches it).
 
@@ -224,7 +282,7 @@ def _summary(values: list[float]) -> dict:
 # The engines
 
 
-def _train_sequential(images, targets, test, settings: StudentSettings, seeds, progress) -> Population:
+def _train_sequential(images, targets, test, settings: StudentSettings, seeds, progress, sources) -> Population:
     epochs, eval_every = settings.epochs, settings.eval_every
     states, curves, final_logits = [], [], []
     for index, seed in enumerate(seeds):
@@ -234,10 +292,12 @@ def _train_sequential(images, targets, test, settings: StudentSettings, seeds, p
             model = torch.compile(model)
         opt, schedule = make_optimizer(model, settings)
         generator = torch.Generator().manual_seed(seed)
+        batch_loss = student_batch_loss(settings, test.spec.dsa_strategy, sources[index])
         curve = []
         for epoch in range(1, epochs + 1):
             try:
-                train_epoch(model, opt, images, targets[index], settings.batch_size, test.spec.dsa_strategy, generator)
+                train_epoch(model, opt, images, targets[index], settings.batch_size, test.spec.dsa_strategy, generator,
+                            batch_loss)
             except FloatingPointError as error:
                 raise FloatingPointError(f"student seed {seed}, epoch {epoch}, {error}") from error
             schedule.step()
@@ -252,7 +312,7 @@ def _train_sequential(images, targets, test, settings: StudentSettings, seeds, p
     return Population(list(seeds), states, curves, torch.stack(final_logits))
 
 
-def _train_vectorised(images, targets, test, settings: StudentSettings, seeds, progress) -> Population:
+def _train_vectorised(images, targets, test, settings: StudentSettings, seeds, progress, sources) -> Population:
     epochs, eval_every, bf16 = settings.epochs, settings.eval_every, settings.bf16
     networks = [initial_student(settings.arch, test, seed, images.device, settings.channels_last) for seed in seeds]
     stacked_params, buffers = stack_module_state(networks)
@@ -331,17 +391,21 @@ def _population_logits(template, params, buffers, images, bf16) -> torch.Tensor:
 
 
 def train_students(images: torch.Tensor, targets: torch.Tensor, test: Split, settings: StudentSettings,
-                   seeds: list[int] | None = None) -> Population:
+                   seeds: list[int] | None = None, sources: list[LabelSource] | None = None) -> Population:
     """Train one student per seed (default: the protocol's seeds) on (images, targets); see
     `evaluate_students`. Both engines give the same students for the same seeds, to within float
-    rounding; batch-norm networks always train sequentially."""
+    rounding; batch-norm networks always train sequentially. `sources` gives each student its label
+    spec's temperature and online teachers (default: temperature 1, none)."""
     seeds = list(settings.seeds if seeds is None else seeds)
     targets = targets_per_student(targets, len(seeds), len(images))
+    sources = sources or [LabelSource()] * len(seeds)
+    if any(source.teachers for source in sources) and settings.engine == "vectorised":
+        raise LabelworthError("online labels train with the sequential engine only")
     vectorised = settings.engine == "vectorised" and not parse_arch(settings.arch).uses_batchnorm
     with tqdm(total=settings.epochs * len(seeds), desc=f"students {settings.arch}", unit="epoch",
               mininterval=2.0) as progress:
         engine = _train_vectorised if vectorised else _train_sequential
-        return engine(images, targets, test, settings, seeds, progress)
+        return engine(images, targets, test, settings, seeds, progress, sources)
 
 
 def evaluate_students(images: torch.Tensor, targets: torch.Tensor, test: Split, settings: StudentSettings) -> dict:
@@ -387,6 +451,21 @@ def _expert_run(label_meta: dict) -> str:
     return Path(checkpoints[0]).parents[2].name if checkpoints else ""
 
 
+def label_source(label_meta: dict, path, settings: StudentSettings, device) -> LabelSource:
+    """A label file's temperature and, under `labels: online`, its experts (the checkpoints its meta
+    names): an expert spec's labels are then made batch by batch, the same labels on what it sees."""
+    spec = parse_label_spec(label_meta["label_spec"])
+    temperature = spec.temperature if spec.uses_experts else 1.0
+    if settings.labels != "online" or not spec.uses_experts:
+        return LabelSource(temperature)
+    if spec.transforms:
+        raise LabelworthError(f"{path}: label spec {label_meta['label_spec']} transforms its expert's labels; online "
+                              "labels are the expert's own soft labels of each batch (labels: online takes no transforms)")
+    from labelworth.experts import load_expert
+
+    return LabelSource(temperature, tuple(load_expert(checkpoint, device) for checkpoint in label_meta["expert_checkpoints"]))
+
+
 def run_evaluate_students(
     images_path: str | os.PathLike,
     labels_paths: list[str | os.PathLike],
@@ -419,7 +498,9 @@ def run_evaluate_students(
     targets = label_sets[0] if len(label_sets) == 1 else torch.cat(
         [labels.expand(len(seeds), *labels.shape) for labels in label_sets])
     test = load_split(data_dir, "test", device)
-    population = train_students(images, targets, test, settings, list(seeds) * len(label_files))
+    sources = [label_source(label_file["meta"], path, settings, device)
+               for path, label_file in zip(labels_paths, label_files) for _ in seeds]
+    population = train_students(images, targets, test, settings, list(seeds) * len(label_files), sources)
     image_meta = image_file["meta"]
     results = []
     for index, label_file in enumerate(label_files):
@@ -434,6 +515,9 @@ def run_evaluate_students(
             expert_run=_expert_run(label_file["meta"]),
             student=protocol or settings.arch,
             settings=settings_record(settings),
+            # online labels are stored as their teachers (labelworth/storage.py): the bytes of their weights
+            teacher_bytes=sum(tensor.numel() * tensor.element_size() for teacher in sources[index * len(seeds)].teachers
+                              for tensor in teacher.state_dict().values()),
             class_names=test.class_names,
         )
         results.append(result)

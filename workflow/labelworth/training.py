@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +52,20 @@ def epoch_minibatches(
     return torch.randperm(num_images, generator=generator).to(device).split(batch_size)
 
 
+# A batch's step: (model, images, targets, generator) -> (loss, logits, the targets trained on).
+BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], tuple]
+
+
+def dsa_cross_entropy(dsa_strategy: str) -> BatchLoss:
+    """The paper's batch: DSA, then cross-entropy with the stored targets."""
+
+    def batch_loss(model, images, targets, generator):
+        logits = model(dsa_augment(images, dsa_strategy, generator))
+        return F.cross_entropy(logits, targets), logits, targets
+
+    return batch_loss
+
+
 def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -59,20 +74,19 @@ def train_epoch(
     batch_size: int,
     dsa_strategy: str,
     generator: torch.Generator,
+    batch_loss: BatchLoss | None = None,
 ) -> tuple[float, float]:
-    """One pass over (images, targets) in a random order, DSA on every batch.
+    """One pass over (images, targets) in a random order, DSA on every batch (or `batch_loss`'s step).
 
     `targets` are class indices (int64) or probability rows (float, used as given even when they do
     not sum to 1, as the reference does). Returns (mean loss, accuracy against the targets' argmax).
     """
+    batch_loss = batch_loss or dsa_cross_entropy(dsa_strategy)
     model.train()
     batches = epoch_minibatches(len(images), batch_size, generator, images.device)
     loss_sum = correct = 0.0
     for batch_number, batch in enumerate(batches, 1):
-        augmented = dsa_augment(images[batch], dsa_strategy, generator)
-        logits = model(augmented)
-        batch_targets = targets[batch]
-        loss = F.cross_entropy(logits, batch_targets)
+        loss, logits, batch_targets = batch_loss(model, images[batch], targets[batch], generator)
         loss_value = loss.item()
         if not math.isfinite(loss_value):  # stop before the step spoils the weights
             raise FloatingPointError(f"batch {batch_number} of {len(batches)}: training loss became {loss_value}")

@@ -44,6 +44,7 @@ from labelworth.plan import (
     trained_epochs,
     trajectory_epochs,
     uses_auto_epochs,
+    zero_shot_control,
 )
 from labelworth.settings import to_options
 from labelworth.specs import (
@@ -397,6 +398,29 @@ def block_metrics(experiment):
     """The metrics.csv of the first expert of the run an experiment's block uses."""
     run = run_folder(config, block_expert_run(config, config.get(EXPERIMENT_BLOCK[experiment], {})))
     return expert_metrics(run, main_seed(run))
+
+
+def figure_extra_inputs(experiment):
+    """Input function: the files a figure reads beside its students (zero_shot: the control's label
+    file and images, whose label mass on each subject class it reports)."""
+
+    def inputs(wildcards):
+        if experiment != "zero_shot":
+            return {}
+        control = zero_shot_control(config, best_expert_epochs())
+        return {"mass_labels": labels_file(*control), "mass_images": images_file(control[0])}
+
+    return inputs
+
+
+def figure_extra_option(experiment):
+    """The `--extra key=path` options naming `figure_extra_inputs`."""
+
+    def option(wildcards, input):
+        names = [name for name in ("mass_labels", "mass_images") if name in input.keys()]
+        return ("--extra " + " ".join(f"{name.removeprefix('mass_')}={input[name]}" for name in names)) if names else ""
+
+    return option
 
 
 def trained_expert_metrics():

@@ -33,6 +33,7 @@ for experiment in STUDENT_EXPERIMENTS:
         name:
             f"figure_{experiment}"
         input:
+            unpack(figure_extra_inputs(experiment)),
             students=student_results_for(experiment),
             metrics=block_metrics(experiment),
         output:
@@ -44,8 +45,9 @@ for experiment in STUDENT_EXPERIMENTS:
             "../../envs/labelworth.yaml"
         params:
             name=experiment,
+            extra=figure_extra_option(experiment),
         shell:
-            FIGURE_COMMAND
+            FIGURE_COMMAND.replace(" > {log:q}", " {params.extra} > {log:q}")
 
 
 # DD-Ranking's label-robustness scores of the benchmark's methods, from the benchmark's students.

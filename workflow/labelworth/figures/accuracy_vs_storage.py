@@ -7,14 +7,14 @@ from __future__ import annotations
 from matplotlib.lines import Line2D
 
 from labelworth.figures.results import student_results
-from labelworth.figures.soft_vs_hard import LABEL_KINDS, human_bytes, label_kind, method_title, ordered_methods
+from labelworth.figures.soft_vs_hard import LABEL_KINDS, human_bytes, label_kinds, method_title, ordered_methods
 from labelworth.figures.style import ACCURACY_LABEL, group_colors, new_figure, save_figure, save_table
 
 
 def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
     """Inputs: the benchmark's student JSONs (as soft_vs_hard)."""
     results = student_results(inputs)
-    results = results.assign(labels=results["source"].map(label_kind),
+    results = results.assign(labels=label_kinds(results),
                              total_bytes=results["image_bytes"] + results["label_bytes"])
     results = results[results["student"] == results["student"].iloc[0]]
     methods = ordered_methods(results["method"])

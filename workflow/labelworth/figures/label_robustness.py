@@ -24,7 +24,7 @@ import pandas as pd
 
 from labelworth.errors import LabelworthError
 from labelworth.figures.results import student_results
-from labelworth.figures.soft_vs_hard import label_kind, method_title, ordered_methods
+from labelworth.figures.soft_vs_hard import label_kinds, method_title, ordered_methods
 from labelworth.figures.style import group_colors, new_figure, save_figure, save_table
 
 LAMBDA = 0.5
@@ -51,7 +51,7 @@ def full_data_accuracy(expert_metrics: list[str], extra: list[str]) -> float:
 def robustness_table(results: pd.DataFrame, full: float) -> pd.DataFrame:
     """One row per (protocol, method other than random, IPC) that has hard labels and its labels, with
     the random images' hard and soft populations of the same IPC and protocol."""
-    results = results.assign(kind=results["source"].map(label_kind), accuracy=results["best_mean"] / 100)
+    results = results.assign(kind=label_kinds(results), accuracy=results["best_mean"] / 100)
     first_soft = results[results["kind"] == "expert"].groupby(["student", "method", "images_per_class"]).head(1)
     rows = []
     for (student, method, ipc), group in results.groupby(["student", "method", "images_per_class"], sort=False):

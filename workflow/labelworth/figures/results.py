@@ -19,7 +19,8 @@ def student_results(paths: list[str]) -> pd.DataFrame:
     protocol's name), expert_run (the trained run `{arch}-lr{lr}` a label spec names, '' for the
     default run and for labels without an expert), expert_arch (the architecture of the expert the
     labels came from, '' without one), student_arch, image_bytes and label_bytes (as stored,
-    labelworth/storage.py);
+    labelworth/storage.py; online labels: their teachers' weights), online (the protocol made the
+    labels batch by batch, labels: online);
     transform (the transform kinds joined by '-', e.g. 'swap', '' if none), transform_value (the
     value of a spec's only transform: swap rank, top k, zeroclass class, boost fraction; NaN unless
     there is exactly one), loss_bin (b of a `lossbin{b}` image set, NaN otherwise).
@@ -51,8 +52,9 @@ def student_results(paths: list[str]) -> pd.DataFrame:
             "expert_run": labels.expert_run or "",
             "expert_arch": meta.get("expert_run", "").rsplit("-lr", 1)[0],
             "student_arch": meta.get("settings", {}).get("arch", meta["student"]),
+            "online": meta.get("settings", {}).get("labels") == "online",
             "image_bytes": image_bytes(images, dataset_spec(meta["dataset"])),
-            "label_bytes": label_bytes(labels, images, dataset_spec(meta["dataset"])),
+            "label_bytes": meta.get("teacher_bytes") or label_bytes(labels, images, dataset_spec(meta["dataset"])),
             "transform": "-".join(t.kind for t in labels.transforms),
             "transform_value": labels.transforms[0].value if len(labels.transforms) == 1 else None,
             "loss_bin": int(images.method.removeprefix("lossbin")) if images.method.startswith("lossbin") else None,

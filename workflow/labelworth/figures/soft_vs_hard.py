@@ -30,12 +30,20 @@ def method_title(method: str) -> str:
     """A method's name in figures and tables; an external set is its config name, marked external."""
     return METHOD_TITLES.get(method) or f"{method.removeprefix('external-')} (external)"
 # Which labels a population trained on, drawn as the line style of its method's colour.
-LABEL_KINDS = {"hard": ("hard", "--", "s"), "expert": ("expert soft", "-", "o"), "learned": ("own learned", ":", "^")}
+LABEL_KINDS = {"hard": ("hard", "--", "s"), "expert": ("expert soft", "-", "o"), "learned": ("own learned", ":", "^"),
+               "online": ("online soft", "-.", "D")}
 
 
 def label_kind(source: str) -> str:
     """hard, expert (soft labels of an expert) or learned (the method's own labels)."""
     return {"hard": "hard", "learned": "learned"}.get(source, "expert")
+
+
+def label_kinds(results: pd.DataFrame) -> pd.Series:
+    """Each population's label kind: `label_kind`, and online for an expert's labels made batch by
+    batch (a protocol with labels: online)."""
+    kinds = results["source"].map(label_kind)
+    return kinds.where(~(results["online"] & (kinds == "expert")), "online")
 
 
 def soft_label_runs(results: pd.DataFrame) -> list[str]:
@@ -49,7 +57,7 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     The figure shows the first protocol's students with the first source's soft labels; the table
     shows every protocol and source."""
     results = student_results(inputs)
-    results["labels"] = results["source"].map(label_kind)
+    results["labels"] = label_kinds(results)
     methods = ordered_methods(results["method"])
     dataset = results["dataset"].iloc[0]
     colors = group_colors(methods)
@@ -138,9 +146,12 @@ def _display_table(table: pd.DataFrame) -> pd.DataFrame:
     kinds += [("expert", run, LABEL_KINDS["expert"][0] if len(runs) == 1 else f"soft, {run or 'default run'}")
               for run in runs]
     kinds += [("learned", "", LABEL_KINDS["learned"][0])]
+    online = list(dict.fromkeys(table.loc[table["labels"] == "online", "expert_run"]))
+    kinds += [("online", run, LABEL_KINDS["online"][0] if len(online) == 1 else f"online, {run or 'default run'}")
+              for run in online]
     rows = []
     for (student, method, ipc), group in table.groupby(["student", "method", "images_per_class"], sort=False):
-        cells = {(kind, run if kind == "expert" else ""): row
+        cells = {(kind, run if kind in ("expert", "online") else ""): row
                  for kind, run, row in zip(group["labels"], group["expert_run"], group.itertuples())}
         row = {"student": student, "method": method_title(method), "IPC": ipc}
         for convention in ("best", "final"):
@@ -155,7 +166,7 @@ def _display_table(table: pd.DataFrame) -> pd.DataFrame:
                                        else mean_std(cell.published_mean, cell.published_std)) if published else "")
             row[f"{title}: ours - paper"] = f"{cell.best_minus_published:+.1f}" if published else ""
         hard = cells.get(("hard", ""))
-        for kind, run, title in kinds[1:-1]:
+        for kind, run, title in [entry for entry in kinds if entry[0] == "expert"]:
             soft = cells.get((kind, run))
             name = "soft - hard" if len(runs) == 1 else f"{title} - hard"
             row[f"{name} (best)"] = f"{soft.best_mean - hard.best_mean:+.1f}" if hard and soft else ""

@@ -1,7 +1,12 @@
 """E9: can a student recognise a class it never saw an image of? The "treat image" arm removes the
 subject class's images but keeps its mass in the other images' soft labels; the "treat label" arm
 keeps the images but removes the class from the labels of every other image. The metric is the
-subject class's own accuracy after the last epoch, as the paper reports it."""
+subject class's own accuracy after the last epoch, as the paper reports it.
+
+The diagnostic beside it is the label mass: the mean probability the remaining images' soft labels
+(the control's label file) put on the subject class. A class with no images can be learned only
+through that mass, so the figure plots the treat-image accuracy against it, with chance for
+reference (METHOD.md 14.3)."""
 
 from __future__ import annotations
 
@@ -12,6 +17,16 @@ from labelworth.figures.results import expert_epochs_note, mean_std, student_res
 from labelworth.figures.style import PALETTE, REFERENCE_GREY, new_figure, save_figure, save_table
 
 ARMS = ("control", "treat image", "treat label")
+
+
+def label_mass(labels: np.ndarray, classes: np.ndarray, subject: int) -> float:
+    """The mean probability that images of other classes put on `subject` (percent). Property (tests):
+    hard labels give 0, uniform labels over C classes give 100 / C."""
+    return float(100 * labels[classes != subject, subject].mean())
+
+
+def _extra_files(extra: list[str]) -> dict[str, str]:
+    return dict(item.partition("=")[::2] for item in extra)
 
 
 def subject_accuracies(results: pd.DataFrame, subjects: list[int]) -> pd.DataFrame:
@@ -40,29 +55,51 @@ def subject_classes(results: pd.DataFrame) -> list[int]:
 def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
     """Inputs: the control `random-ipcN` + `expert-eE`, and per subject class c the treat-image
     `random-ipcN-without{c}` + `expert-eE` and treat-label `random-ipcN` + `expert-eE-zeroclass{c}`."""
+    from labelworth import io
+
     results = student_results(inputs)
     class_names = results["class_names"].iloc[0]
     subjects = subject_classes(results)
     scores = subject_accuracies(results, subjects)
+    files = _extra_files(extra)
+    labels = io.load_tensors(files["labels"], required=("labels",))["labels"].numpy()
+    classes = io.load_tensors(files["images"], required=("labels",))["labels"].numpy()
+    mass = {subject: label_mass(labels, classes, subject) for subject in subjects}
+    chance = 100 / len(class_names)
 
-    figure, axes = new_figure(width=3.4, height=2.6)
+    figure, (axes, mass_axes) = new_figure(width=6.8, height=2.6, ncols=2, width_ratios=[1.6, 1])
     width = 0.8 / len(ARMS)
     for offset, (arm, color) in enumerate(zip(ARMS, PALETTE)):
         rows = scores[scores["arm"] == arm]
         positions = np.arange(len(subjects)) + (offset - (len(ARMS) - 1) / 2) * width
         axes.bar(positions, rows["mean"], width, yerr=rows["std"], color=color, capsize=2, label=arm)
-    axes.axhline(100 / len(class_names), color=REFERENCE_GREY, linestyle="--", linewidth=1, label="chance")
-    axes.set_xticks(range(len(subjects)), [class_names[c] for c in subjects])
+    axes.axhline(chance, color=REFERENCE_GREY, linestyle="--", linewidth=1, label="chance")
+    axes.set_xticks(range(len(subjects)), [class_names[c] for c in subjects], rotation=45 if len(subjects) > 4 else 0,
+                    ha="right" if len(subjects) > 4 else "center")
     axes.grid(axis="x", visible=False)
     axes.set_xlabel("subject class")
     axes.set_ylabel("subject-class test accuracy (%)")
     axes.set_title(f"Zero-shot test, IPC {results['images_per_class'].iloc[0]} (final epoch)")
     axes.legend(ncols=2)
+    treated = scores[scores["arm"] == "treat image"]
+    masses = [mass[subject] for subject in treated["subject"]]
+    mass_axes.errorbar(masses, treated["mean"], yerr=treated["std"], fmt="o", color=PALETTE[1], capsize=2)
+    for subject, x, y in zip(treated["subject"], masses, treated["mean"]):
+        mass_axes.annotate(class_names[subject], (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
+    mass_axes.axhline(chance, color=REFERENCE_GREY, linestyle="--", linewidth=1)
+    mass_axes.set_xlabel("label mass on the class from other images (%)")
+    mass_axes.set_ylabel("treat-image accuracy (%)")
+    mass_axes.set_title("Learned from label mass alone?")
     save_figure(figure, png, pdf)
 
     table = scores.assign(cell=[mean_std(m, s) for m, s in zip(scores["mean"], scores["std"])])
     table = table.pivot(index="subject", columns="arm", values="cell").reindex(columns=list(ARMS)).reset_index()
+    table["label mass (%)"] = [round(mass[subject], 2) for subject in table["subject"]]
+    table["treat image above chance"] = [
+        bool(row["mean"] - row["std"] > chance) for _, row in treated.set_index("subject").loc[table["subject"]].iterrows()]
     table["subject"] = [class_names[c] for c in table["subject"]]
     save_table(table, table_csv, table_md,
                title="Zero-shot: the subject class's own test accuracy (%) after the last student epoch, "
-                     f"mean ± std over students; {expert_epochs_note(results)}.")
+                     f"mean ± std over students; {expert_epochs_note(results)}. Label mass: the mean probability "
+                     "the other classes' images put on the subject class in the control's soft labels. 'Above "
+                     f"chance': the treat-image mean minus its std exceeds chance ({chance:.0f}%).")
