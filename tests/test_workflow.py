@@ -130,7 +130,8 @@ def test_grouped_populations_train_each_label_set_once_and_give_the_same_student
 
     snakemake(workdir, config=grouped)
 
-    groups = population_groups(config, sweep_best_epochs(results))
+    external = {path.stem: json.loads(path.read_text()) for path in (results / "external").glob("*.json")}
+    groups = population_groups(config, sweep_best_epochs(results), external)
     populations = sum(len(image_sets) for image_sets in groups.values())
     assert 0 < populations < len(separate)
     # One log per job; behind the checkpoint, Snakemake's job table covers only the first part.

@@ -108,7 +108,8 @@ def run_evaluate(settings: ExternalImageSetSettings, name: str, config_path: Pat
     results = Path("results") / base["dataset"]
     snakemake = [sys.executable, "-m", "snakemake", "-s", str(REPOSITORY / "Snakefile"), "--cores", str(cores),
                  "--rerun-incomplete", "--show-failed-logs"]
-    data = subprocess.run(snakemake + ["--configfile", str(config_path), str(results / "data" / "train.pt")])
+    # Targets before --configfile, which takes every argument after it as a config file.
+    data = subprocess.run(snakemake + [str(results / "data" / "train.pt"), "--configfile", str(config_path)])
     if data.returncode:
         return data.returncode
     external = read_external_set(settings, input_space(results / "data"))  # bad files stop here, in one line
@@ -119,8 +120,8 @@ def run_evaluate(settings: ExternalImageSetSettings, name: str, config_path: Pat
     derived.parent.mkdir(parents=True, exist_ok=True)
     derived.write_text(yaml.safe_dump(config, sort_keys=False))
     targets = [str(results / "tables" / f"{table}.csv") for table in TABLES]
-    status = subprocess.run(snakemake + ["--configfile", str(derived)] + (["--dry-run"] if dry_run else [])
-                            + targets).returncode
+    status = subprocess.run(snakemake + targets + (["--dry-run"] if dry_run else [])
+                            + ["--configfile", str(derived)]).returncode
     if status or dry_run:
         return status
     rows = robustness_rows(results / "tables" / "label_robustness.csv", name)

@@ -19,12 +19,15 @@ CONTROLS = {"shuffle": "--", "smooth": ":"}  # control label -> its line style
 
 def relative_to_unswapped(results: pd.DataFrame) -> pd.DataFrame:
     """Each row's mean best accuracy divided by that of its IPC's unswapped expert labels (`relative`),
-    with the std of the ratio to first order for independent populations (`relative_std`)."""
+    with the std of the ratio to first order for independent populations (`relative_std`); NaN where
+    the unswapped students score 0 (no ratio to take)."""
     base = results[results["transforms"] == ""].set_index("images_per_class")
     mean0 = base.loc[results["images_per_class"], "best_mean"].to_numpy()
     std0 = base.loc[results["images_per_class"], "best_std"].to_numpy()
-    relative = results["best_mean"].to_numpy() / mean0
-    spread = relative * np.hypot(results["best_std"].to_numpy() / results["best_mean"].to_numpy(), std0 / mean0)
+    means = results["best_mean"].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(mean0 > 0, means / np.where(mean0 > 0, mean0, 1), np.nan)
+        spread = relative * np.hypot(np.divide(results["best_std"].to_numpy(), means), std0 / mean0)
     return results.assign(relative=relative, relative_std=spread)
 
 
@@ -56,7 +59,10 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
         for _, row in results[results["transforms"] == name].iterrows():
             axes.axhline(row["relative"], color=colors.get(row["images_per_class"]), linestyle=linestyle, linewidth=1)
     axes.axhline(1.0, color=REFERENCE_GREY, linewidth=0.8)
-    log_axis(axes, swaps["transform_value"].astype(int), base=2)
+    if np.isfinite(swaps["relative"]).any():  # a log axis needs data to place
+        log_axis(axes, swaps["transform_value"].astype(int), base=2)
+    else:
+        axes.text(0.5, 0.5, "unswapped students at 0%: no relative accuracy", transform=axes.transAxes, ha="center")
     axes.set_xlabel("swapped rank k (k-th largest ↔ smallest)")
     axes.set_ylabel("accuracy relative to unswapped")
     axes.set_title("Label swap test")
