@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from labelworth.checks import check_all, check_config, check_schema
 from labelworth.configured import expert_settings, method_settings, student_settings, trained_runs
 from labelworth.errors import LabelworthError
 from labelworth.plan import STUDENT_EXPERIMENTS, enabled, student_runs, trained_epochs
-from labelworth.settings import SETTINGS_BY_METHOD, ExpertSettings, StudentSettings, from_options, to_options
+from labelworth.settings import (SETTINGS_BY_METHOD, ExpertSettings, ExternalImageSetSettings, StudentSettings,
+                                 from_options, to_options)
 from labelworth.specs import (format_image_set, format_label_spec, parse_arch, parse_image_set,
                               parse_label_spec)
 
@@ -133,3 +135,52 @@ def test_the_unmutated_configs_pass_and_round_trip(name):
     check_schema(config, SCHEMA)
     check_config(config)
     planned_settings_round_trip(config)
+
+
+STAGE_SETTINGS = {"train-expert": lambda args: ExpertSettings, "evaluate-students": lambda args: StudentSettings,
+                  "import-external-set": lambda args: ExternalImageSetSettings,
+                  "distill-images": lambda args: SETTINGS_BY_METHOD.get(parse_image_set(args.image_set).method)}
+
+
+def jobs_parse_their_arguments(workdir: Path, config: dict) -> int:
+    """Dry-run `config` with snakemake and parse every planned `labelworth` command as its job would:
+    the CLI's own argument parser, then the stage's settings from its `--options`. Returns the count."""
+    import shlex
+    import subprocess
+    import sys
+
+    from labelworth.cli import build_parser
+
+    path = workdir / "mutant.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+                             "--configfile", str(path), "--cores", "1", "--dry-run", "--printshellcmds"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    output = result.stdout + result.stderr  # snakemake prints the plan on stderr
+    commands = [line.split("Shell command:", 1)[1].strip() for line in output.splitlines()
+                if "Shell command: labelworth " in line]
+    parser = build_parser()
+    for command in commands:
+        # The shell's own substitution first: $(dirname X) is X's folder.
+        command = re.sub(r"\$\(dirname '?([^')]+)'?\)", lambda match: str(Path(match[1]).parent), command)
+        argv = shlex.split(command.split(" > ")[0])[1:]
+        args = parser.parse_args(argv)
+        settings_class = STAGE_SETTINGS.get(args.stage, lambda args: None)(args)
+        if settings_class is not None and getattr(args, "options", None):
+            from_options(settings_class, args.options)
+    return len(commands)
+
+
+@settings(max_examples=6, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large,
+                                 HealthCheck.function_scoped_fixture])
+@given(mutants())
+def test_an_accepted_mutant_builds_a_dag_whose_jobs_all_parse_their_arguments(tmp_path_factory, config):
+    """A few accepted mutants go all the way through `snakemake -n` (the rest of the fuzzer stops at
+    the checks, for time): every job the DAG plans must pass its own command-line parsing."""
+    try:
+        check_all(copy.deepcopy(config), SCHEMA)
+    except LabelworthError:
+        assume(False)
+    assert jobs_parse_their_arguments(tmp_path_factory.mktemp("mutant"), config) > 0

@@ -158,7 +158,8 @@ def _evaluate_students(args) -> None:
 
 def _import_external_set(args) -> None:
     from labelworth import io
-    from labelworth.external import input_space, read_external_set, save_external_set
+    from labelworth.data import input_space
+    from labelworth.external import read_external_set, save_external_set
     from labelworth.settings import ExternalImageSetSettings, from_options
 
     settings = from_options(ExternalImageSetSettings, args.options)

@@ -696,3 +696,38 @@ def load_split(data_dir: str | os.PathLike, split: str, device: str | torch.devi
         spec=spec,
         zca=whitening,
     )
+
+
+@dataclass(frozen=True)
+class InputSpace:
+    """What the workflow's students take as input: the dataset, its class names and its whitening (a
+    split's header, read without its images, so ImageNet's index-only splits have one too)."""
+
+    spec: DatasetSpec
+    class_names: tuple[str, ...]
+    zca: Zca | None
+
+    @property
+    def num_classes(self) -> int:
+        """The classes the split holds (fewer than the dataset's in the small trees tests write)."""
+        return len(self.class_names)
+
+    def from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixels (uint8, or floats in [0, 1]) as the workflow's input. Property (tests): uint8 pixels
+        give exactly what the dataset's prepared split gives for the same pixels."""
+        if self.zca is not None:
+            unit = pixels.float() / 255 if pixels.dtype == torch.uint8 else pixels.float()
+            return whiten(unit, self.zca)
+        if pixels.dtype == torch.uint8:
+            return normalize(pixels, self.spec)
+        mean = torch.tensor(self.spec.mean).view(-1, 1, 1)
+        std = torch.tensor(self.spec.std).view(-1, 1, 1)
+        return (pixels.float() - mean) / std
+
+
+def input_space(data_dir: str | os.PathLike) -> InputSpace:
+    """The input space of the prepared training split in `data_dir` (train.pt of prepare_data)."""
+    path = Path(data_dir) / "train.pt"
+    content = load_tensors(path, required=("labels",))
+    meta = content["meta"]
+    return InputSpace(dataset_spec(meta["dataset"]), tuple(meta["class_names"]), stored_zca(content, path))

@@ -102,7 +102,8 @@ def run_evaluate(settings: ExternalImageSetSettings, name: str, config_path: Pat
     import yaml
 
     from labelworth.checks import load_config_file
-    from labelworth.external import input_space, read_external_set
+    from labelworth.data import input_space
+    from labelworth.external import read_external_set
 
     base = load_config_file(config_path)
     results = Path("results") / base["dataset"]

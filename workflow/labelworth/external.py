@@ -38,44 +38,14 @@ import torch
 from PIL import Image
 
 from labelworth import io
-from labelworth.data import _IMAGE_SUFFIXES, normalize, stored_zca
+from labelworth.data import _IMAGE_SUFFIXES, InputSpace, input_space
 from labelworth.errors import LabelworthError
 from labelworth.image_sets import displayed_pixels, save_image_set, shown_images
 from labelworth.settings import ExternalImageSetSettings
-from labelworth.specs import DatasetSpec, ImageSetSpec, dataset_spec, parse_image_set
-from labelworth.zca import Zca, whiten
+from labelworth.specs import ImageSetSpec, parse_image_set
 
 IMAGE_KEYS, LABEL_KEYS, LR_KEYS = ("images", "image_syn"), ("labels", "label_syn"), ("lr", "syn_lr")
 DISTRIBUTION_TOLERANCE = 1e-3  # how far a row's sum may be from 1 and still be a distribution
-
-
-@dataclass(frozen=True)
-class InputSpace:
-    """What the workflow's students take as input: the dataset, its class names and its whitening."""
-
-    spec: DatasetSpec
-    class_names: tuple[str, ...]
-    zca: Zca | None
-
-    def from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Pixels (uint8, or floats in [0, 1]) as the workflow's input. Property (tests): uint8 pixels
-        give exactly what the dataset's prepared split gives for the same pixels."""
-        if self.zca is not None:
-            unit = pixels.float() / 255 if pixels.dtype == torch.uint8 else pixels.float()
-            return whiten(unit, self.zca)
-        if pixels.dtype == torch.uint8:
-            return normalize(pixels, self.spec)
-        mean = torch.tensor(self.spec.mean).view(-1, 1, 1)
-        std = torch.tensor(self.spec.std).view(-1, 1, 1)
-        return (pixels.float() - mean) / std
-
-
-def input_space(data_dir: str | os.PathLike) -> InputSpace:
-    """The input space of the prepared training split in `data_dir` (train.pt of prepare_data)."""
-    path = Path(data_dir) / "train.pt"
-    content = io.load_tensors(path, required=("labels",))
-    meta = content["meta"]
-    return InputSpace(dataset_spec(meta["dataset"]), tuple(meta["class_names"]), stored_zca(content, path))
 
 
 @dataclass(frozen=True)

@@ -175,7 +175,7 @@ def distill_bptt(data_dir, images_per_class: int, seed: int, settings: BpttSetti
     if settings.init == "real":
         images, classes = real_image_init(train, images_per_class, seed)
     else:
-        classes = torch.arange(spec.num_classes, device=device).repeat_interleave(images_per_class)
+        classes = torch.arange(train.num_classes, device=device).repeat_interleave(images_per_class)
         shape = (len(classes), *train.images.shape[1:])
         images = torch.randn(shape, generator=generator).to(device=device, dtype=train.images.dtype)
     images.requires_grad_(True)
@@ -193,7 +193,7 @@ def distill_bptt(data_dir, images_per_class: int, seed: int, settings: BpttSetti
         state = initial_adam_state(parameters)
         for step in range(unroll + settings.window):
             differentiable = step >= unroll
-            indices = inner_minibatch(images_per_class, spec.num_classes, settings.batch_per_class, generator)
+            indices = inner_minibatch(images_per_class, train.num_classes, settings.batch_per_class, generator)
             parameters, state = inner_step(
                 model, parameters, state, images if differentiable else images.detach(),
                 labels if differentiable else labels.detach(), indices, spec.dsa_strategy, generator,

@@ -61,7 +61,7 @@ def distill_dm(data_dir, images_per_class: int, seed: int, settings: DmSettings,
     spec = train.spec
     images, classes = real_image_init(train, images_per_class, seed)
     images.requires_grad_(True)
-    members = [torch.nonzero(train.labels.cpu() == label).flatten() for label in range(spec.num_classes)]
+    members = [torch.nonzero(train.labels.cpu() == label).flatten() for label in range(train.num_classes)]
     optimizer = torch.optim.SGD([images], lr=settings.lr_img, momentum=0.5)
     generator = torch.Generator().manual_seed(seed)
 
@@ -70,7 +70,7 @@ def distill_dm(data_dir, images_per_class: int, seed: int, settings: DmSettings,
         real = [train.images[chosen[torch.randperm(len(chosen), generator=generator)[: settings.batch_real]]
                              .to(device)] for chosen in members]
         seeds = [draw_seed(generator) for _ in members]
-        synthetic = images.view(spec.num_classes, images_per_class, *images.shape[1:]).unbind(0)
+        synthetic = images.view(train.num_classes, images_per_class, *images.shape[1:]).unbind(0)
         loss = distribution_matching_loss(model, real, list(synthetic), spec.dsa_strategy, seeds)
         loss.backward()
         return loss.item()

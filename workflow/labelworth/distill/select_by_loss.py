@@ -68,7 +68,7 @@ def distill_by_loss(
     train = load_split(data_dir, "train", device)
     logits = predict_logits(load_expert(expert_checkpoint, device), train.images)
     losses = expert_losses(logits, train.labels, double_softmax).cpu()
-    indices = select_loss_bin(losses, train.labels.cpu(), train.spec.num_classes, images_per_class, loss_bin)
+    indices = select_loss_bin(losses, train.labels.cpu(), train.num_classes, images_per_class, loss_bin)
     raw = io.load_tensors(os.path.join(data_dir, "train.pt"), required=("labels",))
     images = load_real_images(raw, indices, seed=0)
     save_image_set(out_path, grid_path, images, raw["labels"][indices],

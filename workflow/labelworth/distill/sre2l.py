@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labelworth.data import load_split, normalize
+from labelworth.data import input_space, normalize
 from labelworth.distill.synthesis import SynthesisFiles, write_synthetic_set
 from labelworth.resume import run_iterations
 from labelworth.errors import LabelworthError
@@ -150,16 +150,16 @@ def distill_sre2l(data_dir, teacher_checkpoint, images_per_class: int, seed: int
     the loss per iteration (the mean over ipc groups of each group's loss)."""
     device = resolve_device(device)
     teacher = load_batch_norm_teacher(teacher_checkpoint, device)
-    train = load_split(data_dir, "train", device)
+    train = input_space(data_dir)  # SRe2L reads no real image; ImageNet's split holds none
     if train.zca is not None:
         raise LabelworthError("SRe2L keeps its images in the range of real pixels, which ZCA-whitened data "
                               "(config zca: true) does not have; run it on data prepared without zca")
     spec = train.spec
     generator = torch.Generator().manual_seed(seed)
     # ipc-major: group k holds the k-th image of every class (see the module doc)
-    images = torch.randn(images_per_class * spec.num_classes, spec.channels, spec.image_size, spec.image_size,
+    images = torch.randn(images_per_class * train.num_classes, spec.channels, spec.image_size, spec.image_size,
                          generator=generator).to(device).requires_grad_(True)
-    classes = torch.arange(spec.num_classes, device=device).repeat(images_per_class)
+    classes = torch.arange(train.num_classes, device=device).repeat(images_per_class)
     low, high = (bound.to(device) for bound in valid_pixel_range(spec))
     optimizer = torch.optim.Adam([images], lr=settings.lr, betas=(0.5, 0.9), eps=1e-8)
     flip = "flip" in spec.dsa_strategy
@@ -188,8 +188,8 @@ def distill_sre2l(data_dir, teacher_checkpoint, images_per_class: int, seed: int
                             settings.save_every, files.work_dir, identity, f"SRe2L ipc{images_per_class}")
     clamp_images()
     # back to class-major, the layout of every image set
-    images = images.detach().view(images_per_class, spec.num_classes, *images.shape[1:]).transpose(0, 1).flatten(0, 1)
-    classes = torch.arange(spec.num_classes).repeat_interleave(images_per_class)
+    images = images.detach().view(images_per_class, train.num_classes, *images.shape[1:]).transpose(0, 1).flatten(0, 1)
+    classes = torch.arange(train.num_classes).repeat_interleave(images_per_class)
     learned_labels = soft_labels([predict_logits(teacher, images)], settings.relabel_temperature)
     write_synthetic_set(files, images, classes, ImageSetSpec("sre2l", images_per_class), train, losses,
                         learned_labels=learned_labels, seed=seed, teacher_checkpoint=str(teacher_checkpoint),
