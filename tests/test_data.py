@@ -557,8 +557,11 @@ def test_prepare_imagenet_stores_paths_and_labels_only(tmp_path):
         assert torch.equal(stored["labels"], index[source]["labels"])
         assert stored["meta"]["paths"] == index[source]["paths"]
         assert stored["meta"]["class_names"] == sorted(IMAGENET_CLASSES)
-    with pytest.raises(LabelworthError, match="missing images"):
-        load_split(tmp_path / "data", "test")
+    # A student's test split decodes the files with the eval preset.
+    test = load_split(tmp_path / "data", "test")
+    assert test.images.shape == (6, 3, 224, 224) and torch.equal(test.labels, index["val"]["labels"])
+    expected = load_image_files(index["val"]["paths"], 224, train_crop=False)
+    assert torch.equal(test.images, normalize(expected, dataset_spec("imagenet")))
 
 
 def test_load_split_errors_name_the_problem(tmp_path):

@@ -672,12 +672,19 @@ def load_split(data_dir: str | os.PathLike, split: str, device: str | torch.devi
     """data_dir/{split}.pt from `prepare_data` on `device`: normalised with its dataset's constants,
     or as stored when it was whitened (`Split.zca` then holds the whitening, on the CPU).
 
-    ImageNet files hold no images (see `prepare_data`) and are refused as not being of this kind.
+    ImageNet's files hold no images but their paths (see `prepare_data`): those are decoded with the
+    eval preset, all of them at once, which suits the test split students are tested on (the full
+    validation set needs about 30 GB as float32; training reads its files batch by batch instead).
     """
     if split not in SPLITS:
         raise LabelworthError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     path = Path(data_dir) / f"{split}.pt"
-    content = load_tensors(path, required=("images", "labels"))
+    header = load_tensors(path, required=("labels",))
+    if "paths" in header["meta"] and "images" not in header:
+        spec = dataset_spec(header["meta"]["dataset"])
+        pixels = load_image_files(header["meta"]["paths"], spec.image_size, train_crop=False)
+        header = {**header, "images": pixels}
+    content = header
     meta = content["meta"]
     if "dataset" not in meta or "class_names" not in meta:
         raise LabelworthError(f"{path}: not written by prepare_data (meta lacks dataset or class_names)")

@@ -232,7 +232,8 @@ def expert_class_similarity(data_dir: str | os.PathLike, expert_checkpoint: str 
     device = resolve_device(device)
     train = load_split(data_dir, "train", device)
     probabilities = predict_logits(load_expert(expert_checkpoint, device), train.images).softmax(1).cpu()
-    matrix = class_similarity(probabilities, train.labels.cpu(), train.spec.num_classes)
+    # The classes the split holds (all of the dataset's, or a test tree's few), rows and columns alike.
+    matrix = class_similarity(probabilities[:, : train.num_classes], train.labels.cpu(), train.num_classes)
     header = "class," + ",".join(f'"{name}"' for name in train.class_names)
     rows = [f'"{name}",' + ",".join(f"{value:.6g}" for value in row)
             for name, row in zip(train.class_names, matrix.tolist())]
