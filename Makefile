@@ -31,11 +31,18 @@ data: venv
 	  labelworth fetch-data --dataset fashion_mnist --root resources/fashion_mnist; \
 	fi
 
+# `make figures CONFIG=my.yaml` runs another config; check-config first gives one line for a missing
+# file or a YAML syntax error, which plain snakemake reports with its own traceback.
+CONFIG ?=
+CONFIG_OPTION = $(if $(CONFIG),--configfile $(CONFIG))
+
 figures: data
-	snakemake --workflow-profile profiles/local
+	$(if $(CONFIG),labelworth check-config --configfile $(CONFIG))
+	snakemake --workflow-profile profiles/local $(CONFIG_OPTION)
 
 dry-run: venv
-	snakemake --workflow-profile profiles/local --dry-run
+	$(if $(CONFIG),labelworth check-config --configfile $(CONFIG))
+	snakemake --workflow-profile profiles/local --dry-run $(CONFIG_OPTION)
 
 report: venv
 	snakemake --workflow-profile profiles/local --report report.html

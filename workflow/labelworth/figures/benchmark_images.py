@@ -24,7 +24,7 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     sets.sort(key=lambda content: method_rank(content["meta"]["method"]))
     meta = sets[0]["meta"]
     spec = dataset_spec(meta["dataset"])
-    num_columns = min(spec.num_classes, MAX_CLASSES)
+    num_columns = min(len(meta["class_names"]), MAX_CLASSES)  # the classes the split holds
     figure, axes = new_figure(width=0.62 * num_columns + 0.6, height=0.62 * len(sets) + 0.4,
                               nrows=len(sets), ncols=num_columns, squeeze=False)
     for row, content in enumerate(sets):

@@ -41,7 +41,7 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     image_axes.set_title(f"image {index}: {class_names[true_class]}")
     for axes, (epoch, label) in zip(bar_axes, epochs):
         colors = [PALETTE[1] if c == true_class else PALETTE[0] for c in range(len(class_names))]
-        axes.bar(range(len(class_names)), label.numpy(), color=colors)
+        axes.bar(range(len(class_names)), label.numpy()[: len(class_names)], color=colors)  # the split's classes
         axes.set_xticks(range(len(class_names)), class_names, rotation=90, fontsize=7)
         axes.set_ylim(0, 1)
         axes.grid(axis="x", visible=False)
