@@ -376,3 +376,18 @@ def test_external_sets_enter_the_benchmark_at_the_ipc_counted_from_their_files(c
     with pytest.raises(LabelworthError, match="external_image_sets.mine: its files hold 7 images per class, but "
                                               r"benchmark.images_per_class lists \[1, 10, 50\]; add 7"):
         external_runs(config, config["benchmark"], None, {"mine": {**summary, "images_per_class": 7}})
+
+
+def test_external_sets_join_label_swap_scaling_law_and_online_rows_where_their_blocks_ask(default_config):
+    external = {"mine": {"images_per_class": 1, "learned_labels": False}}
+    best = {1: 2, 10: 12, 50: 12}
+    swap = pairs(student_runs(default_config, "label_swap", best, external))
+    assert [labels for images, labels in swap if images == "external-mine-ipc1"] == \
+        [labels for images, labels in swap if images == "random-ipc1"]
+    scaling = pairs(student_runs(default_config, "scaling_law", best, external))
+    assert ("external-mine-ipc1", "expert-e2-top1") in scaling and ("external-mine-ipc1", "hard") in scaling
+    online = [run for run in student_runs(default_config, "soft_vs_hard", best, external) if run[0].startswith("ext")]
+    assert ("external-mine-ipc1", "expert-e2", "online-cutmix") in online
+    default_config["label_swap"]["external_sets"] = False
+    assert not [images for images, _ in pairs(student_runs(default_config, "label_swap", best, external))
+                if images.startswith("external")]

@@ -212,6 +212,27 @@ def test_exchange_rate_is_the_image_multiple_to_match_the_reference():
     assert np.isnan(exchange_rate(PowerLaw(20, -0.1, 0, 0), soft, 1))  # accuracy never grows
 
 
+def test_label_swap_gives_an_external_set_its_own_row_relative_to_its_own_unswapped_labels(tmp_path):
+    accuracy = {"expert-e4": 0.60, "expert-e4-swap1": 0.30, "expert-e4-shuffle": 0.50, "expert-e4-smooth": 0.48}
+    inputs = [write_result(tmp_path, image_set, spec, acc * scale) for image_set, scale in
+              (("random-ipc1", 1.0), ("external-mine-ipc1", 1.2)) for spec, acc in accuracy.items()]
+    table = draw(tmp_path, "label_swap", inputs)
+    assert table["images"].tolist() == ["random", "mine (external)"] and table["IPC"].tolist() == [1, 1]
+    assert table["swap 1"].tolist() == pytest.approx([0.5, 0.5], abs=1e-3)
+    assert table["unswapped"].iloc[1].startswith("72.0 ± ")
+
+
+def test_scaling_law_gives_an_external_set_its_worth_in_random_images(tmp_path):
+    laws = {"hard": (20, 0.3), "expert-e4": (40, 0.15)}
+    inputs = [write_result(tmp_path, f"random-ipc{ipc}", spec, a * ipc ** b / 100)
+              for ipc in (1, 2, 5, 10) for spec, (a, b) in laws.items()]
+    inputs.append(write_result(tmp_path, "external-mine-ipc1", "hard", 20 * 4 ** 0.3 / 100))  # = random IPC 4
+    table = draw(tmp_path, "scaling_law", inputs).set_index("labels")
+    assert list(table.index)[:2] == ["hard", "full soft"]  # the fits use random images only
+    assert table.loc["hard", "b"] == pytest.approx(0.3)
+    assert table.loc["hard, mine (external) at IPC 1", "worth in random images per class"] == pytest.approx(4, abs=0.01)
+
+
 def test_scaling_law_table_fits_each_label_kind(tmp_path):
     laws = {"hard": (20, 0.3), "expert-e4": (40, 0.15), "expert-e4-top1": (25, 0.28), "expert-e4-top2": (33, 0.2)}
     inputs = [write_result(tmp_path, f"random-ipc{ipc}", spec, a * ipc ** b / 100)

@@ -73,6 +73,9 @@ CONFIG_CASES = [
     ("two equal seeds", replace(lambda c: c["students"][STUDENT], seeds=[0, 0])),
     ("two names of one run that disagree", lambda c: c["experts"].update(
         other={"arch": "convnet-d3-w32", "lr": 1.0e-2, "epochs": 4, "seeds": [0], "batch_size": 128})),
+    ("online rows with a protocol of fixed labels", replace(lambda c: c["students"]["online-cutmix"], labels="fixed")),
+    ("an external set that is not there", replace(lambda c: c["external_image_sets"]["mtt_export"],
+                                                    path="sets/images_best.pt")),
 ]
 
 
@@ -106,6 +109,19 @@ def cases(tmp_path, capsys, monkeypatch) -> list[tuple[str, str]]:
     flip_tensor_byte(labels)
     rows.append(("a corrupted file", cli_line(capsys, tmp_path, student + ["epochs=1"])))
     rows.append(("`fetch-data` for another dataset", cli_line(capsys, tmp_path, ["fetch-data", "--dataset", "mnist"])))
+    from labelworth.specs import dataset_spec
+
+    io.save_tensors(data / "train.pt", {"labels": torch.arange(10)},
+                    {"dataset": "fashion_mnist", "class_names": list(dataset_spec("fashion_mnist").class_names)})
+    torch.save(torch.zeros(10, 3, 28, 28), tmp_path / "images_best.pt")
+    external = ["import-external-set", "--name", "mine", "--data-dir", str(data), "--summary", str(tmp_path / "s.json"),
+                "--options", "format=pt"]
+    rows.append(("an external set with the wrong channel count",
+                 cli_line(capsys, tmp_path, external + [f"path={tmp_path / 'images_best.pt'}"])))
+    for name in ("cat", "dog"):
+        (tmp_path / "folder" / name).mkdir(parents=True)
+    rows.append(("class folders that are not the dataset's classes",
+                 cli_line(capsys, tmp_path, external[:-1] + ["format=imagefolder", f"path={tmp_path / 'folder'}"])))
     return rows
 
 

@@ -268,7 +268,7 @@ def _check_benchmark(config: dict) -> None:
         if "expert_run" in entry and "expert_epoch" not in entry:
             raise LabelworthError(f"benchmark.online_students[{index}]: expert_run names the teacher's run, so give "
                                   "its expert_epoch too (without both, each soft-label source's expert teaches)")
-        extra = sorted(set(entry["methods"]) - set(block["methods"]))
+        extra = sorted(set(entry["methods"]) - set(block["methods"]) - {"external"})
         if extra:
             raise LabelworthError(f"benchmark.online_students[{index}].methods: {', '.join(extra)} not in "
                                   "benchmark.methods, whose images the online rows relabel")

@@ -26,6 +26,8 @@ STUDENT_EXPERIMENTS = ("soft_vs_hard", "expert_epoch_sweep", "temperature_grid",
 # Config block of each experiment (the benchmark block draws the soft_vs_hard figure).
 EXPERIMENT_BLOCK = {name: name for name in STUDENT_EXPERIMENTS} | {"soft_vs_hard": "benchmark"}
 SWEEP = "expert_epoch_sweep"  # the experiment whose table gives `auto` its meaning
+# Experiments whose blocks may add the external sets (`external_sets: true`) beside random images.
+EXTERNAL_EXPERIMENTS = ("label_swap", "scaling_law")
 
 StudentRun = tuple[str, str, str]  # (image set, label spec, student protocol): one population
 LabelledSet = tuple[str, str]  # (image set, label spec), before the protocols are crossed in
@@ -142,27 +144,39 @@ def _benchmark_runs(config, block, best) -> list[LabelledSet]:
     return runs
 
 
-def online_runs(config: dict, block: dict, best) -> list[StudentRun]:
+def _online_teachers(config: dict, block: dict, best, entry: dict, images: str, position: int) -> list[str]:
+    """The label specs that teach `images` in one `online_students` entry: its own teacher, or every
+    soft-label source's expert."""
+    if "expert_epoch" in entry:
+        run = label_run(config, per_ipc(entry.get("expert_run", block_expert_run(config, block)), position))
+        return [expert_label(per_ipc(entry["expert_epoch"], position), entry.get("temperature", 1.0), run=run)]
+    return [labels for _, labels in _benchmark_labels(config, block, best, images, position, False) if labels != "hard"]
+
+
+def online_runs(config: dict, block: dict, best, external_sets: dict[str, dict] | None = None) -> list[StudentRun]:
     """The benchmark's online-label rows: each `online_students` entry's protocol on its methods'
-    images with every soft-label source's expert as the teacher, or the entry's own (expert_run,
-    expert_epoch, temperature; the paper's Table 1 "CutMix SL" columns), and SRe2L's images under its own relabel protocol (`methods.sre2l.relabel_student`:
+    images (`external`: every external set, once read) with every soft-label source's expert as the
+    teacher, or the entry's own (expert_run, expert_epoch, temperature; the paper's Table 1 "CutMix
+    SL" columns), and SRe2L's images under its own relabel protocol (`methods.sre2l.relabel_student`:
     its batch-norm teacher at its relabel temperature)."""
     runs = []
     synthesised = block.get("synthesis_images_per_class", block["images_per_class"])
     for entry in block.get("online_students", []):
         for method in entry["methods"]:
+            if method == "external":
+                for name, summary in (external_sets or {}).items():
+                    ipc = summary["images_per_class"]
+                    images = format_image_set(ImageSetSpec(f"{EXTERNAL_PREFIX}{name}", ipc))
+                    position = block["images_per_class"].index(ipc)
+                    runs += [(images, labels, entry["student"])
+                             for labels in _online_teachers(config, block, best, entry, images, position)]
+                continue
             for position, ipc in enumerate(block["images_per_class"]):
                 if method in SYNTHESIS_METHODS and ipc not in synthesised:
                     continue
                 images = format_image_set(ImageSetSpec(method, ipc))
-                if "expert_epoch" in entry:  # the entry's own teacher
-                    run = label_run(config, per_ipc(entry.get("expert_run", block_expert_run(config, block)), position))
-                    teachers = [expert_label(per_ipc(entry["expert_epoch"], position), entry.get("temperature", 1.0),
-                                             run=run)]
-                else:  # every soft-label source's expert
-                    teachers = [labels for _, labels in _benchmark_labels(config, block, best, images, position, False)
-                                if labels != "hard"]
-                runs += [(images, labels, entry["student"]) for labels in teachers]
+                runs += [(images, labels, entry["student"])
+                         for labels in _online_teachers(config, block, best, entry, images, position)]
     sre2l = method_block(config, "sre2l")
     if sre2l.get("relabel_student") and "sre2l" in block["methods"]:
         run = label_run(config, sre2l.get("teacher_run", default_expert_run(config)))
@@ -171,6 +185,13 @@ def online_runs(config: dict, block: dict, best) -> list[StudentRun]:
                   expert_label(epoch, method_settings(config, "sre2l", ipc).relabel_temperature, run=run),
                   sre2l["relabel_student"]) for ipc in synthesised]
     return runs
+
+
+def beside_random(labelled: list[LabelledSet], external_sets: dict[str, dict]) -> list[LabelledSet]:
+    """Each external set with the label specs its IPC's random images get (label swap, scaling law)."""
+    return [(format_image_set(ImageSetSpec(f"{EXTERNAL_PREFIX}{name}", summary["images_per_class"])), labels)
+            for name, summary in external_sets.items() for images, labels in labelled
+            if images == _random(summary["images_per_class"])]
 
 
 def external_runs(config: dict, block: dict, best, external_sets: dict[str, dict]) -> list[LabelledSet]:
@@ -304,9 +325,11 @@ def student_runs(config: dict, experiment: str, best_epochs: dict[int, int] | No
     labelled = _PLANNERS[experiment](config, block, best_epochs)
     if experiment == "soft_vs_hard" and external_sets:
         labelled += external_runs(config, block, best_epochs, external_sets)
+    if experiment in EXTERNAL_EXPERIMENTS and external_sets and block.get("external_sets"):
+        labelled += beside_random(labelled, external_sets)
     runs = [(images, labels, student) for student in block_students(config, block) for images, labels in labelled]
     if experiment == "soft_vs_hard":
-        runs += online_runs(config, block, best_epochs)
+        runs += online_runs(config, block, best_epochs, external_sets)
     return list(dict.fromkeys(runs))
 
 

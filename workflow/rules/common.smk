@@ -319,7 +319,9 @@ def student_results_for(experiment):
 
     def inputs(wildcards):
         best = None if experiment == SWEEP else best_expert_epochs()
-        external = external_sets() if experiment == "soft_vs_hard" else None
+        block = config.get(EXPERIMENT_BLOCK[experiment], {})
+        uses_external = experiment == "soft_vs_hard" or block.get("external_sets")
+        external = external_sets() if uses_external else None
         try:
             runs = student_runs(config, experiment, best, external)
         except LabelworthError as error:

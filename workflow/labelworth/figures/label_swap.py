@@ -10,20 +10,26 @@ import numpy as np
 import pandas as pd
 
 from labelworth.figures.results import expert_epochs_note, mean_std, student_results
+from labelworth.figures.soft_vs_hard import method_title
 from labelworth.figures.style import (
-    REFERENCE_GREY, log_axis, new_figure, plot_groups, save_figure, save_table,
+    REFERENCE_GREY, group_colors, log_axis, new_figure, plot_groups, save_figure, save_table,
 )
+from labelworth.specs import parse_image_set
+
+
+def images_title(method: str) -> str:
+    return "random" if method == "random" else method_title(method)
 
 CONTROLS = {"shuffle": "--", "smooth": ":"}  # control label -> its line style
 
 
 def relative_to_unswapped(results: pd.DataFrame) -> pd.DataFrame:
-    """Each row's mean best accuracy divided by that of its IPC's unswapped expert labels (`relative`),
+    """Each row's mean best accuracy divided by that of its image set's unswapped expert labels (`relative`),
     with the std of the ratio to first order for independent populations (`relative_std`); NaN where
     the unswapped students score 0 (no ratio to take)."""
-    base = results[results["transforms"] == ""].set_index("images_per_class")
-    mean0 = base.loc[results["images_per_class"], "best_mean"].to_numpy()
-    std0 = base.loc[results["images_per_class"], "best_std"].to_numpy()
+    base = results[results["transforms"] == ""].set_index("image_set")
+    mean0 = base.loc[results["image_set"], "best_mean"].to_numpy()
+    std0 = base.loc[results["image_set"], "best_std"].to_numpy()
     means = results["best_mean"].to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         relative = np.where(mean0 > 0, means / np.where(mean0 > 0, mean0, 1), np.nan)
@@ -32,12 +38,16 @@ def relative_to_unswapped(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def swap_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Per IPC: the unswapped accuracy (mean ± std) and the relative accuracy of each swap rank and
-    control, as plain numbers (3 decimals) a reader can compare with 1."""
+    """Per image set (random images by IPC, then any external set): the unswapped accuracy (mean ± std)
+    and the relative accuracy of each swap rank and control, as plain numbers (3 decimals) a reader
+    can compare with 1; the images column only when an external set is there."""
     rows = []
-    for ipc, group in results.groupby("images_per_class"):
+    results = results.assign(external=results["method"] != "random")
+    external = results["external"].any()
+    for (_, ipc, image_set), group in results.groupby(["external", "images_per_class", "image_set"]):
         base = group[group["transforms"] == ""].iloc[0]
-        row = {"IPC": ipc, "unswapped": mean_std(base["best_mean"], base["best_std"])}
+        row = {"images": images_title(base["method"])} if external else {}
+        row |= {"IPC": ipc, "unswapped": mean_std(base["best_mean"], base["best_std"])}
         swaps = group[group["transform"] == "swap"].sort_values("transform_value")
         row |= {f"swap {int(k)}": round(r, 3) for k, r in zip(swaps["transform_value"], swaps["relative"])}
         row |= {name: round(group.loc[group["transforms"] == name, "relative"].iloc[0], 3)
@@ -50,14 +60,19 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     """Inputs per IPC: student JSONs of `expert-e{E}`, `expert-e{E}-swap{k}` for several k,
     `expert-e{E}-shuffle` and `expert-e{E}-smooth` on random images."""
     results = relative_to_unswapped(student_results(inputs))
+    titles = {row.image_set: (f"IPC {row.images_per_class}" if row.method == "random"
+                              else f"{images_title(row.method)}, IPC {row.images_per_class}")
+              for row in results.itertuples()}
     swaps = results[results["transform"] == "swap"]
 
     figure, axes = new_figure(width=3.4, height=2.7)
-    colors = plot_groups(axes, swaps, "transform_value", "images_per_class", lambda ipc: f"IPC {ipc}",
-                         y="relative", yerr="relative_std")
+    order = sorted(titles, key=lambda image_set: (image_set.startswith("external"), parse_image_set(image_set)
+                                                  .images_per_class, image_set))
+    colors = plot_groups(axes, swaps, "transform_value", "image_set", titles.get,
+                         colors=dict(zip(order, group_colors(order).values())), y="relative", yerr="relative_std")
     for name, linestyle in CONTROLS.items():
         for _, row in results[results["transforms"] == name].iterrows():
-            axes.axhline(row["relative"], color=colors.get(row["images_per_class"]), linestyle=linestyle, linewidth=1)
+            axes.axhline(row["relative"], color=colors.get(row["image_set"]), linestyle=linestyle, linewidth=1)
     axes.axhline(1.0, color=REFERENCE_GREY, linewidth=0.8)
     if np.isfinite(swaps["relative"]).any():  # a log axis needs data to place
         log_axis(axes, swaps["transform_value"].astype(int), base=2)

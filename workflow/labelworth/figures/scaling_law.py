@@ -94,13 +94,28 @@ def fit_table(results: pd.DataFrame, kinds: list[str]) -> tuple[dict[str, PowerL
     return fits, table
 
 
+def worth_table(external: pd.DataFrame, fits: dict[str, PowerLaw]) -> pd.DataFrame:
+    """One row per external set and label kind: its accuracy, and how many random images per class
+    the same labels need (by their fit) to match it, its worth in random images."""
+    return pd.DataFrame([{
+        "labels": f"{row.labels}, {row.method.removeprefix('external-')} (external) at IPC {row.images_per_class}",
+        "accuracy": round(row.best_mean, 2),
+        "worth in random images per class": round(fits[row.labels].images_for(row.best_mean), 2)
+        if row.labels in fits else float("nan"),
+    } for row in external.itertuples()])
+
+
 def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
     """Inputs per IPC: student JSONs of `hard`, `expert-e{E}` and `expert-e{E}-top{k}` labels for
     several k, on random images."""
-    results = student_results(inputs)
-    results["labels"] = results.apply(label_kind, axis=1)
+    everything = student_results(inputs)
+    everything["labels"] = everything.apply(label_kind, axis=1)
+    results = everything[everything["method"] == "random"]  # the fits; external sets are points beside them
+    external = everything[everything["method"] != "random"]
     kinds = kind_order(set(results["labels"]))
     fits, table = fit_table(results, kinds)
+    if len(external):
+        table = pd.concat([table, worth_table(external, fits)], ignore_index=True)
 
     figure, axes = new_figure(width=3.4, height=2.8)
     colors = group_colors([kind for kind in kinds if kind != "hard"]) | {"hard": HARD_COLOR}
@@ -109,7 +124,11 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     span = np.geomspace(results["images_per_class"].min(), results["images_per_class"].max(), 50)
     for kind, fit in fits.items():
         axes.plot(span, fit(span), color=colors[kind], linewidth=1, alpha=0.8)
-    log_axis(axes, results["images_per_class"])
+    for kind in kinds:  # each external set: hollow markers in its label kind's colour
+        rows = external[external["labels"] == kind]
+        axes.scatter(rows["images_per_class"], rows["best_mean"], facecolors="none", edgecolors=colors[kind], s=30,
+                     marker="D")
+    log_axis(axes, everything["images_per_class"])
     log_axis(axes, axis="y")
     axes.set_xlabel("images per class")
     axes.set_ylabel(ACCURACY_LABEL)
@@ -121,4 +140,6 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
                title="Power-law fits acc = a·IPC^b (acc in %, least squares on ln acc vs ln IPC; SE(ln a) is the "
                      "standard error of the natural log of a; NaN with two IPCs). Image exchange rate: how many "
                      f"times the smallest IPC ({results['images_per_class'].min()}) the label kind needs to reach "
-                     f"the full soft label's fitted accuracy there (NaN: never). {expert_epochs_note(results)}.")
+                     f"the full soft label's fitted accuracy there (NaN: never). {expert_epochs_note(results)}."
+                     + (" External sets: their accuracy and the random images per class the same labels "
+                        "need, by the fit, to match it." if len(external) else ""))
