@@ -189,11 +189,8 @@ def _read_labelworth(settings: ExternalImageSetSettings, space: InputSpace) -> t
     dataset = content["meta"].get("dataset")
     if dataset != space.spec.name:
         raise LabelworthError(f"{path}: an image set of {dataset}, expected one of {space.spec.name}")
-    labels = content["learned_labels"] if "learned_labels" in content else content["labels"]
-    if "learned_labels" in content:
-        # The set's own soft labels; its classes come with them.
-        return content["images"], (content["labels"], path), None, labels
-    return content["images"], (labels, path), None, None
+    # Its classes, and the method's own labels when it made any.
+    return content["images"], (content["labels"], path), None, content.get("learned_labels")
 
 
 # ---- checks shared by every format ----------------------------------------------------------------
