@@ -454,6 +454,8 @@ def _expert_run(label_meta: dict) -> str:
 def label_source(label_meta: dict, path, settings: StudentSettings, device) -> LabelSource:
     """A label file's temperature and, under `labels: online`, its experts (the checkpoints its meta
     names): an expert spec's labels are then made batch by batch, the same labels on what it sees."""
+    if "label_spec" not in label_meta:  # a label file made by hand: its labels as they are
+        return LabelSource()
     spec = parse_label_spec(label_meta["label_spec"])
     temperature = spec.temperature if spec.uses_experts else 1.0
     if settings.labels != "online" or not spec.uses_experts:
