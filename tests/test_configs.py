@@ -85,6 +85,23 @@ def populations(config: dict) -> set[tuple[str, str, str]]:
                     run = run[position] if isinstance(run, list) else run
                     runs.add((images, expert(config, block, source["expert_epoch"][position], run), student))
 
+    for entry in block.get("online_students", []):  # online rows: the entry's own teacher at every IPC
+        for position, ipc in enumerate(block["images_per_class"]):
+            for method in entry["methods"]:
+                if method != "random" and ipc not in block.get("synthesis_images_per_class", block["images_per_class"]):
+                    continue
+                epoch = entry["expert_epoch"]
+                label = expert(config, block, epoch[position] if isinstance(epoch, list) else epoch, entry.get("expert_run"))
+                temperature = entry.get("temperature", 1.0)
+                runs.add((f"{method}-ipc{ipc}", label + (f"-t{temperature:g}" if temperature != 1 else ""), entry["student"]))
+    sre2l = config.get("methods", {}).get("sre2l", {})
+    if sre2l.get("relabel_student") and "sre2l" in block["methods"]:
+        temperature = sre2l.get("relabel_temperature", 1.0)
+        label = expert(config, block, sre2l["teacher_epoch"], sre2l["teacher_run"]) + \
+            (f"-t{temperature:g}" if temperature != 1 else "")
+        runs.update((f"sre2l-ipc{ipc}", label, sre2l["relabel_student"])
+                    for ipc in block.get("synthesis_images_per_class", block["images_per_class"]))
+
     def add(block, pairs):
         runs.update((images, labels, block.get("student", default_student)) for images, labels in pairs)
 

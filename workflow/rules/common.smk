@@ -402,13 +402,24 @@ def block_metrics(experiment):
     return expert_metrics(run, main_seed(run))
 
 
+def external_summaries(experiment):
+    """The external sets' summaries an experiment's figure plans from, as plain inputs: a summary that
+    is missing (a set just added to a finished run) then makes Snakemake run its checkpoint and this
+    figure again, which a checkpoint behind an input function alone does not when the figure exists."""
+    block = config.get(EXPERIMENT_BLOCK[experiment], {})
+    if not (experiment == "soft_vs_hard" or block.get("external_sets")):
+        return []
+    return [f"{RESULTS}/external/{name}.json" for name in external_set_names(config)]
+
+
 def figure_extra_inputs(experiment):
     """Input function: the files a figure reads beside its students (zero_shot: the control's label
-    file and images, whose label mass on each subject class it reports)."""
+    file and images, whose label mass on each subject class it reports) and the external sets'
+    summaries it plans from."""
 
     def inputs(wildcards):
         if experiment != "zero_shot":
-            return {}
+            return {"external": external_summaries(experiment)}
         control = zero_shot_control(config, best_expert_epochs())
         return {"mass_labels": labels_file(*control), "mass_images": images_file(control[0])}
 

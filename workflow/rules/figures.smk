@@ -53,6 +53,7 @@ for experiment in STUDENT_EXPERIMENTS:
 # DD-Ranking's label-robustness scores of the benchmark's methods, from the benchmark's students.
 rule figure_label_robustness:
     input:
+        external=external_summaries("soft_vs_hard"),
         students=student_results_for("soft_vs_hard"),
         metrics=block_metrics("soft_vs_hard"),
     output:
@@ -72,6 +73,7 @@ rule figure_label_robustness:
 # What labels cost: the benchmark's populations against the bytes of their images and labels.
 rule figure_accuracy_vs_storage:
     input:
+        external=external_summaries("soft_vs_hard"),
         students=student_results_for("soft_vs_hard"),
         metrics=block_metrics("soft_vs_hard"),
     output:
