@@ -248,23 +248,22 @@ def _check_auto(config: dict, experiment: str) -> None:
                               f"epochs of {sweep_run}; give an epoch")
 
 
+def _check_per_ipc_lists(block: dict, entry: dict, where: str, remedy: str) -> None:
+    """An entry's expert_epoch and expert_run lists have one value per benchmark IPC."""
+    for key in ("expert_epoch", "expert_run"):
+        values = entry.get(key)
+        if isinstance(values, list) and len(values) != len(block["images_per_class"]):
+            raise LabelworthError(f"{where}.{key} has {len(values)} entries but benchmark.images_per_class has "
+                                  f"{len(block['images_per_class'])}; {remedy}")
+
+
 def _check_benchmark(config: dict) -> None:
     block = config["benchmark"]
     for index, source in enumerate(soft_label_sources(block)):
-        for key in ("expert_epoch", "expert_run"):
-            values = source.get(key)
-            if isinstance(values, list) and len(values) != len(block["images_per_class"]):
-                raise LabelworthError(
-                    f"benchmark.soft_labels[{index}].{key} has {len(values)} entries but benchmark.images_per_class "
-                    f"has {len(block['images_per_class'])}; give one per IPC")
+        _check_per_ipc_lists(block, source, f"benchmark.soft_labels[{index}]", "give one per IPC")
     for index, entry in enumerate(block.get("online_students", [])):
         _check_online_protocol(config, entry["student"], f"benchmark.online_students[{index}].student")
-        for key in ("expert_epoch", "expert_run"):
-            values = entry.get(key)
-            if isinstance(values, list) and len(values) != len(block["images_per_class"]):
-                raise LabelworthError(
-                    f"benchmark.online_students[{index}].{key} has {len(values)} entries but benchmark.images_per_class "
-                    f"has {len(block['images_per_class'])}; give one, or one per IPC")
+        _check_per_ipc_lists(block, entry, f"benchmark.online_students[{index}]", "give one, or one per IPC")
         if "expert_run" in entry and "expert_epoch" not in entry:
             raise LabelworthError(f"benchmark.online_students[{index}]: expert_run names the teacher's run, so give "
                                   "its expert_epoch too (without both, each soft-label source's expert teaches)")
