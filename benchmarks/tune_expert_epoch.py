@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--student-epochs", type=int, default=300)
     parser.add_argument("--student-lr", type=float, default=0.01)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--eval-every", type=int, default=100, help="test cadence (the default config's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default="benchmarks/results/tune_expert_epoch.md")
     args = parser.parse_args()
@@ -56,7 +57,7 @@ def main() -> None:
     train, test = load_split(work / "data", "train", device), load_split(work / "data", "test", device)
     student_settings = StudentSettings(arch=args.arch, optimizer="sgd", lr=args.student_lr,
                                        epochs=args.student_epochs, seeds=tuple(args.seeds), batch_size=256,
-                                       eval_every=50)
+                                       eval_every=args.eval_every)
 
     def population(images, targets):
         result = evaluate_students(images, targets, test, student_settings)

@@ -85,8 +85,10 @@ def populations(config: dict) -> set[tuple[str, str, str]]:
                     run = run[position] if isinstance(run, list) else run
                     runs.add((images, expert(config, block, source["expert_epoch"][position], run), student))
 
-    for entry in block.get("online_students", []):  # online rows: the entry's own teacher at every IPC
+    for entry in block.get("online_students", []):  # online rows: the entry's own teacher at its IPCs
         for position, ipc in enumerate(block["images_per_class"]):
+            if ipc not in entry.get("images_per_class", block["images_per_class"]):
+                continue
             for method in entry["methods"]:
                 if method != "random" and ipc not in block.get("synthesis_images_per_class", block["images_per_class"]):
                     continue

@@ -68,7 +68,7 @@ CONFIG_CASES = [
     ("a ConvNet deeper than the images allow", replace(lambda c: c["students"][STUDENT], arch="convnet-d6-w32")),
     ("an expert epoch beyond the run's training", replace(lambda c: c["benchmark"]["soft_labels"][0],
                                                           expert_epoch=[2, 5, 99])),
-    ("an analysis epoch beyond the run's training", replace(lambda c: c["soft_label_pictures"], similarity_epoch=13)),
+    ("an analysis epoch beyond the run's training", replace(lambda c: c["soft_label_pictures"], similarity_epoch=26)),
     ("more images per class than a class has", replace(lambda c: c["benchmark"], images_per_class=[1, 10, 7000])),
     ("two equal seeds", replace(lambda c: c["students"][STUDENT], seeds=[0, 0])),
     ("two names of one run that disagree", lambda c: c["experts"].update(

@@ -267,6 +267,10 @@ def _check_benchmark(config: dict) -> None:
         if "expert_run" in entry and "expert_epoch" not in entry:
             raise LabelworthError(f"benchmark.online_students[{index}]: expert_run names the teacher's run, so give "
                                   "its expert_epoch too (without both, each soft-label source's expert teaches)")
+        outside = sorted(set(entry.get("images_per_class", [])) - set(block["images_per_class"]))
+        if outside:
+            raise LabelworthError(f"benchmark.online_students[{index}].images_per_class: {outside} not in "
+                                  f"benchmark.images_per_class {block['images_per_class']}")
         extra = sorted(set(entry["methods"]) - set(block["methods"]) - {"external"})
         if extra:
             raise LabelworthError(f"benchmark.online_students[{index}].methods: {', '.join(extra)} not in "

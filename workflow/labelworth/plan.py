@@ -155,24 +155,27 @@ def _online_teachers(config: dict, block: dict, best, entry: dict, images: str, 
 
 def online_runs(config: dict, block: dict, best, external_sets: dict[str, dict] | None = None) -> list[StudentRun]:
     """The benchmark's online-label rows: each `online_students` entry's protocol on its methods'
-    images (`external`: every external set, once read) with every soft-label source's expert as the
+    images at its IPCs (`external`: every external set, once read) with every soft-label source's expert as the
     teacher, or the entry's own (expert_run, expert_epoch, temperature; the paper's Table 1 "CutMix
     SL" columns), and SRe2L's images under its own relabel protocol (`methods.sre2l.relabel_student`:
     its batch-norm teacher at its relabel temperature)."""
     runs = []
     synthesised = block.get("synthesis_images_per_class", block["images_per_class"])
     for entry in block.get("online_students", []):
+        ipcs = entry.get("images_per_class", block["images_per_class"])
         for method in entry["methods"]:
             if method == "external":
                 for name, summary in (external_sets or {}).items():
                     ipc = summary["images_per_class"]
+                    if ipc not in ipcs:
+                        continue
                     images = format_image_set(ImageSetSpec(f"{EXTERNAL_PREFIX}{name}", ipc))
                     position = block["images_per_class"].index(ipc)
                     runs += [(images, labels, entry["student"])
                              for labels in _online_teachers(config, block, best, entry, images, position)]
                 continue
             for position, ipc in enumerate(block["images_per_class"]):
-                if method in SYNTHESIS_METHODS and ipc not in synthesised:
+                if ipc not in ipcs or (method in SYNTHESIS_METHODS and ipc not in synthesised):
                     continue
                 images = format_image_set(ImageSetSpec(method, ipc))
                 runs += [(images, labels, entry["student"])

@@ -80,6 +80,11 @@ LOGS = f"logs/{DATASET}"
 TRAINED_RUNS = trained_runs(config)  # {arch}-lr{lr} -> ExpertSettings
 TRAINED_EPOCHS = trained_epochs(config)  # ({arch}-lr{lr}, seed) -> epochs that expert trains
 NEVER = r"(?!)"  # a wildcard constraint that matches nothing
+# Experts, MTT's buffer and the synthesis jobs gate most of the DAG, and a synthesis job is the
+# longest single job: run them as soon as they can start, so that no long job starts last with the
+# rest of the run queued behind it (a fresh default run finished 63 min after MTT's IPC-10 set
+# started among the last jobs).
+CRITICAL_PATH_PRIORITY = 10
 
 
 def any_of(names):
@@ -207,6 +212,13 @@ def image_set_inputs(wildcards):
     if image_set.without_class is not None:
         return {"source": images_file(format_image_set(image_set.base))}
     return data_files() | {name: METHOD_INPUTS[name][1](path) for name, path in method_input_files(image_set).items()}
+
+
+def image_set_threads(wildcards):
+    # Loss ranking runs the expert over the training set; a random pick or a subset only indexes it,
+    # so it holds one core and the other stays free.
+    image_set = parse_image_set(wildcards.image_set)
+    return 2 if image_set.without_class is None and image_set.method.startswith("lossbin") else 1
 
 
 def image_set_arguments(wildcards, input):

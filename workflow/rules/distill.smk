@@ -13,7 +13,7 @@ rule distill_images:
         image_set=rf"(random|lossbin\d)-ipc\d+(-without\d+)?|{SYNTHETIC_SET_PATTERN}-without\d+",
     conda:
         "../../envs/labelworth.yaml"
-    threads: 2
+    threads: image_set_threads
     resources:
         mem_mb=4000,
         runtime=60,
@@ -46,6 +46,7 @@ rule synthesise_images:
     conda:
         "../../envs/labelworth.yaml"
     threads: 2
+    priority: CRITICAL_PATH_PRIORITY
     resources:
         mem_mb=8000,
         runtime=720,

@@ -24,6 +24,7 @@ rule train_expert:
     conda:
         "../../envs/labelworth.yaml"
     threads: expert_threads
+    priority: CRITICAL_PATH_PRIORITY
     resources:
         mem_mb=lambda wildcards: 8000 * expert_processes(wildcards),
         runtime=720,
@@ -50,6 +51,7 @@ rule dump_trajectories:
     conda:
         "../../envs/labelworth.yaml"
     threads: 1
+    priority: CRITICAL_PATH_PRIORITY
     resources:
         mem_mb=4000,
         runtime=30,
