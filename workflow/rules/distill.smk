@@ -43,10 +43,10 @@ rule synthesise_images:
         f"{LOGS}/benchmarks/synthesise_images/{{image_set}}.tsv"
     wildcard_constraints:
         image_set=SYNTHETIC_SET_PATTERN,
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         "../../envs/labelworth.yaml"
     threads: 2
-    priority: CRITICAL_PATH_PRIORITY
     resources:
         mem_mb=8000,
         runtime=720,

@@ -21,10 +21,10 @@ rule train_expert:
         f"{LOGS}/benchmarks/train_expert/{{expert}}.tsv"
     wildcard_constraints:
         expert=any_of(TRAINED_EXPERTS),
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         "../../envs/labelworth.yaml"
     threads: expert_threads
-    priority: CRITICAL_PATH_PRIORITY
     resources:
         mem_mb=lambda wildcards: 8000 * expert_processes(wildcards),
         runtime=720,
@@ -48,10 +48,10 @@ rule dump_trajectories:
         f"{RESULTS}/trajectories/{{run}}.pt",
     log:
         f"{LOGS}/dump_trajectories/{{run}}.log",
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         "../../envs/labelworth.yaml"
     threads: 1
-    priority: CRITICAL_PATH_PRIORITY
     resources:
         mem_mb=4000,
         runtime=30,
