@@ -82,7 +82,7 @@ TRAINED_EPOCHS = trained_epochs(config)  # ({arch}-lr{lr}, seed) -> epochs that 
 NEVER = r"(?!)"  # a wildcard constraint that matches nothing
 # Experts, MTT's buffer and the synthesis jobs gate most of the DAG, and a synthesis job is the
 # longest single job: run them as soon as they can start, so that no long job starts last with the
-# rest of the run queued behind it (a fresh default run finished 63 min after MTT's IPC-10 set
+# rest of the run queued behind it (in the 63-minute fresh default run of a15afe9, MTT's IPC-10 set
 # started among the last jobs).
 CRITICAL_PATH_PRIORITY = 10
 
