@@ -29,4 +29,4 @@ include: "workflow/rules/figures.smk"
 rule all:
     default_target: True
     input:
-        all_targets(),
+        PLAN.targets(),

@@ -13,6 +13,7 @@ epochs and test passes. Synthesis is not in this config (random images only).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 from pathlib import Path
@@ -23,9 +24,9 @@ import yaml
 from common import ROOT, machine_header, synchronise, write_table
 from labelworth.data import Split
 from labelworth.models import build_model
-from labelworth.plan import STUDENT_EXPERIMENTS, enabled, student_runs, trained_epochs
-from labelworth.configured import student_settings, trained_runs
-from labelworth.settings import build_settings, StudentSettings
+from labelworth.config import load_config
+from labelworth.plan import student_runs, trained_epochs
+from labelworth.settings import StudentSettings
 from labelworth.specs import dataset_spec, parse_image_set
 from labelworth.students import train_students
 from labelworth.training import predict_logits, train_epoch
@@ -57,8 +58,7 @@ def student_costs(settings: StudentSettings, ipc: int, epochs: int, test_images:
     targets = torch.softmax(torch.randn(10 * ipc, 10, device=device), 1)
     test = Split(torch.randn(test_images, 1, 28, 28, device=device), torch.randint(0, 10, (test_images,), device=device),
                  list(spec.class_names), spec)
-    short = build_settings(StudentSettings, {**vars(settings), "epochs": epochs, "eval_every": epochs,
-                                             "seeds": (0,)}, "slice")
+    short = dataclasses.replace(settings, epochs=epochs, eval_every=epochs, seeds=(0,))
     synchronise(device)
     start = time.perf_counter()
     train_students(images, targets, test, short, seeds=[0])
@@ -82,25 +82,24 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fashion_mnist_full.md"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    config = yaml.safe_load((ROOT / "configs" / "fashion_mnist_full.yaml").read_text())
+    config = load_config(yaml.safe_load((ROOT / "configs" / "fashion_mnist_full.yaml").read_text()))
     started = time.perf_counter()
     header = machine_header(args.device)
 
     lines = ["| stage | what the config asks | measured on the slice | expected |", "|---|---|---|---|"]
     total = 0.0
     for (run, seed), epochs in trained_epochs(config).items():
-        per_epoch = expert_epoch_seconds(trained_runs(config)[run].arch, args.images, args.device, 2)
+        per_epoch = expert_epoch_seconds(config.trained_runs[run].arch, args.images, args.device, 2)
         cost = per_epoch * epochs
         total += cost
         lines.append(f"| expert {run} seed {seed} | {epochs} epochs of 60000 images | {per_epoch:.1f} s/epoch | "
                      f"{cost / 3600:.2f} h |")
     populations = {}
-    for experiment in STUDENT_EXPERIMENTS:
-        if enabled(config, experiment):
-            for image_set, labels, student in student_runs(config, experiment, {1: 2, 10: 4, 50: 12}):
-                populations.setdefault((parse_image_set(image_set).images_per_class, student), set()).add(labels)
+    for experiment in config.enabled_experiments():
+        for image_set, labels, student in student_runs(config, experiment, {1: 2, 10: 4, 50: 12}):
+            populations.setdefault((parse_image_set(image_set).images_per_class, student), set()).add(labels)
     for (ipc, student), label_sets in sorted(populations.items()):
-        settings = student_settings(config, student, ipc)
+        settings = config.student(student, ipc)
         per_epoch, test_pass = student_costs(settings, ipc, args.student_epochs, args.test_images, args.device)
         tests = settings.epochs // settings.eval_every + (settings.epochs % settings.eval_every != 0)
         students = len(settings.seeds) * len(label_sets)

@@ -1,7 +1,7 @@
 """Expected GPU-hours of each paper-scale config, from its job list and costs measured on an H100.
 
 Nothing here trains: the jobs come from the same planners the workflow uses (labelworth.plan,
-labelworth.configured), and each job's cost from a two-number model calibrated on the lent H100
+labelworth/config.py), and each job's cost from a two-number model calibrated on the lent H100
 (benchmarks/results/):
 
 * arithmetic: a training image costs 3 x the network's multiply-accumulates (forward, backward),
@@ -35,11 +35,9 @@ from common import ROOT, write_table
 
 sys.path.insert(0, str(ROOT / "workflow"))
 
-from labelworth.configured import (  # noqa: E402
-    method_settings, mtt_buffer, sre2l_teacher, student_settings, trained_runs,
-)
-from labelworth.plan import STUDENT_EXPERIMENTS, enabled, student_runs, trained_epochs  # noqa: E402
-from labelworth.specs import SYNTHESIS_METHODS, dataset_spec, parse_arch, parse_image_set  # noqa: E402
+from labelworth.config import Config, load_config  # noqa: E402
+from labelworth.plan import student_runs, trained_epochs  # noqa: E402
+from labelworth.specs import SYNTHESIS_METHODS, parse_arch, parse_image_set  # noqa: E402
 
 MAC_RATE = 60_000 * 3 * 37.0e6 / 1.1  # effective training MAC/s of convnet-d3 on the H100 (see above)
 STEP_OVERHEAD_S = 1.5e-3  # per student step, vectorised engine, S = 5
@@ -82,21 +80,21 @@ def step_seconds(images: int, macs: float, factor: float = 3.0) -> float:
     return max(STEP_OVERHEAD_S, images * factor * macs / MAC_RATE)
 
 
-def synthesis_arch(config: dict, method: str, settings) -> str:
+def synthesis_arch(config: Config, method: str, settings) -> str:
     """The network a synthesis method trains or inverts: MTT's replay-buffer experts, SRe2L's
     teacher, or the method's own `arch` (DM's embedding network, BPTT's)."""
     if method == "mtt":
-        return trained_runs(config)[mtt_buffer(config)[0]].arch
+        return config.trained_runs[config.mtt_buffer[0]].arch
     if method == "sre2l":
-        return trained_runs(config)[sre2l_teacher(config)[0]].arch
+        return config.trained_runs[config.sre2l_teacher[0]].arch
     return settings.arch
 
 
-def config_cost(config: dict) -> tuple[Cost, int]:
+def config_cost(config: Config) -> tuple[Cost, int]:
     """GPU-seconds by stage, and the number of student populations."""
-    spec = dataset_spec(config["dataset"])
+    spec = config.dataset_spec
     train_size, test_size = SPLIT_SIZES[spec.name]
-    trained = trained_runs(config)
+    trained = config.trained_runs
     cost = Cost()
 
     # Every expert the workflow trains, each as far as trained_epochs says (the first seed of a run
@@ -108,11 +106,11 @@ def config_cost(config: dict) -> tuple[Cost, int]:
         cost.experts += epoch * epochs
 
     placeholder_epochs = {ipc: 1 for ipc in range(1, 10_001)}  # `auto` resolves to some epoch; cost is alike
-    runs = {run for experiment in STUDENT_EXPERIMENTS if enabled(config, experiment)
+    runs = {run for experiment in config.enabled_experiments()
             for run in student_runs(config, experiment, placeholder_epochs)}
     for image_set, _, protocol in runs:
         parsed = parse_image_set(image_set)
-        student = student_settings(config, protocol, parsed.images_per_class)  # its per-IPC overrides applied
+        student = config.student(protocol, parsed.images_per_class)  # its per-IPC overrides applied
         student_macs = network_macs(student.arch, spec)
         images = parsed.images_per_class * (spec.num_classes - (parsed.without_class is not None))
         steps = math.ceil(images / student.batch_size)
@@ -125,7 +123,7 @@ def config_cost(config: dict) -> tuple[Cost, int]:
     for image_set in synthesised:
         if image_set.method not in SYNTHESIS_METHODS or image_set.without_class is not None:
             continue
-        settings = method_settings(config, image_set.method, image_set.images_per_class)
+        settings = config.method(image_set.method, image_set.images_per_class)
         expert_macs = network_macs(synthesis_arch(config, image_set.method, settings), spec)
         images = image_set.images_per_class * spec.num_classes
         if image_set.method == "mtt":
@@ -148,7 +146,7 @@ def main() -> None:
     lines = ["| config | student populations | experts | synthesis (DM, MTT) | students | total GPU-hours |",
              "|---|---|---|---|---|---|"]
     for name in args.configs:
-        config = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
+        config = load_config(yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text()))
         cost, populations = config_cost(config)
         hours = [value / 3600 for value in (cost.experts, cost.synthesis, cost.students, cost.total)]
         lines.append(f"| {name} | {populations} | " + " | ".join(f"{value:,.1f}" for value in hours) + " |")

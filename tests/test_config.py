@@ -2,17 +2,17 @@
 the experiment planner, on the default config and variants of it."""
 
 import copy
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from labelworth.checks import check_config, check_number_strings
-from labelworth.configured import (method_settings, run_folder, sre2l_teacher, student_settings, trained_runs)
+from labelworth.config import STUDENT_EXPERIMENTS, load_config
 from labelworth.errors import LabelworthError
-from labelworth.plan import (STUDENT_EXPERIMENTS, enabled, population_groups, population_of, student_runs,
-                             trained_epochs, trajectory_epochs, uses_auto_epochs)
+from labelworth.plan import load_checked_config as check_config
+from labelworth.plan import population_groups, population_of, student_runs, trained_epochs, trajectory_epochs
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENT = "convnet-d3-w32"  # the default config's protocol
@@ -40,7 +40,7 @@ def pairs(runs):
 
 
 def test_default_tiny_and_paper_configs_pass(config):
-    check_number_strings(config)
+    load_config(config)
     check_config(config)
     for other in ["tests/config.tiny.yaml", "tests/config.distill.yaml"] + sorted(
             f"configs/{path.name}" for path in (ROOT / "configs").glob("*.yaml")):
@@ -50,7 +50,7 @@ def test_default_tiny_and_paper_configs_pass(config):
 def test_benchmark_plan_pairs_hard_and_soft_labels_per_ipc(config):
     config["benchmark"].update(methods=["random"], images_per_class=[1, 10],
                                soft_labels=[{"expert_epoch": [2, 7], "temperature": 2.0}])
-    assert student_runs(config, "soft_vs_hard") == [
+    assert student_runs(load_config(config), "soft_vs_hard") == [
         ("random-ipc1", "hard", STUDENT), ("random-ipc1", "expert-e2-t2", STUDENT),
         ("random-ipc10", "hard", STUDENT), ("random-ipc10", "expert-e7-t2", STUDENT)]
 
@@ -58,7 +58,7 @@ def test_benchmark_plan_pairs_hard_and_soft_labels_per_ipc(config):
 def test_benchmark_plan_gives_labelling_methods_their_own_labels_and_synthesis_its_ipcs(config):
     config["benchmark"].update(methods=["random", "dm", "bptt"], images_per_class=[1, 10],
                                soft_labels=[{"expert_epoch": [2, 7]}], synthesis_images_per_class=[1])
-    assert pairs(student_runs(config, "soft_vs_hard")) == [
+    assert pairs(student_runs(load_config(config), "soft_vs_hard")) == [
         ("random-ipc1", "hard"), ("random-ipc1", "expert-e2"), ("random-ipc10", "hard"), ("random-ipc10", "expert-e7"),
         ("dm-ipc1", "hard"), ("dm-ipc1", "expert-e2"),
         ("bptt-ipc1", "hard"), ("bptt-ipc1", "learned"), ("bptt-ipc1", "expert-e2")]
@@ -81,13 +81,13 @@ def test_named_expert_runs_per_ipc_cross_named_student_protocols(config):
                                soft_labels=[{"expert_run": ["small_lr", "large_lr"], "expert_epoch": [12, 30]},
                                             {"expert_run": "convnet", "expert_epoch": [2, 4]}])
     check_config(config)
-    runs = student_runs(config, "soft_vs_hard")
+    runs = student_runs(load_config(config), "soft_vs_hard")
     assert ("random-ipc1", "expert-convnet-d3-w32-lr0.0005-e12", "adamw") in runs
     assert ("random-ipc10", "expert-convnet-d3-w32-lr0.1-e30", STUDENT) in runs
     assert ("random-ipc10", "expert-e4", "adamw") in runs  # the default run needs no token
     assert len(runs) == 2 * 2 * 3  # protocols x IPCs x (hard + two sources)
-    assert student_settings(config, "adamw", 1).lr == 1.0e-3 and student_settings(config, "adamw", 10).lr == 5.0e-3
-    assert trained_epochs(config)[("convnet-d3-w32-lr0.1", 0)] == 30
+    assert load_config(config).student("adamw", 1).lr == 1.0e-3 and load_config(config).student("adamw", 10).lr == 5.0e-3
+    assert trained_epochs(load_config(config))[("convnet-d3-w32-lr0.1", 0)] == 30
     config["benchmark"]["soft_labels"][0]["expert_run"] = ["small_lr", "large"]
     with pytest.raises(LabelworthError, match="expert run 'large' is not in experts: .did you mean `large_lr`"):
         check_config(config)
@@ -108,14 +108,14 @@ def test_several_runs_or_protocols_need_a_named_default_whatever_their_order(con
         check_config(config)
     config["defaults"]["student"] = STUDENT
     reordered = {**config, "experts": dict(reversed(config["experts"].items()))}
-    assert student_runs(reordered, "soft_vs_hard") == student_runs(config, "soft_vs_hard")
+    assert student_runs(load_config(reordered), "soft_vs_hard") == student_runs(load_config(config), "soft_vs_hard")
 
 
 def test_two_names_for_one_run_share_its_experts_and_must_agree(config):
     config["experts"]["copy"] = {"arch": "convnet-d3-w32", "lr": 1.0e-2, "epochs": 30, "seeds": [5, 0]}
-    trained = trained_runs(config)["convnet-d3-w32-lr0.01"]
+    trained = load_config(config).trained_runs["convnet-d3-w32-lr0.01"]
     assert trained.seeds == (0, 1, 2, 5) and trained.epochs == 30  # seeds in increasing order
-    assert run_folder(config, "copy") == run_folder(config, "convnet")
+    assert load_config(config).run_folder("copy") == load_config(config).run_folder("convnet")
     config["experts"]["copy"]["batch_size"] = 128
     with pytest.raises(LabelworthError, match="experts.copy.batch_size: 128, but experts.convnet trains the same run"):
         check_config(config)
@@ -124,15 +124,15 @@ def test_two_names_for_one_run_share_its_experts_and_must_agree(config):
 def test_other_seeds_train_only_as_far_as_their_ensembles_and_the_buffer_need(config):
     config["ensembles"].update(sizes=[1, 2], expert_epoch=4)
     config["methods"]["mtt"].update(num_experts=1)
-    epochs = trained_epochs(config)
+    epochs = trained_epochs(load_config(config))
     assert epochs[("convnet-d3-w32-lr0.01", 0)] == 25 and epochs[("convnet-d3-w32-lr0.01", 1)] == 4
     assert ("convnet-d3-w32-lr0.01", 2) not in epochs  # no ensemble of 3 any more
     config["methods"]["mtt"].update(num_experts=3)
-    assert trained_epochs(config)[("convnet-d3-w32-lr0.01", 2)] == trajectory_epochs(config) == 6
+    assert trained_epochs(load_config(config))[("convnet-d3-w32-lr0.01", 2)] == trajectory_epochs(load_config(config)) == 6
 
 
 def test_sre2l_teacher_is_a_named_batch_norm_run(config):
-    assert sre2l_teacher(config) == ("convnet-d3-w32-batchnorm-lr0.01", 2)
+    assert load_config(config).sre2l_teacher == ("convnet-d3-w32-batchnorm-lr0.01", 2)
     config["methods"]["sre2l"].update(teacher_run="convnet")
     with pytest.raises(LabelworthError, match="run 'convnet' .convnet-d3-w32. has no batch norm"):
         check_config(config)
@@ -143,10 +143,10 @@ def test_sre2l_teacher_is_a_named_batch_norm_run(config):
 
 def test_auto_epochs_wait_for_the_sweep_then_take_its_best(config):
     config["benchmark"].update(methods=["random"], images_per_class=[1, 10], soft_labels=[{"expert_epoch": ["auto", 7]}])
-    assert uses_auto_epochs(config)
-    assert pairs(student_runs(config, "soft_vs_hard")) == [("random-ipc1", "hard"), ("random-ipc10", "hard"),
+    assert load_config(config).uses_auto_epochs()
+    assert pairs(student_runs(load_config(config), "soft_vs_hard")) == [("random-ipc1", "hard"), ("random-ipc10", "hard"),
                                                            ("random-ipc10", "expert-e7")]
-    assert ("random-ipc1", "expert-e3", STUDENT) in student_runs(config, "soft_vs_hard", best_epochs={1: 3, 10: 5})
+    assert ("random-ipc1", "expert-e3", STUDENT) in student_runs(load_config(config), "soft_vs_hard", best={1: 3, 10: 5})
 
 
 def test_experiment_plans_follow_the_paper(config):
@@ -157,17 +157,17 @@ def test_experiment_plans_follow_the_paper(config):
     config["ensembles"].update(images_per_class=[10], sizes=[1, 3], expert_epoch=4)
     config["generated_labels"].update(images_per_class=[1], true_class_mass=[0.8])
     best = {1: 2, 10: 4, 50: 8}
-    swap = pairs(student_runs(config, "label_swap", best))
+    swap = pairs(student_runs(load_config(config), "label_swap", best))
     assert ("random-ipc1", "expert-e2-swap1") in swap and ("random-ipc10", "expert-e4-shuffle") in swap
     assert ("random-ipc10", "expert-e4-smooth") in swap and ("random-ipc10", "expert-e4-swap9") in swap
-    assert set(pairs(student_runs(config, "zero_shot", best))) == {
+    assert set(pairs(student_runs(load_config(config), "zero_shot", best))) == {
         ("random-ipc10", "expert-e4"), ("random-ipc10-without6", "expert-e4"), ("random-ipc10", "expert-e4-zeroclass6")}
-    scaling = pairs(student_runs(config, "scaling_law", best))
+    scaling = pairs(student_runs(load_config(config), "scaling_law", best))
     assert ("random-ipc20", "expert-e4-top2") in scaling and ("random-ipc20", "hard") in scaling
-    assert ("lossbin9-ipc10", "hard") in pairs(student_runs(config, "image_selection", best))
-    assert ("random-ipc10", "ensemble3-e4") in pairs(student_runs(config, "ensembles", best))
-    assert ("random-ipc1", "noise0.8") in pairs(student_runs(config, "generated_labels", best))
-    assert trained_epochs(config)[("convnet-d3-w32-lr0.01", 2)] == 4
+    assert ("lossbin9-ipc10", "hard") in pairs(student_runs(load_config(config), "image_selection", best))
+    assert ("random-ipc10", "ensemble3-e4") in pairs(student_runs(load_config(config), "ensembles", best))
+    assert ("random-ipc1", "noise0.8") in pairs(student_runs(load_config(config), "generated_labels", best))
+    assert trained_epochs(load_config(config))[("convnet-d3-w32-lr0.01", 2)] == 4
 
 
 def test_an_analysis_block_names_its_run_and_protocol(config):
@@ -176,24 +176,24 @@ def test_an_analysis_block_names_its_run_and_protocol(config):
     config["defaults"]["student"] = STUDENT
     config["scaling_law"].update(expert_run="long", student="short", images_per_class=[1], top_k=[2], expert_epoch=30)
     check_config(config)
-    assert set(student_runs(config, "scaling_law")) == {
+    assert set(student_runs(load_config(config), "scaling_law")) == {
         ("random-ipc1", "hard", "short"), ("random-ipc1", "expert-convnet-d3-w32-lr0.02-e30", "short"),
         ("random-ipc1", "expert-convnet-d3-w32-lr0.02-e30-top2", "short")}
     config["label_swap"].update(expert_run="long")  # auto: the sweep's epochs are the default run's
-    with pytest.raises(LabelworthError, match="label_swap.expert_epoch is auto, but the sweep finds the best epochs of"):
+    with pytest.raises(LabelworthError, match="label_swap.expert_epoch is auto for run 'long', but the sweep finds the best epochs of"):
         check_config(config)
 
 
 def test_scientific_notation_without_dot_is_named(config):
     config = yaml.safe_load((ROOT / "config.yaml").read_text().replace("lr: 1.0e-2", "lr: 1e-2", 1))
     with pytest.raises(LabelworthError, match=r"experts\.convnet\.lr: '1e-2'.*1\.0e-3"):
-        check_number_strings(config)
+        load_config(config)
 
 
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda c: c.update(dataset="svhn"), "unknown dataset 'svhn'"),
+        (lambda c: c.update(dataset="svhn"), "dataset: 'svhn' is not one of fashion_mnist, mnist"),
         (lambda c: c["experts"]["convnet"].update(arch="vgg11"), "experts.convnet.arch: unknown architecture"),
         (lambda c: c["benchmark"]["soft_labels"][0].update(expert_epoch=[2, 5, 99]),
          "expert epoch 99, but the run convnet-d3-w32-lr0.01 trains 25 epochs"),
@@ -211,7 +211,7 @@ def test_scientific_notation_without_dot_is_named(config):
         (lambda c: c["students"][STUDENT].update(by_images_per_class=[{"images_per_class": 10, "lr": 0}]),
          rf"students.{STUDENT} \(by_images_per_class 10\).lr: 0.0 must be above 0"),
         (lambda c: c["students"][STUDENT].update(by_images_per_class=[{"images_per_class": 10, "epoch": 5}]),
-         "unknown key.s. epoch; known: arch"),
+         "students.convnet-d3-w32 .by_images_per_class 10.: unknown key `epoch` .did you mean `epochs`.."),
         (lambda c: c["experts"]["convnet"].update(seeds=[0, 0]), "seeds: .0, 0. must be distinct"),
         (lambda c: c["scaling_law"].update(student="resnet"), "student protocol 'resnet' is not in students"),
         (lambda c: c["students"][STUDENT].update(arch="convnet-d6-w32"),
@@ -222,11 +222,11 @@ def test_scientific_notation_without_dot_is_named(config):
         (lambda c: c["soft_label_pictures"].update(expert_epochs=[0, 40]),
          "soft_label_pictures.expert_epochs: label spec 'expert-e40' uses expert epoch 40"),
         (lambda c: c["students"]["online-cutmix"].update(labels="fixed"),
-         "benchmark.online_students.0..student: protocol online-cutmix has labels: fixed; online rows need"),
+         "benchmark.online_students.0.student: protocol online-cutmix has labels: fixed; online rows need"),
         (lambda c: c["benchmark"]["online_students"][0].update(methods=["random", "tesla"]),
-         "benchmark.online_students.0..methods: tesla not in benchmark.methods"),
+         "benchmark.online_students.0.methods: 'tesla' is not one of random, dm, mtt, bptt, sre2l, external"),
         (lambda c: c["benchmark"]["online_students"][0].update(images_per_class=[1, 5]),
-         r"benchmark.online_students.0..images_per_class: .5. not in benchmark.images_per_class .1, 10, 50."),
+         r"benchmark.online_students.0.images_per_class: .5. not in benchmark.images_per_class .1, 10, 50."),
         (lambda c: c["methods"]["sre2l"].update(relabel_student="nope"),
          "methods.sre2l.relabel_student: student protocol 'nope' is not in students"),
         (lambda c: c["benchmark"]["online_students"][0].update(expert_run="convnet"),
@@ -247,21 +247,21 @@ def test_semantic_errors_name_the_key(default_config, change, message):
 def test_method_settings_take_per_ipc_overrides_and_the_buffer_covers_every_ipc(config):
     config["methods"]["mtt"].update(max_start_epoch=4, expert_epochs=2, syn_steps=20, by_images_per_class=[
         {"images_per_class": 10, "max_start_epoch": 8, "syn_steps": 30}])
-    assert method_settings(config, "mtt", 10).syn_steps == 30 and method_settings(config, "mtt", 1).syn_steps == 20
-    assert method_settings(config, "dm").arch == config["experts"]["convnet"]["arch"]  # the default run's ConvNet
-    assert trajectory_epochs(config) == 10  # IPC 10's 8 + 2, beyond the block's own 4 + 2
+    assert load_config(config).method("mtt", 10).syn_steps == 30 and load_config(config).method("mtt", 1).syn_steps == 20
+    assert load_config(config).method("dm").arch == config["experts"]["convnet"]["arch"]  # the default run's ConvNet
+    assert trajectory_epochs(load_config(config)) == 10  # IPC 10's 8 + 2, beyond the block's own 4 + 2
     config["methods"]["mtt"]["by_images_per_class"][0]["sin_steps"] = 5
-    with pytest.raises(LabelworthError, match=r"methods.mtt \(by_images_per_class 10\): unknown key.s. sin_steps; known: iterations"):
+    with pytest.raises(LabelworthError, match=r"methods.mtt \(by_images_per_class 10\): unknown key `sin_steps` \(did you mean `syn_steps`\?\)"):
         check_config(config)
 
 
 def test_grouped_populations_train_every_run_once_the_sweep_first(config):
     best = {1: 2, 10: 4, 50: 12}
-    groups = population_groups(config, best)
+    groups = population_groups(load_config(config), best)
     grouped = [(image_set, labels, student) for image_sets in groups.values()
                for (image_set, student), label_specs in image_sets.items() for labels in label_specs]
-    asked = {run for experiment in STUDENT_EXPERIMENTS if enabled(config, experiment)
-             for run in student_runs(config, experiment, best)}
+    asked = {run for experiment in STUDENT_EXPERIMENTS if load_config(config).enabled(experiment)
+             for run in student_runs(load_config(config), experiment, best)}
     assert len(grouped) == len(set(grouped)) and set(grouped) == asked
     # The benchmark's auto label at IPC 1 is one of the sweep's, so the sweep's group trains it.
     assert list(groups)[0] == "expert_epoch_sweep"
@@ -270,12 +270,11 @@ def test_grouped_populations_train_every_run_once_the_sweep_first(config):
     assert groups["label_swap"][("random-ipc1", STUDENT)] == ["expert-e2-shuffle", "expert-e2-smooth"] + [
         f"expert-e2-swap{k}" for k in (1, 3, 9)]
     # Before the sweep has run, its own groups are complete already.
-    assert population_groups(config, None)["expert_epoch_sweep"] == groups["expert_epoch_sweep"]
+    assert population_groups(load_config(config), None)["expert_epoch_sweep"] == groups["expert_epoch_sweep"]
     with pytest.raises(LabelworthError, match="random-ipc7 on hard are in no experiment's population"):
         population_of(groups, "random-ipc7", "hard", STUDENT)
 
 
-SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
 
 
 @pytest.mark.parametrize("change, message", [
@@ -285,24 +284,20 @@ SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").r
     (lambda c: c["students"][STUDENT].update(epoch=4),
      r"^students.convnet-d3-w32: unknown key `epoch` \(did you mean `epochs`\?\); allowed: arch, optimizer"),
     (lambda c: c.update(benchmak={}), r"^\(top level\): unknown key `benchmak` \(did you mean `benchmark`\?\)"),
-    (lambda c: c["label_swap"].update(ranks="1"), r"^label_swap.ranks: '1': the value is not of type 'array'$"),
+    (lambda c: c["label_swap"].update(ranks="1"), r"^label_swap.ranks: '1' is not a list of whole numbers$"),
     (lambda c: [c.pop(key) for key in ("experts", "students")],
      r"^\(top level\): missing experts, students: a --configfile replaces config.yaml whole"),
 ])
 def test_schema_problems_are_one_line_each_naming_the_key(config, change, message):
-    from labelworth.checks import check_schema
-
     change(config)
     with pytest.raises(LabelworthError) as raised:
-        check_schema(config, SCHEMA)
+        load_config(config)
     lines = str(raised.value).splitlines()
     assert len(lines) == 1 and re.search(message, lines[0]), lines
 
 
 def test_a_valid_config_has_no_schema_problem(config):
-    from labelworth.checks import check_schema
-
-    check_schema(config, SCHEMA)
+    load_config(config)
 
 
 def test_a_malformed_sweep_table_is_named(tmp_path):
@@ -326,14 +321,14 @@ def test_a_malformed_sweep_table_is_named(tmp_path):
     ("- a list\n", ": a config is a mapping of keys"),
 ])
 def test_config_files_are_read_strictly_with_the_line_named(tmp_path, text, message):
-    from labelworth.checks import load_config_file
+    from labelworth.config import read_config_file
 
     path = tmp_path / "config.yaml"
     path.write_text(text)
     with pytest.raises(LabelworthError, match=re.escape(str(path)) + message):
-        load_config_file(path)
+        read_config_file(path)
     with pytest.raises(LabelworthError, match="no such config file"):
-        load_config_file(tmp_path / "missing.yaml")
+        read_config_file(tmp_path / "missing.yaml")
 
 
 def test_check_config_command_reads_and_checks_a_file(tmp_path, capsys):
@@ -349,7 +344,7 @@ def test_check_config_command_reads_and_checks_a_file(tmp_path, capsys):
 def test_online_rows_relabel_random_and_sre2l_images_with_each_source_and_sre2l_its_own_teacher(default_config):
     config = default_config
     best = {1: 2, 10: 12, 50: 12}
-    online = [run for run in student_runs(config, "soft_vs_hard", best) if run[2] != STUDENT]
+    online = [run for run in student_runs(load_config(config), "soft_vs_hard", best) if run[2] != STUDENT]
     assert online == [("random-ipc1", "expert-e2", "online-cutmix"), ("random-ipc10", "expert-e12", "online-cutmix"),
                       ("sre2l-ipc1", "expert-e2", "online-cutmix"),
                       ("sre2l-ipc10", "expert-e12", "online-cutmix"),
@@ -357,13 +352,13 @@ def test_online_rows_relabel_random_and_sre2l_images_with_each_source_and_sre2l_
                       ("sre2l-ipc10", "expert-convnet-d3-w32-batchnorm-lr0.01-e2", "sre2l-relabel")]
     config["benchmark"]["online_students"][0].update(expert_run="convnet", expert_epoch=[1, 4, 8], temperature=20.0,
                                                      images_per_class=[1, 10, 50])
-    assert [labels for images, labels, student in student_runs(config, "soft_vs_hard", best)
+    assert [labels for images, labels, student in student_runs(load_config(config), "soft_vs_hard", best)
             if student == "online-cutmix"] == ["expert-e1-t20", "expert-e4-t20", "expert-e8-t20", "expert-e1-t20",
                                               "expert-e4-t20"]  # sre2l at its synthesis IPCs only
 
 
 def test_zero_shot_takes_every_class_at_its_temperature(config):
-    runs = pairs(student_runs(config, "zero_shot"))
+    runs = pairs(student_runs(load_config(config), "zero_shot"))
     assert runs[0] == ("random-ipc1", "expert-e1-t4")
     assert {images for images, _ in runs} == {"random-ipc1"} | {f"random-ipc1-without{c}" for c in range(10)}
     assert ("random-ipc1", "expert-e1-t4-zeroclass9") in runs and len(runs) == 21
@@ -373,24 +368,88 @@ def test_external_sets_enter_the_benchmark_at_the_ipc_counted_from_their_files(c
     from labelworth.plan import external_runs
 
     summary = {"images_per_class": 10, "learned_labels": True}
-    runs = external_runs(config, config["benchmark"], {10: 12}, {"mine": summary})
+    runs = external_runs(load_config(config), {10: 12}, {"mine": summary})
     assert runs == [("external-mine-ipc10", "hard"), ("external-mine-ipc10", "learned"),
                     ("external-mine-ipc10", "expert-e12")]
     with pytest.raises(LabelworthError, match="external_image_sets.mine: its files hold 7 images per class, but "
                                               r"benchmark.images_per_class lists \[1, 10, 50\]; add 7"):
-        external_runs(config, config["benchmark"], None, {"mine": {**summary, "images_per_class": 7}})
+        external_runs(load_config(config), None, {"mine": {**summary, "images_per_class": 7}})
 
 
 def test_external_sets_join_label_swap_scaling_law_and_online_rows_where_their_blocks_ask(default_config):
     external = {"mine": {"images_per_class": 1, "learned_labels": False}}
     best = {1: 2, 10: 12, 50: 12}
-    swap = pairs(student_runs(default_config, "label_swap", best, external))
+    swap = pairs(student_runs(load_config(default_config), "label_swap", best, external))
     assert [labels for images, labels in swap if images == "external-mine-ipc1"] == \
         [labels for images, labels in swap if images == "random-ipc1"]
-    scaling = pairs(student_runs(default_config, "scaling_law", best, external))
+    scaling = pairs(student_runs(load_config(default_config), "scaling_law", best, external))
     assert ("external-mine-ipc1", "expert-e2-top1") in scaling and ("external-mine-ipc1", "hard") in scaling
-    online = [run for run in student_runs(default_config, "soft_vs_hard", best, external) if run[0].startswith("ext")]
+    online = [run for run in student_runs(load_config(default_config), "soft_vs_hard", best, external) if run[0].startswith("ext")]
     assert ("external-mine-ipc1", "expert-e2", "online-cutmix") in online
     default_config["label_swap"]["external_sets"] = False
-    assert not [images for images, _ in pairs(student_runs(default_config, "label_swap", best, external))
+    assert not [images for images, _ in pairs(student_runs(load_config(default_config), "label_swap", best, external))
                 if images.startswith("external")]
+
+
+def test_the_model_resolves_what_the_config_leaves_implicit(default_config):
+    """Built once: every block names its run and protocol, per-IPC overrides are whole settings, the
+    benchmark's per-IPC lists have one entry per IPC, and methods embed with the default run's arch."""
+    config = load_config(default_config)
+    assert config.pareto.expert_run == "convnet" and config.pareto.student == STUDENT
+    assert config.benchmark.students == (STUDENT,)
+    assert config.benchmark.soft_labels[0].expert_run == ("convnet",) * 3
+    online = config.benchmark.online_students[0]
+    assert online.images_per_class == (1, 10) and online.expert_epoch is None
+    assert config.student(STUDENT, 10).seeds == (0, 1) and config.student(STUDENT, 1).seeds == (0, 1, 2)
+    assert config.method("dm").arch == config.experts["convnet"].arch == "convnet-d3-w32"
+    assert config.methods.sre2l.teacher_run == "bn_teacher" and config.methods.sre2l.teacher_epoch == 2
+    assert config.mtt_buffer == ("convnet-d3-w32-lr0.01", (0,))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.dataset = "mnist"
+
+
+def test_the_generated_schema_is_the_models(default_config):
+    """Every key of every settings class stands in the schema with its type, default and choices,
+    and the schema accepts every shipped config and refuses what the model refuses for its shape."""
+    import jsonschema
+
+    from labelworth.schema import config_schema
+    from labelworth.settings import ExpertSettings, StudentSettings
+
+    schema = config_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    properties = schema["properties"]
+    student = properties["students"]["additionalProperties"]["properties"]
+    for field in dataclasses.fields(StudentSettings):
+        assert student[field.name]["default"] == (list(field.default) if isinstance(field.default, tuple)
+                                                  else field.default), field.name
+    assert student["optimizer"]["enum"] == list(StudentSettings.choices["optimizer"])
+    assert student["momentum"] == {"type": "number", "minimum": 0, "exclusiveMaximum": 1.0, "default": 0.9,
+                                   "description": "SGD's; AdamW has none"}
+    expert = properties["experts"]["additionalProperties"]
+    assert set(expert["properties"]) == {field.name for field in dataclasses.fields(ExpertSettings)}
+    assert expert["required"] == list(ExpertSettings.required)
+    assert set(properties["methods"]["properties"]["mtt"]["properties"]) >= {"syn_steps", "expert_run", "num_experts",
+                                                                            "by_images_per_class"}
+    for path in ["config.yaml", "tests/config.tiny.yaml", "tests/config.distill.yaml", *sorted(
+            f"configs/{config.name}" for config in (ROOT / "configs").glob("*.yaml"))]:
+        jsonschema.validate(yaml.safe_load((ROOT / path).read_text()), schema)
+    default_config["students"][STUDENT]["epoch"] = 3
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(default_config, schema)
+
+
+def test_config_schema_command_prints_the_schema(capsys):
+    from labelworth.cli import main
+
+    assert main(["config-schema"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["title"] == "labelworth config" and "benchmark" in printed["required"]
+
+
+def test_nothing_but_the_config_model_reads_the_raw_config():
+    """`config[` and `config.get(` appear in the config model alone (and in the Snakefile's configfile
+    line); rules, input functions and stages read the model."""
+    readers = [path for path in [ROOT / "Snakefile", *(ROOT / "workflow").rglob("*.py"), *(ROOT / "workflow").rglob(
+        "*.smk")] if re.search(r"\bconfig(\[|\.get\()", path.read_text())]
+    assert readers == [], readers

@@ -15,6 +15,7 @@ import yaml
 
 from conftest import ROOT, planned_jobs, snakemake
 from labelworth.figures.published import published
+from labelworth.config import load_config
 from labelworth.plan import population_groups
 
 PAPER_CONFIGS = ("cifar10", "cifar100", "tinyimagenet", "imagenet")
@@ -193,7 +194,7 @@ def expected_jobs(config: dict) -> dict[str, int]:
     if pictures:
         jobs["class_similarity"] = 1
     if config.get("student_populations") == "per_image_set":  # one job per group, one local job per run
-        groups = population_groups(config, None)  # the paper configs fix every expert epoch
+        groups = population_groups(load_config(config), None)  # the paper configs fix every expert epoch
         jobs["train_population"] = sum(len(image_sets) for image_sets in groups.values())
         jobs["population_member"] = jobs.pop("evaluate_students")
     return jobs | {f"figure_{name}": 1 for name in figures}

@@ -166,7 +166,8 @@ def test_evaluation_config_adds_the_set_and_a_missing_ipc_without_changing_the_r
     import yaml
 
     from conftest import TINY
-    from labelworth.evaluate import evaluation_config, set_name
+    from labelworth.config import with_external_set as evaluation_config
+    from labelworth.evaluate import set_name
 
     base = yaml.safe_load(TINY.read_text())
     settings = ExternalImageSetSettings(path="sets/My Set.pt", format="pt")
@@ -174,7 +175,8 @@ def test_evaluation_config_adds_the_set_and_a_missing_ipc_without_changing_the_r
     assert same_ipc["external_image_sets"]["my_set"] == {"path": "sets/My Set.pt", "format": "pt"}
     assert same_ipc["external_image_sets"] == {**base["external_image_sets"], "my_set": same_ipc["external_image_sets"]["my_set"]}
     assert {key: value for key, value in same_ipc.items() if key != "external_image_sets"} == \
-        {key: value for key, value in base.items() if key != "external_image_sets"}
+        {key: value for key, value in base.items() if key != "external_image_sets"} | {
+            "benchmark": {**base["benchmark"], "enabled": True}}
     new_ipc = evaluation_config(base, "my_set", settings, 5)
     assert new_ipc["benchmark"]["images_per_class"] == [1, 2, 5]
     assert new_ipc["benchmark"]["synthesis_images_per_class"] == [1]  # the methods do not run at IPC 5

@@ -12,8 +12,7 @@ import pytest
 import torch
 
 from labelworth.errors import LabelworthError
-from labelworth.figures import FIGURE_NAMES, draw_figure
-from labelworth.figures.class_similarity import expert_epoch_from_name
+from labelworth.figures import FIGURE_NAMES, FigureFiles, draw_figure
 from labelworth.figures.expert_epoch_sweep import expert_at_epochs
 from labelworth.figures.scaling_law import PowerLaw, exchange_rate, fit_power_law
 from labelworth.figures.soft_label_bars import labels_by_epoch
@@ -48,14 +47,17 @@ def write_result(folder, image_set: str, label_spec: str, best: float, per_class
     return str(path)
 
 
-def draw(tmp_path, name: str, inputs, table: bool = True, **kwargs) -> pd.DataFrame | None:
-    """Draw `name` through the registry; check the png and pdf are real, non-trivial files and the
-    markdown has its title; return the table csv (None for figures without a table)."""
+def draw(tmp_path, name: str, inputs, table: bool = True, options=(), **roles) -> pd.DataFrame | None:
+    """Draw `name` through the registry, with its other files by role (expert_metrics, mass_labels,
+    mass_images) and its settings as options; check the png and pdf are real, non-trivial files and
+    the markdown has its title; return the table csv (None for figures without a table)."""
     out = tmp_path / "out"
     files = {"png": out / f"{name}.png", "pdf": out / f"{name}.pdf"}
     if table:
         files |= {"table_csv": out / f"{name}.csv", "table_md": out / f"{name}.md"}
-    draw_figure(name, inputs, **{key: str(path) for key, path in files.items()}, **kwargs)
+    roles = {role: tuple(paths) if isinstance(paths, list) else paths for role, paths in roles.items()}
+    draw_figure(name, FigureFiles(tuple(inputs), **{key: str(path) for key, path in files.items()}, **roles),
+                list(options))
     assert files["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and files["png"].stat().st_size > 10_000
     assert files["pdf"].read_bytes()[:5] == b"%PDF-" and files["pdf"].stat().st_size > 5_000
     if not table:
@@ -167,8 +169,8 @@ def test_zero_shot_uses_the_subject_class_own_final_accuracy(tmp_path):
     labels[torch.arange(len(classes)), classes] += 1 - labels.sum(1)
     io.save_tensors(tmp_path / "labels.pt", {"labels": labels}, {"label_spec": "expert-e4"})
     io.save_tensors(tmp_path / "images.pt", {"images": torch.zeros(len(classes), 1, 2, 2), "labels": classes}, {})
-    table = draw(tmp_path, "zero_shot", inputs,
-                 extra=[f"labels={tmp_path / 'labels.pt'}", f"images={tmp_path / 'images.pt'}"]).set_index("subject")
+    table = draw(tmp_path, "zero_shot", inputs, mass_labels=str(tmp_path / "labels.pt"),
+                 mass_images=str(tmp_path / "images.pt")).set_index("subject")
 
     assert list(table.columns) == ["control", "treat image", "treat label", "label mass (%)", "treat image above chance"]
     assert table.loc["Trouser"].tolist() == ["95.0 ± 0.0", "55.0 ± 0.0", "5.0 ± 0.0", 6.0, True]
@@ -304,7 +306,7 @@ def test_soft_label_bars_draws_one_image_and_its_labels_in_epoch_order(tmp_path)
         label_paths.append(str(path))
 
     assert [epoch for epoch, _ in labels_by_epoch(label_paths, 3)] == [0, 1, 4, 15]
-    draw(tmp_path, "soft_label_bars", [str(tmp_path / "images.pt"), *label_paths], table=False, extra=["3"])
+    draw(tmp_path, "soft_label_bars", [str(tmp_path / "images.pt"), *label_paths], table=False, options=["image=3"])
 
 
 def test_class_similarity_draws_the_expert_csv(tmp_path):
@@ -314,8 +316,7 @@ def test_class_similarity_draws_the_expert_csv(tmp_path):
     lines += [f'"{name}",' + ",".join(f"{value:.6g}" for value in row) for name, row in zip(CLASS_NAMES, matrix)]
     path.write_text("\n".join(lines) + "\n")
 
-    assert expert_epoch_from_name(str(path)) == 4 and expert_epoch_from_name("similarity.csv") is None
-    draw(tmp_path, "class_similarity", [str(path)], table=False)
+    draw(tmp_path, "class_similarity", [str(path)], table=False, options=["expert_epoch=4"])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -401,7 +402,7 @@ def test_label_robustness_scores_match_a_hand_computation(tmp_path):
     assert table.loc["bptt", "its_labels"] == "own" and table.loc["bptt", "IOR"] == pytest.approx(0.08)
     assert table.loc["bptt", "soft_share"] == pytest.approx(0.07 / 0.15)
     assert label_robustness_score(1.0, -1.0) == pytest.approx(0.0) and label_robustness_score(-1.0, 1.0) == pytest.approx(1.0)
-    configured = draw(tmp_path, "label_robustness", inputs, extra=["full_data_accuracy=93.5"]).set_index("method")
+    configured = draw(tmp_path, "label_robustness", inputs, options=["full_data_accuracy=93.5"]).set_index("method")
     assert configured.loc["dm", "full_data"] == pytest.approx(0.935)
 
 

@@ -1,8 +1,9 @@
 """A config fuzzer: mutants of the default and tiny configs (deleted keys, misspelt keys, changed types,
 out-of-range numbers, floats for whole numbers, strings for numbers, unknown label specs) either pass
 every check and plan jobs whose settings the CLI reads back, or stop with one-line `config error`s.
-None may raise anything but a LabelworthError. The grammars (label specs, image sets) get the same
-treatment. Fixed examples and seed (derandomize), so it runs the same in every `make test`."""
+None may raise anything but a LabelworthError, and every mutant the config model accepts, the JSON
+schema generated from it accepts too. The grammars (label specs, image sets) get the same treatment.
+Fixed examples and seed (derandomize), so it runs the same in every `make test`."""
 
 from __future__ import annotations
 
@@ -16,10 +17,9 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from labelworth.checks import check_all, check_config, check_schema
-from labelworth.configured import expert_settings, method_settings, student_settings, trained_runs
 from labelworth.errors import LabelworthError
-from labelworth.plan import STUDENT_EXPERIMENTS, enabled, student_runs, trained_epochs
+from labelworth.plan import WorkflowPlan, load_checked_config, student_runs
+from labelworth.schema import config_schema
 from labelworth.settings import (SETTINGS_BY_METHOD, ExpertSettings, ExternalImageSetSettings, StudentSettings,
                                  from_options, to_options)
 from labelworth.specs import (format_image_set, format_label_spec, parse_arch, parse_image_set,
@@ -28,7 +28,7 @@ from labelworth.specs import (format_image_set, format_label_spec, parse_arch, p
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {name: yaml.safe_load((ROOT / path).read_text())
            for name, path in (("default", "config.yaml"), ("tiny", "tests/config.tiny.yaml"))}
-SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+SCHEMA = config_schema()
 FUZZ = settings(max_examples=200, derandomize=True, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -80,31 +80,35 @@ def mutants(draw):
     return config
 
 
-def planned_settings_round_trip(config) -> None:
+def planned_settings_round_trip(raw) -> None:
     """What an accepted config's jobs are given: every protocol, run and method setting as the CLI
-    reads it back, and every planned image set and label spec through its parser."""
-    for experiment in STUDENT_EXPERIMENTS:
-        if enabled(config, experiment):
-            for image_set, labels, student in student_runs(config, experiment):
-                spec = parse_image_set(image_set)
-                assert format_image_set(spec) == image_set and parse_label_spec(labels)
-                settings_ = student_settings(config, student, spec.images_per_class)
-                assert from_options(StudentSettings, to_options(settings_)) == settings_
-    for (run, seed), epochs in trained_epochs(config).items():
-        job = dataclasses.replace(trained_runs(config)[run], seeds=(seed,), epochs=epochs)
+    reads it back, and every planned image set and label spec through its parser; and the generated
+    schema accepts the config too."""
+    import jsonschema
+
+    jsonschema.validate(raw, SCHEMA)
+    config = load_checked_config(raw)
+    plan = WorkflowPlan(config)
+    for experiment in config.enabled_experiments():
+        for image_set, labels, student in student_runs(config, experiment):
+            spec = parse_image_set(image_set)
+            assert format_image_set(spec) == image_set and parse_label_spec(labels)
+            settings_ = plan.student_settings(image_set, student)
+            assert from_options(StudentSettings, to_options(settings_)) == settings_
+    for expert in plan.experts():
+        job = plan.expert_job(expert)
         assert from_options(ExpertSettings, to_options(job)) == job
-    for method in config.get("methods", {}):
-        settings_ = method_settings(config, method)
+        parse_arch(job.arch)
+    for method in ("dm", "mtt", "bptt", "sre2l"):
+        settings_ = config.method(method)
         assert from_options(SETTINGS_BY_METHOD[method], to_options(settings_)) == settings_
-    for name in config["experts"]:
-        parse_arch(expert_settings(config, name).arch)
 
 
 @FUZZ
 @given(mutants())
 def test_a_mutated_config_is_accepted_whole_or_refused_with_one_line_errors(config):
     try:
-        check_all(config, SCHEMA)
+        load_checked_config(config)
     except LabelworthError as error:
         lines = str(error).splitlines()
         assert lines and all(line.strip() and len(line) < 2000 for line in lines)
@@ -131,10 +135,7 @@ def test_the_grammars_parse_canonically_or_refuse_with_one_line(text):
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_the_unmutated_configs_pass_and_round_trip(name):
-    config = copy.deepcopy(CONFIGS[name])
-    check_schema(config, SCHEMA)
-    check_config(config)
-    planned_settings_round_trip(config)
+    planned_settings_round_trip(copy.deepcopy(CONFIGS[name]))
 
 
 STAGE_SETTINGS = {"train-expert": lambda args: ExpertSettings, "evaluate-students": lambda args: StudentSettings,
@@ -180,7 +181,7 @@ def test_an_accepted_mutant_builds_a_dag_whose_jobs_all_parse_their_arguments(tm
     """A few accepted mutants go all the way through `snakemake -n` (the rest of the fuzzer stops at
     the checks, for time): every job the DAG plans must pass its own command-line parsing."""
     try:
-        check_all(copy.deepcopy(config), SCHEMA)
+        load_checked_config(copy.deepcopy(config))
     except LabelworthError:
         assume(False)
     assert jobs_parse_their_arguments(tmp_path_factory.mktemp("mutant"), config) > 0

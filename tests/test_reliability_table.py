@@ -15,13 +15,13 @@ import yaml
 
 from conftest import ROOT, flip_tensor_byte
 from labelworth import io
-from labelworth.checks import check_all, load_config_file
+from labelworth.config import read_config_file
 from labelworth.cli import main
 from labelworth.errors import LabelworthError
+from labelworth.plan import load_checked_config
 
 README = ROOT / "README.md"
 BEGIN, END = "<!-- reliability table: tests/test_reliability_table.py -->", "<!-- end of reliability table -->"
-SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
 STUDENT = "convnet-d3-w32"
 
 
@@ -31,7 +31,7 @@ def config_line(edit) -> str:
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     edit(config)
     try:
-        check_all(config, SCHEMA)
+        load_checked_config(config)
     except LabelworthError as error:
         lines = str(error).splitlines()
         assert len(lines) == 1, lines
@@ -43,7 +43,7 @@ def file_line(tmp_path, text: str) -> str:
     path = tmp_path / "my.yaml"
     path.write_text(text)
     with pytest.raises(LabelworthError) as raised:
-        load_config_file(path)
+        read_config_file(path)
     return f"config error: {raised.value}".replace(str(tmp_path) + "/", "")
 
 

@@ -2,8 +2,9 @@ import pytest
 
 from labelworth.errors import LabelworthError
 from labelworth.specs import (
-    DATASETS, format_arch, format_image_set, format_label_spec, format_number, parse_arch, parse_image_set,
-    parse_label_spec,
+    DATASETS, checkpoint_name, external_method, external_set, format_arch, format_expert, format_expert_run,
+    format_image_set, format_label_spec, format_number, is_seed_folder, loss_bin_set, parse_arch, parse_expert,
+    parse_expert_run, parse_image_method, parse_image_set, parse_label_spec,
 )
 
 LABEL_SPECS = ["hard", "expert-e0", "expert-e20", "expert-e20-t2", "expert-e7-t0.5", "ensemble5-e20",
@@ -78,7 +79,8 @@ def test_bad_transform_chains_are_refused(text):
 
 
 @pytest.mark.parametrize("text", ["random-ipc1", "random-ipc50", "random-ipc10-without3", "lossbin0-ipc10", "dm-ipc1",
-                                  "mtt-ipc10-without2", "bptt-ipc1", "sre2l-ipc50"])
+                                  "mtt-ipc10-without2", "bptt-ipc1", "sre2l-ipc50", "external-mine-ipc1",
+                                  "lossbin9-ipc2-without0"])
 def test_image_sets_round_trip(text):
     assert format_image_set(parse_image_set(text)) == text
 
@@ -87,3 +89,27 @@ def test_image_set_base_drops_the_subset():
     assert parse_image_set("random-ipc10-without3").base == parse_image_set("random-ipc10")
     with pytest.raises(LabelworthError):
         parse_image_set("random-ipc0")
+
+
+def test_image_sets_carry_their_parsed_loss_bin_and_external_name():
+    binned, external = parse_image_set("lossbin7-ipc5-without2"), parse_image_set("external-my_set-ipc10")
+    assert (binned.kind, binned.loss_bin, binned.method, binned.is_real) == ("lossbin", 7, "lossbin7", True)
+    assert (external.kind, external.external_name, external.method, external.is_real) == \
+        ("external", "my_set", "external-my_set", False)
+    assert loss_bin_set(7, 5) == "lossbin7-ipc5" and external_set("my_set", 10) == "external-my_set-ipc10"
+    assert external_method("my_set") == "external-my_set"
+    assert parse_image_method("lossbin3").loss_bin == 3 and parse_image_method("dm").kind == "dm"
+    with pytest.raises(LabelworthError):
+        parse_image_set("external-My-Set-ipc1")  # a name has no '-': `-ipc` must end it
+
+
+def test_experts_seed_folders_and_checkpoints_are_named_once():
+    assert format_expert("convnet-d3-lr0.01", 2) == "convnet-d3-lr0.01/seed2"
+    assert parse_expert("convnet-d3-lr0.01/seed2") == ("convnet-d3-lr0.01", 2)
+    assert is_seed_folder("seed12") and not is_seed_folder("seeds") and not is_seed_folder("checkpoints")
+    assert checkpoint_name(7) == "epoch_007.pt"
+    assert parse_expert_run("resnet18-small-lr0.1") == ("resnet18-small", 0.1)
+    assert format_expert_run(*parse_expert_run("convnet-d3-w32-lr1e-05")) == "convnet-d3-w32-lr1e-05"
+    for text in ("convnet-d3", "convnet-d3-lr0.010", "vgg-lr0.1"):
+        with pytest.raises(LabelworthError):
+            parse_expert_run(text)

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, TINY, planned_jobs, snakemake
+from labelworth.config import load_config
 from labelworth.plan import population_groups
 
 STAGE_RULES = {"prepare_data", "train_expert", "distill_images", "dump_trajectories", "make_labels",
@@ -131,7 +132,7 @@ def test_grouped_populations_train_each_label_set_once_and_give_the_same_student
     snakemake(workdir, config=grouped)
 
     external = {path.stem: json.loads(path.read_text()) for path in (results / "external").glob("*.json")}
-    groups = population_groups(config, sweep_best_epochs(results), external)
+    groups = population_groups(load_config(config), sweep_best_epochs(results), external)
     populations = sum(len(image_sets) for image_sets in groups.values())
     assert 0 < populations < len(separate)
     # One log per job; behind the checkpoint, Snakemake's job table covers only the first part.

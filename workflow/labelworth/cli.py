@@ -99,20 +99,23 @@ def _distill_images(args) -> None:
             raise LabelworthError(f"{args.image_set} is cut from another set: give --source <its images.pt>")
         drop_class(args.source, image_set.without_class, args.out, args.grid)
         return
-    method = image_method(image_set.method)
+    method = image_method(image_set.kind)
     missing = [name for name in method.inputs if not getattr(args, name)]
     if missing:
         raise LabelworthError(f"{args.image_set} reads {', '.join(missing)}: give "
                               + " ".join(f"--{name.replace('_', '-')}" for name in missing))
     inputs = [getattr(args, name) for name in method.inputs]
-    make = method_function(image_set.method)
+    make = method_function(image_set.kind)
     if method.synthesised:
         _synthesise_images(args, image_set, make, inputs)
-    elif image_set.method == "random":
+    elif image_set.kind == "random":
         make(args.data_dir, image_set.images_per_class, args.seed, args.out, args.grid)
     else:  # lossbin<b>
-        make(args.data_dir, int(image_set.method.removeprefix("lossbin")), image_set.images_per_class, *inputs,
-             args.double_softmax, args.out, args.grid, args.device)
+        from labelworth.settings import LossRankingSettings, from_options
+
+        settings = from_options(LossRankingSettings, args.options)
+        make(args.data_dir, image_set.loss_bin, image_set.images_per_class, *inputs,
+             settings.double_softmax, args.out, args.grid, args.device)
 
 
 def _synthesise_images(args, image_set, make, inputs: list[str]) -> None:
@@ -126,7 +129,7 @@ def _synthesise_images(args, image_set, make, inputs: list[str]) -> None:
     folder = Path(args.out).parent
     files = SynthesisFiles(args.out, args.grid, args.loss_csv or folder / "loss_curve.csv",
                            args.loss_png or folder / "loss_curve.png", args.work_dir)
-    settings = from_options(SETTINGS_BY_METHOD[image_set.method], args.options)
+    settings = from_options(SETTINGS_BY_METHOD[image_set.kind], args.options)
     make(args.data_dir, *inputs, image_set.images_per_class, args.seed, settings, files, args.device)
 
 
@@ -197,16 +200,22 @@ def _population_member(args) -> None:
 
 
 def _check_config(args) -> None:
-    import yaml
+    from labelworth.config import read_config_file
+    from labelworth.plan import load_checked_config
 
-    from labelworth.checks import check_config_file
-
-    schema = yaml.safe_load((Path(__file__).parent.parent / "schemas" / "config.schema.yaml").read_text())
     try:
-        check_config_file(args.configfile, schema)
+        load_checked_config(read_config_file(args.configfile))
     except LabelworthError as error:  # one line per problem, as the workflow prints them
         raise LabelworthError("\n".join(f"config error: {line}" for line in str(error).splitlines())) from None
     print(f"{args.configfile}: a valid config")
+
+
+def _config_schema(args) -> None:
+    import yaml
+
+    from labelworth.schema import config_schema
+
+    print(yaml.safe_dump(config_schema(), sort_keys=False, width=120), end="")
 
 
 def _verify(args) -> None:
@@ -216,10 +225,11 @@ def _verify(args) -> None:
 
 
 def _figure(args) -> None:
-    from labelworth.figures import draw_figure
+    from labelworth.figures import FigureFiles, draw_figure
 
-    draw_figure(args.name, args.inputs, args.png, args.pdf, args.table_csv, args.table_md,
-                expert_metrics=args.expert_metrics, marked_epochs=args.marked_epochs, extra=args.extra)
+    files = FigureFiles(tuple(args.inputs), args.png, args.pdf, args.table_csv, args.table_md,
+                        tuple(args.expert_metrics), args.mass_labels, args.mass_images)
+    draw_figure(args.name, files, args.options)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -258,10 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--source", help="images.pt a -without<class> set is cut from")
     stage.add_argument("--ranking-expert", help="lossbin<b>: the expert checkpoint whose loss ranks the images")
     stage.add_argument("--teacher", help="sre2l: the batch-norm expert checkpoint it inverts")
-    stage.add_argument("--double-softmax", action="store_true",
-                       help="rank by cross-entropy on probabilities, as the reference does")
     stage.add_argument("--trajectories", help="mtt: the experts' replay buffer (dump-trajectories)")
-    _add_settings_option(stage, "DmSettings, MttSettings, BpttSettings, Sre2lSettings: synthesis methods")
+    _add_settings_option(stage, "DmSettings, MttSettings, BpttSettings, Sre2lSettings: synthesis methods;"
+                         " LossRankingSettings: lossbin")
     stage.add_argument("--work-dir", help="synthesis methods: scratch folder the run resumes from")
     stage.add_argument("--loss-csv", help="synthesis methods: loss per iteration (default: loss_curve.csv next to --out)")
     stage.add_argument("--loss-png", help="synthesis methods: its plot (default: loss_curve.png next to --out)")
@@ -350,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--configfile", default="config.yaml")
     stage.set_defaults(run=_check_config)
 
+    stage = stages.add_parser("config-schema", help="print the config's JSON schema (YAML), generated from the "
+                              "config model")
+    stage.set_defaults(run=_config_schema)
+
     stage = stages.add_parser("verify", help="check every checksummed file under results/; --repair removes "
                               "the bad ones and prints the command that rebuilds them")
     stage.add_argument("--results", default="results", help="the results folder (default: ./results)")
@@ -366,8 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--table-csv")
     stage.add_argument("--table-md")
     stage.add_argument("--expert-metrics", nargs="*", default=[], help="experts' metrics.csv files")
-    stage.add_argument("--marked-epochs", type=int, nargs="*", default=[])
-    stage.add_argument("--extra", nargs="*", default=[], help="figure-specific inputs")
+    stage.add_argument("--mass-labels", help="zero_shot: the control's label file, whose mass it reports")
+    stage.add_argument("--mass-images", help="zero_shot: the control's images.pt")
+    _add_settings_option(stage, "FIGURE_SETTINGS: what the figure draws beyond its files")
     stage.set_defaults(run=_figure)
     return parser
 

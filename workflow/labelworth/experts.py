@@ -20,9 +20,9 @@ from labelworth import io
 from labelworth.data import load_split
 from labelworth.errors import LabelworthError
 from labelworth.models import build_model
-from labelworth.resume import ExpertFiles, GeneratorState, checkpoint_name, run_epochs
+from labelworth.resume import ExpertFiles, GeneratorState, run_epochs
 from labelworth.settings import ExpertSettings
-from labelworth.specs import DatasetSpec, dataset_spec
+from labelworth.specs import DatasetSpec, checkpoint_name, dataset_spec, format_expert_run
 from labelworth.training import accuracy, mean_entropy, predict_logits, resolve_device, train_epoch
 
 __all__ = ["checkpoint_name", "load_expert", "train_expert"]
@@ -35,6 +35,12 @@ def load_expert(checkpoint_path: str | os.PathLike, device: str | torch.device =
     model = build_model(meta["arch"], dataset_spec(meta["dataset"]))
     model.load_state_dict(content["state_dict"])
     return model.to(device).eval()
+
+
+def expert_run_of(checkpoint_path: str | os.PathLike) -> str:
+    """The trained run a checkpoint belongs to, `{arch}-lr{lr}`, from its meta."""
+    meta = io.load_tensors(checkpoint_path, required=("state_dict",))["meta"]
+    return format_expert_run(meta["arch"], meta["lr"])
 
 
 def prepared_dataset(data_dir: str | os.PathLike) -> DatasetSpec:

@@ -309,7 +309,7 @@ def save_external_set(external: ExternalImages, settings: ExternalImageSetSettin
     if spec.images_per_class != external.images_per_class:
         raise LabelworthError(f"{settings.path}: holds {external.images_per_class} images per class, but the image "
                               f"set is {image_set}; the files changed after they were inspected: rerun")
-    save_image_set(out, grid, external.images, external.classes, ImageSetSpec(spec.method, spec.images_per_class),
+    save_image_set(out, grid, external.images, external.classes, spec.base,
                    space.spec, list(space.class_names), learned_labels=external.learned_labels,
                    pixels=displayed_pixels(external.images, space.zca), source=settings.path,
                    format=settings.format, read_as=external.read_as, learned_lr=external.learned_lr)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from labelworth import io
 from labelworth.data import load_split
 from labelworth.errors import LabelworthError
-from labelworth.experts import load_expert
+from labelworth.experts import expert_run_of, load_expert
 from labelworth.specs import LabelTransform, format_label_spec, format_transform, parse_label_spec
 from labelworth.training import predict_logits, resolve_device
 
@@ -212,6 +212,7 @@ def make_labels(
         label_spec=format_label_spec(spec),
         images=str(images_path),
         expert_checkpoints=[str(path) for path in expert_checkpoints],
+        expert_run=expert_run_of(expert_checkpoints[0]) if expert_checkpoints else "",
         seed=seed,
         mean_entropy=float(entropy_per_row(labels).mean()),
     )

@@ -30,12 +30,9 @@ from tqdm import tqdm
 
 from labelworth import io
 from labelworth.errors import LabelworthError
+from labelworth.specs import checkpoint_name
 
 METRIC_COLUMNS = ("epoch", "train_loss", "train_accuracy", "test_accuracy", "train_label_entropy")
-
-
-def checkpoint_name(epoch: int) -> str:
-    return f"epoch_{epoch:03d}.pt"
 
 
 @dataclass(frozen=True)

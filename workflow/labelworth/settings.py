@@ -1,72 +1,178 @@
-"""Every stage's settings: one frozen dataclass per stage, its defaults and its checks in one place.
+"""Every stage's settings and the config's blocks: frozen dataclasses whose fields are the config keys,
+each default and each check written once, here or in the class that owns it.
 
 Plain Python (no torch): Snakemake builds these at parse time, so a bad value stops the workflow
 before any job runs, with the same message the CLI gives for the same value. A settings object
-travels whole: the config builds it (`build_settings`), a rule writes it as `--options key=value ...`
-(`to_options`), the CLI reads it back (`from_options`) and hands it to the stage, and the stage
-records `dataclasses.asdict(settings)` as its provenance. So a new hyperparameter is a field here
-(default and check), a schema entry, a config comment and its use: nothing in between.
+travels whole: the config model builds it (labelworth/config.py), a rule writes it as
+`--options key=value ...` (`to_options`), the CLI reads it back (`from_options`) and hands it to the
+stage, and the stage records `dataclasses.asdict(settings)` as its provenance. So a new
+hyperparameter is a field here (default and check), its use, its config comment and its test: the
+JSON schema and the config reference are generated from these classes (labelworth/schema.py).
 
-Field names are the config keys. Each class checks its own values in `__post_init__`; the checks
-every field shares (a whole number is an int, not 4.0; a flag is a bool) come from the annotation.
+A field's annotation is its type: `int`, `float`, `bool`, `str`, `tuple[X, ...]` (a YAML list),
+`dict[str, X]` (a mapping of names), `X | Y`, `Literal[...]`, another settings class (a nested block)
+or `ByIpc[X]` (a block with its `by_images_per_class` overrides). What a type cannot say, a class
+declares as data (`positive`, `at_least_one`, `non_negative`, `at_most`, `below`, `choices`,
+`patterns`, `required`), and `check()` holds what lies between fields.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
+import re
+import types
+import typing
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Generic, Literal, TypeVar
 
 from labelworth.errors import LabelworthError
 from labelworth.specs import parse_arch
 
 PER_IPC = "by_images_per_class"  # a list of {images_per_class: n, <key>: value, ...} overrides
+AUTO = "auto"  # an expert epoch chosen by the expert-epoch sweep for that IPC
+Auto = Literal["auto"]
+
+
+def close_match(word, choices) -> str:
+    """' (did you mean `x`?)' for a misspelt name, '' when nothing is close."""
+    matches = difflib.get_close_matches(str(word), [str(choice) for choice in choices], n=1)
+    return f" (did you mean `{matches[0]}`?)" if matches else ""
+
+
+# --------------------------------------------------------------------------------------------------
+# Types: what a field's annotation allows, and values read as it says
+
+
+@functools.cache
+def field_types(settings_class) -> dict[str, object]:
+    """Field name -> resolved annotation (the module's names, `Literal`, unions and generics)."""
+    hints = typing.get_type_hints(settings_class)
+    return {field.name: hints[field.name] for field in dataclasses.fields(settings_class)}
+
+
+def settings_keys(settings_class) -> list[str]:
+    return [field.name for field in dataclasses.fields(settings_class)]
+
+
+def is_union(hint) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+def is_block(hint) -> bool:
+    """Whether values of `hint` are built from a YAML mapping (a settings class or ByIpc)."""
+    return dataclasses.is_dataclass(hint) or typing.get_origin(hint) is ByIpc
+
+
+def is_structured(hint) -> bool:
+    """Blocks, mappings of them and lists of them: built by `typed` with their whole key path."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if is_union(hint):
+        return any(is_structured(arg) for arg in args)
+    if origin is dict:
+        return True
+    if origin is tuple:
+        return is_block(args[0])
+    return is_block(hint)
+
+
+def describe(hint) -> str:
+    """A type in words, for messages."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if is_union(hint):
+        return " or ".join(describe(arg) for arg in args if arg is not type(None))
+    if origin is Literal:
+        return " or ".join(str(arg) for arg in args)
+    if origin is tuple:
+        return f"a list of {describe(args[0]).removeprefix('a ')}s" if not is_block(args[0]) else "a list of mappings"
+    if origin is dict:
+        return "a mapping of names"
+    if is_block(hint):
+        return "a mapping of keys"
+    return {int: "a whole number", float: "a number", bool: "true or false", str: "text"}[hint]
+
+
+def _index_path(where: str, index: int) -> str:
+    return f"{where}.{index}"
+
+
+def typed(value, hint, where: str):
+    """`value` read as `hint`: a whole number for a float field becomes a float (so equal settings
+    print alike), a list a tuple, a mapping of a block that block (built by `from_raw`); a value the
+    type does not allow is one LabelworthError starting with `where`."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if is_union(hint):
+        if value is None and type(None) in args:
+            return None
+        alternatives = [arg for arg in args if arg is not type(None)]
+        # The alternative of the value's shape (a mapping, a list, a scalar) says what is wrong in it.
+        shaped = [arg for arg in alternatives if _shape(arg) == _shape(value)]
+        if len(shaped) == 1:
+            return typed(value, shaped[0], where)
+        for alternative in shaped or alternatives:
+            try:
+                return typed(value, alternative, where)
+            except LabelworthError:
+                continue
+        raise LabelworthError(f"{where}: {value!r} is not {describe(hint)}")
+    if origin is Literal:
+        if value not in args:
+            raise LabelworthError(f"{where}: {value!r} is not {describe(hint)}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise LabelworthError(f"{where}: {value!r} is not {describe(hint)}")
+        return tuple(typed(item, args[0], _index_path(where, index)) for index, item in enumerate(value))
+    if origin is dict:
+        if value is None:
+            value = {}  # `external_image_sets:` with nothing under it
+        if not isinstance(value, dict):
+            raise LabelworthError(f"{where}: {value!r} is not a mapping of names")
+        return {key: typed(item, args[1], key_path(where, key)) for key, item in value.items()}
+    if origin is ByIpc:
+        return value if isinstance(value, ByIpc) else ByIpc.from_raw(args[0], value, where)
+    if dataclasses.is_dataclass(hint):
+        return value if isinstance(value, hint) else from_raw(hint, value, where)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise LabelworthError(f"{where}: {value!r} is not a number")
+        return float(value)
+    if hint is int:
+        if isinstance(value, float) and value.is_integer():
+            raise LabelworthError(f"{where}: {value!r} is not a whole number (write it without a decimal point)")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise LabelworthError(f"{where}: {value!r} is not a whole number")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise LabelworthError(f"{where}: {value!r} is not true or false")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise LabelworthError(f"{where}: {value!r} is not text")
+        return value
+    raise TypeError(f"{where}: annotation {hint!r} is not one the settings read")  # a programming error
+
+
+def _shape(hint_or_value) -> str:
+    """mapping, list or scalar: the YAML shape of a type or of a value."""
+    thing = hint_or_value
+    if isinstance(thing, dict) or typing.get_origin(thing) is dict or is_block(thing):
+        return "mapping"
+    if isinstance(thing, (list, tuple)) or typing.get_origin(thing) is tuple:
+        return "list"
+    return "scalar"
+
+
+def numbers_in(value) -> list:
+    """The numbers a field holds: itself, or the items of a list (`auto` and text left out)."""
+    items = value if isinstance(value, tuple) else (value,)
+    return [item for item in items if isinstance(item, (int, float)) and not isinstance(item, bool)]
 
 
 # --------------------------------------------------------------------------------------------------
 # What every settings class shares
-
-
-def _type_name(annotation) -> str:
-    return annotation if isinstance(annotation, str) else annotation.__name__
-
-
-def _check_field_types(settings) -> None:
-    """Raise a LabelworthError naming the field whose value has the wrong type for its annotation.
-    A whole number given for a float field is stored as a float, so equal settings print alike."""
-    for field in dataclasses.fields(settings):
-        value, kind = getattr(settings, field.name), _type_name(field.type)
-        if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
-            object.__setattr__(settings, field.name, float(value))
-            continue
-        if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
-            raise LabelworthError(f"{field.name}: {value!r} is not a whole number (write {field.name}: 4, not 4.0)")
-        if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise LabelworthError(f"{field.name}: {value!r} is not a number")
-        if kind == "bool" and not isinstance(value, bool):
-            raise LabelworthError(f"{field.name}: {value!r} is not true or false")
-        if kind == "str" and not isinstance(value, str):
-            raise LabelworthError(f"{field.name}: {value!r} is not text")
-        if kind.startswith("tuple") and not (isinstance(value, tuple) and all(
-                isinstance(item, int) and not isinstance(item, bool) for item in value)):
-            raise LabelworthError(f"{field.name}: {value!r} is not a list of whole numbers")
-
-
-def _at_least(settings, minimum, *names: str) -> None:
-    for name in names:
-        if getattr(settings, name) < minimum:
-            raise LabelworthError(f"{name}: {getattr(settings, name)!r} must be at least {minimum}")
-
-
-def _positive(settings, *names: str) -> None:
-    for name in names:
-        if not getattr(settings, name) > 0:
-            raise LabelworthError(f"{name}: {getattr(settings, name)!r} must be above 0")
-
-
-def _one_of(settings, name: str, allowed: tuple[str, ...]) -> None:
-    if getattr(settings, name) not in allowed:
-        raise LabelworthError(f"{name}: {getattr(settings, name)!r} is not one of {', '.join(allowed)}")
 
 
 def _check_arch(settings, name: str = "arch") -> None:
@@ -76,40 +182,160 @@ def _check_arch(settings, name: str = "arch") -> None:
         raise LabelworthError(f"{name}: {error}") from None
 
 
-def _check_seeds(seeds: tuple[int, ...]) -> None:
-    if not seeds:
-        raise LabelworthError("seeds: give at least one seed")
-    if len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise LabelworthError(f"seeds: {list(seeds)} must be distinct whole numbers of at least 0 "
-                              "(two equal seeds train the same student twice)")
-
-
 class Checked:
     """The checks every settings class runs when it is built: each field's type, an `arch` that
-    parses, `seeds` that are distinct, and the ranges and choices the class declares below as data;
-    then `check()`, for what lies between fields. Every failure is one LabelworthError naming the key."""
+    parses, lists without repeats, and the ranges, choices and patterns the class declares below as
+    data; then `check()`, for what lies between fields. Every failure is one LabelworthError naming
+    the key. A list or mapping field may not be empty unless its default is."""
 
-    positive: ClassVar[tuple[str, ...]] = ()  # fields that must be above 0
+    positive: ClassVar[tuple[str, ...]] = ()  # fields (or their items) that must be above 0
     at_least_one: ClassVar[tuple[str, ...]] = ()
     non_negative: ClassVar[tuple[str, ...]] = ()
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+    at_most: ClassVar[dict[str, float]] = {}
+    below: ClassVar[dict[str, float]] = {}  # an exclusive maximum
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}  # the field's value, or each item of it
+    patterns: ClassVar[dict[str, str]] = {}  # a text field's value, or each name of a mapping field
+    required: ClassVar[tuple[str, ...]] = ()  # keys a config must give although the CLI has a default
+    yaml_booleans: ClassVar[tuple[str, ...]] = ()  # text fields whose "true"/"false" YAML may write bare
+    flattened: ClassVar[str | None] = None  # a block field whose keys stand beside this class's own
+    may_repeat: ClassVar[tuple[str, ...]] = ()  # list fields whose entries may repeat (one per IPC)
 
     def __post_init__(self):
-        _check_field_types(self)
-        names = settings_keys(type(self))
-        if "arch" in names:
-            _check_arch(self)
-        if "seeds" in names:
-            _check_seeds(self.seeds)
-        for name, allowed in self.choices.items():
-            _one_of(self, name, allowed)
-        _positive(self, *self.positive)
-        _at_least(self, 1, *self.at_least_one)
-        _at_least(self, 0, *self.non_negative)
+        for name, hint in field_types(type(self)).items():
+            value = getattr(self, name)
+            if name in self.yaml_booleans and isinstance(value, bool):
+                value = str(value).lower()
+            if not is_structured(hint):
+                object.__setattr__(self, name, typed(value, hint, name))
+        for name in settings_keys(type(self)):
+            self._check_field(name, getattr(self, name))
         self.check()
+
+    def _check_field(self, name: str, value) -> None:
+        if name == "arch" and isinstance(value, str):
+            _check_arch(self, name)
+        if isinstance(value, (tuple, dict)):
+            if not value and name in required_keys(type(self)):
+                raise LabelworthError(f"{name}: give at least one entry")
+            if isinstance(value, tuple) and name not in self.may_repeat and len(set(value)) != len(value):
+                raise LabelworthError(f"{name}: {list(value)} must be distinct (an entry is repeated)")
+        for number in numbers_in(value):
+            if name in self.positive and not number > 0:
+                raise LabelworthError(f"{name}: {number!r} must be above 0")
+            if name in self.at_least_one and number < 1:
+                raise LabelworthError(f"{name}: {number!r} must be at least 1")
+            if name in self.non_negative and number < 0:
+                raise LabelworthError(f"{name}: {number!r} must be at least 0")
+            if name in self.at_most and number > self.at_most[name]:
+                raise LabelworthError(f"{name}: {number!r} must be at most {self.at_most[name]}")
+            if name in self.below and not number < self.below[name]:
+                raise LabelworthError(f"{name}: {number!r} must be below {self.below[name]}")
+        if name in self.choices:
+            for item in value if isinstance(value, tuple) else (value,):
+                if item not in self.choices[name]:
+                    raise LabelworthError(f"{name}: {item!r} is not one of {', '.join(self.choices[name])}")
+        if name in self.patterns:
+            for text in value if isinstance(value, dict) else (value,):
+                if not re.fullmatch(self.patterns[name], text):
+                    raise LabelworthError(f"{name}: {text!r} does not match {self.patterns[name]}")
 
     def check(self) -> None:
         """Checks between fields (none by default)."""
+
+
+def required_keys(settings_class) -> list[str]:
+    """The keys a config block of this class must give: fields without a default, and `required`."""
+    return [field.name for field in dataclasses.fields(settings_class)
+            if field.name in settings_class.required
+            or (field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING)]
+
+
+def from_raw(settings_class, raw, where: str, beside: tuple[str, ...] = ()):
+    """A settings class built from a config mapping at key path `where`: unknown keys (with a close
+    match), missing keys, and every value read as its field's type; each problem one line that starts
+    with its key path, all of a block's problems together. `beside`: keys the block holds beside the
+    class's own (by_images_per_class), named among the allowed ones."""
+    if not isinstance(raw, dict):
+        raise LabelworthError(f"{where or '(top level)'}: {raw!r} is not a mapping of keys "
+                              f"({', '.join(settings_keys(settings_class))})")
+    own = settings_keys(settings_class)
+    flattened = settings_class.flattened
+    if flattened:  # keys that are not this class's own belong to the flattened block
+        own = [key for key in own if key != flattened]
+        raw = {**{key: value for key, value in raw.items() if key in own},
+               flattened: {key: value for key, value in raw.items() if key not in own}}
+    allowed = settings_keys(settings_class) + list(beside)
+    if flattened:
+        allowed = own + settings_keys(typing.get_args(field_types(settings_class)[flattened])[0]) + [PER_IPC]
+    problems = [f"{where or '(top level)'}: unknown key `{key}`{close_match(key, allowed)}; allowed: {', '.join(allowed)}"
+                for key in raw if key not in settings_keys(settings_class)]
+    # a key missing beside a close misspelling of it is said once, by the unknown key's line
+    missing = [key for key in required_keys(settings_class)
+               if key not in raw and not any(close_match(key, [other]) for other in raw if other not in allowed)]
+    problems += [f"{where or '(top level)'}: missing `{key}`" for key in missing]
+    values = {}
+    hints = field_types(settings_class)
+    for key, value in raw.items():
+        if key in hints and is_structured(hints[key]):
+            try:
+                # a flattened block's keys stand in this one's, so its problems are named here
+                values[key] = typed(value, hints[key], where if key == flattened else key_path(where, key))
+            except LabelworthError as error:
+                problems += str(error).splitlines()
+        elif key in hints:
+            values[key] = value
+    if problems:
+        raise LabelworthError("\n".join(dict.fromkeys(problems)))
+    try:
+        return settings_class(**values)
+    except LabelworthError as error:
+        raise LabelworthError(key_path(where, str(error))) from None
+
+
+def key_path(where: str, key: str) -> str:
+    """`where.key`, or `key` at the top level."""
+    return f"{where}.{key}" if where else key
+
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class ByIpc(Generic[S]):
+    """A settings block and its `by_images_per_class` overrides, each resolved to whole settings: the
+    paper tunes the student lr and MTT per IPC (METHOD.md 7, 8.1, 10.3)."""
+
+    base: S
+    overrides: tuple[tuple[int, S], ...] = ()
+
+    def at(self, images_per_class: int | None) -> S:
+        """The settings for `images_per_class`: its override, or the block's own."""
+        return dict(self.overrides).get(images_per_class, self.base)
+
+    def every(self) -> list[S]:
+        """The block's own settings and every override's."""
+        return [self.base] + [settings for _, settings in self.overrides]
+
+    @staticmethod
+    def from_raw(settings_class, raw, where: str) -> "ByIpc":
+        if not isinstance(raw, dict):
+            raise LabelworthError(f"{where}: {raw!r} is not a mapping of keys ({', '.join(settings_keys(settings_class))})")
+        own = {key: value for key, value in raw.items() if key != PER_IPC}
+        base = from_raw(settings_class, own, where, beside=(PER_IPC,))
+        entries = raw.get(PER_IPC) or []
+        if not isinstance(entries, list):
+            raise LabelworthError(f"{where}.{PER_IPC}: {entries!r} is not a list of mappings")
+        overrides = {}
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict) or "images_per_class" not in entry:
+                raise LabelworthError(f"{where}.{PER_IPC}.{index}: give images_per_class and the keys it overrides")
+            ipc = typed(entry["images_per_class"], int, f"{where}.{PER_IPC}.{index}.images_per_class")
+            if ipc < 1 or ipc in overrides:
+                raise LabelworthError(f"{where}.{PER_IPC}.{index}.images_per_class: {ipc} must be at least 1 and "
+                                      "appear once")
+            values = {**own, **{key: value for key, value in entry.items() if key != "images_per_class"}}
+            overrides[ipc] = from_raw(settings_class, values, f"{where} ({PER_IPC} {ipc})")
+        return ByIpc(base, tuple(overrides.items()))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -131,7 +357,9 @@ class ExpertSettings(Checked):
     processes: int = 1
 
     positive = ("lr",)
+    non_negative = ("seeds",)
     at_least_one = ("epochs", "batch_size", "processes")
+    required = ("arch", "lr", "epochs", "seeds")
 
     def check(self) -> None:
         if self.batch_size % self.processes:
@@ -144,12 +372,15 @@ class ExpertSettings(Checked):
             raise LabelworthError(f"seeds: an expert job trains one seed, not {list(self.seeds)}")
         return self.seeds[0]
 
-    def run_identity(self, dataset: str) -> dict:
-        """What makes two expert jobs' epochs interchangeable: the dataset, the seed and the training
-        settings, but not how long they train or how many processes share the work."""
-        kept = {key: value for key, value in dataclasses.asdict(self).items()
+    def computation(self) -> dict:
+        """The settings that decide what an expert computes, epoch by epoch: all but how long it
+        trains (`epochs`), which seeds a run lists, and how many processes share the work."""
+        return {key: value for key, value in dataclasses.asdict(self).items()
                 if key not in ("epochs", "seeds", "processes")}
-        return {"dataset": dataset, **kept, "seed": self.seed}
+
+    def run_identity(self, dataset: str) -> dict:
+        """What makes two expert jobs' epochs interchangeable: the dataset, the seed and `computation`."""
+        return {"dataset": dataset, **self.computation(), "seed": self.seed}
 
 
 STUDENT_OPTIMIZERS = ("sgd", "adamw")
@@ -192,8 +423,10 @@ class StudentSettings(Checked):
     augmentation: str = "dsa"
 
     positive = ("lr",)
-    non_negative = ("momentum",)
+    non_negative = ("momentum", "seeds")
+    below = {"momentum": 1.0}
     at_least_one = ("epochs", "batch_size", "eval_every")
+    required = ("arch", "lr", "epochs", "seeds", "eval_every")
     choices = {"optimizer": STUDENT_OPTIMIZERS, "engine": STUDENT_ENGINES, "labels": STUDENT_LABELS,
                "loss": STUDENT_LOSSES, "augmentation": STUDENT_AUGMENTATIONS}
 
@@ -209,6 +442,7 @@ class StudentSettings(Checked):
     def uses_paper_batches(self) -> bool:
         """Whether every batch is the paper's: fixed labels, DSA, soft cross-entropy."""
         return (self.labels, self.loss, self.augmentation) == ("fixed", "soft_ce", "dsa")
+
 
 # --------------------------------------------------------------------------------------------------
 # The synthesis methods
@@ -226,6 +460,7 @@ class DmSettings(Checked):
 
     positive = ("lr_img",)
     at_least_one = ("iterations", "batch_real", "save_every")
+
 
 @dataclass(frozen=True)
 class MttSettings(Checked):
@@ -245,6 +480,7 @@ class MttSettings(Checked):
     positive = ("lr_img", "lr_teacher")
     non_negative = ("lr_lr", "batch_syn")
     at_least_one = ("iterations", "syn_steps", "expert_epochs", "max_start_epoch", "save_every")
+
 
 @dataclass(frozen=True)
 class BpttSettings(Checked):
@@ -280,6 +516,7 @@ class BpttSettings(Checked):
     at_least_one = ("iterations", "window", "total_window", "batch_real", "save_every")
     choices = {"init": ("real", "noise")}
 
+
 @dataclass(frozen=True)
 class Sre2lSettings(Checked):
     """SRe2L's recover and relabel (METHOD.md 8.6) from a batch-norm teacher.
@@ -302,6 +539,7 @@ class Sre2lSettings(Checked):
     non_negative = ("r_bn", "first_bn_multiplier", "jitter")
     at_least_one = ("iterations", "save_every")
 
+
 @dataclass(frozen=True)
 class ExternalImageSetSettings(Checked):
     """An image set distilled elsewhere (config `external_image_sets.<name>`, labelworth/external.py):
@@ -314,6 +552,8 @@ class ExternalImageSetSettings(Checked):
     normalised: str = "auto"  # true | false | auto (the config may write true/false as YAML booleans)
 
     choices = {"format": ("pt", "imagefolder", "labelworth"), "normalised": ("auto", "true", "false")}
+    required = ("path", "format")
+    yaml_booleans = ("normalised",)
 
     def check(self) -> None:
         if not self.path:
@@ -325,7 +565,52 @@ class ExternalImageSetSettings(Checked):
                                   "(imagefolder: pixels; labelworth: normalised); set it for pt only")
 
 
-SETTINGS_BY_METHOD = {"dm": DmSettings, "mtt": MttSettings, "bptt": BpttSettings, "sre2l": Sre2lSettings}
+@dataclass(frozen=True)
+class LossRankingSettings(Checked):
+    """How `lossbin{b}` sets rank real images by their expert's per-image loss: cross-entropy of the
+    logits, or with `double_softmax` of the probabilities, as the reference computes it (METHOD.md 12.8)."""
+
+    double_softmax: bool = False
+
+
+# --------------------------------------------------------------------------------------------------
+# Figures: what a figure draws beyond its input files
+
+
+@dataclass(frozen=True)
+class ExpertTrainingFigure(Checked):
+    marked_epochs: tuple[int, ...] = ()  # the soft-label epochs marked on the experts' curves
+
+    non_negative = ("marked_epochs",)
+
+
+@dataclass(frozen=True)
+class SoftLabelBarsFigure(Checked):
+    image: int = 0  # the image's index in the IPC-1 random set (class-major: image c is of class c)
+
+    non_negative = ("image",)
+
+
+@dataclass(frozen=True)
+class ClassSimilarityFigure(Checked):
+    expert_epoch: int | None = None  # the expert's epoch, named in the title
+
+    non_negative = ("expert_epoch",)
+
+
+@dataclass(frozen=True)
+class LabelRobustnessFigure(Checked):
+    full_data_accuracy: float | None = None  # percent; None: the expert run's test accuracy at its last epoch
+
+    positive = ("full_data_accuracy",)
+    at_most = {"full_data_accuracy": 100.0}
+
+
+FIGURE_SETTINGS = {"expert_training": ExpertTrainingFigure, "soft_label_bars": SoftLabelBarsFigure,
+                   "class_similarity": ClassSimilarityFigure, "label_robustness": LabelRobustnessFigure}
+# The settings of each image-set method that has any (`specs.ImageSetSpec.kind`).
+SETTINGS_BY_METHOD = {"dm": DmSettings, "mtt": MttSettings, "bptt": BpttSettings, "sre2l": Sre2lSettings,
+                      "lossbin": LossRankingSettings}
 
 
 def settings_record(settings) -> dict:
@@ -342,41 +627,7 @@ def run_settings(settings) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------
-# Building settings: from a config block, and to and from `--options key=value ...`
-
-
-def settings_keys(settings_class) -> list[str]:
-    return [field.name for field in dataclasses.fields(settings_class)]
-
-
-def block_values(block: dict, images_per_class: int | None, ignored: tuple[str, ...] = ()) -> dict:
-    """A config block's values for one IPC: the block's keys, overridden by its `by_images_per_class`
-    entry for `images_per_class` (None: the block's own), less the `ignored` keys."""
-    values = {key: value for key, value in block.items() if key != PER_IPC and key not in ignored}
-    for entry in block.get(PER_IPC, []):
-        if entry.get("images_per_class") == images_per_class:
-            values.update({key: value for key, value in entry.items() if key != "images_per_class"})
-    return values
-
-
-def build_settings(settings_class, values: dict, where: str, separator: str = "."):
-    """`settings_class(**values)` with lists read as tuples; an unknown key or a bad value is one
-    LabelworthError that starts with `where` (the config key path, or the CLI's option name joined
-    by a space)."""
-    known = settings_keys(settings_class)
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise LabelworthError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    values = {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
-    try:
-        return settings_class(**values)
-    except LabelworthError as error:
-        raise LabelworthError(f"{where}{separator}{error}") from None
-
-
-def overridden_ipcs(block: dict) -> list[int | None]:
-    """None (the block's own settings) and every IPC its `by_images_per_class` overrides."""
-    return [None] + [entry["images_per_class"] for entry in block.get(PER_IPC, [])]
+# Settings to and from `--options key=value ...`
 
 
 def _option_text(value) -> str:
@@ -390,27 +641,33 @@ def to_options(settings) -> list[str]:
     return [f"{key}={_option_text(value)}" for key, value in dataclasses.asdict(settings).items()]
 
 
-def _option_value(kind: str, text: str, option: str):
-    try:
-        if kind == "bool":
-            if text.lower() not in ("true", "false"):
-                raise ValueError
-            return text.lower() == "true"
-        if kind.startswith("tuple"):
-            return tuple(int(item) for item in text.split(",") if item)
-        return {"int": int, "float": float, "str": str}[kind](text)
-    except ValueError:
-        raise LabelworthError(f"option {option!r}: {text!r} is not a {kind}") from None
+def _option_value(hint, text: str):
+    """The text of one option as the value its field's type reads (a failure raises ValueError)."""
+    if is_union(hint):  # `X | None`, written as `None`
+        return None if text == "None" else _option_value(typing.get_args(hint)[0], text)
+    if typing.get_origin(hint) is tuple:
+        return tuple(_option_value(typing.get_args(hint)[0], item) for item in text.split(",") if item)
+    if hint is bool:
+        if text.lower() not in ("true", "false"):
+            raise ValueError(text)
+        return text.lower() == "true"
+    return {int: int, float: float, str: str}[hint](text)
 
 
 def from_options(settings_class, options: list[str]):
     """A settings object from `key=value` strings (keys = the config keys), each value converted to
     its field's type; unknown keys and bad values are one-line LabelworthErrors naming the option."""
-    kinds = {field.name: _type_name(field.type) for field in dataclasses.fields(settings_class)}
+    hints = field_types(settings_class)
     values = {}
     for option in options:
         key, separator, text = option.partition("=")
-        if not separator or key not in kinds:
-            raise LabelworthError(f"option {option!r}: expected key=value with key one of {', '.join(kinds)}")
-        values[key] = _option_value(kinds[key], text, option)
-    return build_settings(settings_class, values, "--options", separator=" ")
+        if not separator or key not in hints:
+            raise LabelworthError(f"option {option!r}: expected key=value with key one of {', '.join(hints)}")
+        try:
+            values[key] = _option_value(hints[key], text)
+        except (ValueError, KeyError):
+            raise LabelworthError(f"option {option!r}: {text!r} is not {describe(hints[key])}") from None
+    try:
+        return settings_class(**values)
+    except LabelworthError as error:
+        raise LabelworthError(f"--options {error}") from None

@@ -10,6 +10,7 @@ and `parse(format(x)) == x` for every value, which the tests check.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -164,6 +165,17 @@ EXPERT_RUN_PATTERN = rf"(?:{ARCH_PATTERN})-lr{_NUMBER}"
 def format_expert_run(arch: str, lr: float) -> str:
     """`{arch}-lr{lr}`: the folder of a trained run under experts/ and its token in label specs."""
     return f"{arch}-lr{format_number(lr)}"
+
+
+_EXPERT_RUN = re.compile(rf"(?P<arch>{ARCH_PATTERN})-lr(?P<lr>{_NUMBER})")
+
+
+def parse_expert_run(text: str) -> tuple[str, float]:
+    """(arch, lr) of a trained run's name."""
+    match = _EXPERT_RUN.fullmatch(text)
+    if not match or format_expert_run(match["arch"], float(match["lr"])) != text:
+        raise LabelworthError(f"expert run {text!r} does not parse; expected '<arch>-lr<lr>'")
+    return match["arch"], float(match["lr"])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -327,39 +339,57 @@ def format_label_spec(spec: LabelSpec) -> str:
 # Image sets
 
 
+SYNTHESIS_METHODS = ("dm", "mtt", "bptt", "sre2l")  # methods that optimise pixels rather than pick real images
+LABELLING_METHODS = ("bptt", "sre2l")  # methods whose images.pt also holds their own labels (`learned`)
+LOSS_BIN = "lossbin"
+IMAGE_SELECTION_BINS = 10  # loss bins: deciles of each class's expert loss, lossbin0 (easiest) .. lossbin9
+EXTERNAL = "external"
+EXTERNAL_PREFIX = f"{EXTERNAL}-"
+EXTERNAL_NAME_PATTERN = r"[a-z0-9_]+"  # an external_image_sets key: no '-', so `-ipc` ends it unambiguously
+
+
 @dataclass(frozen=True)
 class ImageSetSpec:
     """Which images students see, as one path component: `{method}-ipc{ipc}[-without{c}]`.
 
-    `method` is `random` (random real images), `lossbin{b}` (real images from the b-th of ten
-    expert-loss quantile bins of each class, 0 = easiest), or a synthesis method: `dm` (distribution
-    matching), `mtt` (trajectory matching), `bptt` (truncated backpropagation through training, with
-    learned labels) or `sre2l` (recovered from a batch-norm teacher, relabelled by it). `-without{c}` drops class c's images from the set (the
-    zero-shot experiment's "treat image" arm).
+    `kind` is `random` (random real images), `lossbin` (real images from loss bin `loss_bin` of ten
+    expert-loss quantile bins of each class, 0 = easiest, written `lossbin{b}`), a synthesis method
+    (`dm` distribution matching, `mtt` trajectory matching, `bptt` truncated backpropagation through
+    training with learned labels, `sre2l` recovered from a batch-norm teacher and relabelled by it),
+    or `external` (the set `external_image_sets.<external_name>`, written `external-{name}`).
+    `-without{c}` drops class c's images from the set (the zero-shot experiment's "treat image" arm).
     """
 
-    method: str
+    kind: str
     images_per_class: int
     without_class: int | None = None
+    loss_bin: int | None = None  # lossbin only
+    external_name: str | None = None  # external only
 
     @property
-    def external_name(self) -> str | None:
-        """The `external_image_sets` key of an external set, None for the workflow's own sets."""
-        return self.method.removeprefix(EXTERNAL_PREFIX) if self.method.startswith(EXTERNAL_PREFIX) else None
+    def method(self) -> str:
+        """The set's method as its name writes it: `random`, `lossbin3`, `mtt`, `external-mine`."""
+        if self.kind == LOSS_BIN:
+            return f"{LOSS_BIN}{self.loss_bin}"
+        if self.kind == EXTERNAL:
+            return f"{EXTERNAL_PREFIX}{self.external_name}"
+        return self.kind
+
+    @property
+    def is_real(self) -> bool:
+        """Whether the set holds real training images (picked, not synthesised or brought)."""
+        return self.kind in ("random", LOSS_BIN)
 
     @property
     def base(self) -> "ImageSetSpec":
         """The full set a `-without{c}` subset is cut from."""
-        return ImageSetSpec(self.method, self.images_per_class)
+        return dataclasses.replace(self, without_class=None)
 
 
-SYNTHESIS_METHODS = ("dm", "mtt", "bptt", "sre2l")  # methods that optimise pixels rather than pick real images
-LABELLING_METHODS = ("bptt", "sre2l")  # methods whose images.pt also holds their own labels (`learned`)
-EXTERNAL_PREFIX = "external-"
-EXTERNAL_NAME_PATTERN = r"[a-z0-9_]+"  # an external_image_sets key: no '-', so `-ipc` ends it unambiguously
-IMAGE_METHOD_PATTERN = rf"random|lossbin\d|{'|'.join(SYNTHESIS_METHODS)}|{EXTERNAL_PREFIX}{EXTERNAL_NAME_PATTERN}"
+IMAGE_METHOD_PATTERN = rf"random|{LOSS_BIN}\d|{'|'.join(SYNTHESIS_METHODS)}|{EXTERNAL_PREFIX}{EXTERNAL_NAME_PATTERN}"
 _IMAGE_SET = re.compile(
-    rf"(?P<method>{IMAGE_METHOD_PATTERN})-ipc(?P<ipc>[1-9]\d*)(?:-without(?P<without>\d+))?"
+    rf"(?:(?P<kind>random|{'|'.join(SYNTHESIS_METHODS)})|{LOSS_BIN}(?P<bin>\d)|{EXTERNAL_PREFIX}(?P<name>{EXTERNAL_NAME_PATTERN}))"
+    rf"-ipc(?P<ipc>[1-9]\d*)(?:-without(?P<without>\d+))?"
 )
 
 
@@ -370,8 +400,9 @@ def parse_image_set(text: str) -> ImageSetSpec:
             f"image set {text!r} does not parse; expected "
             f"'<random|lossbin<b>|{'|'.join(SYNTHESIS_METHODS)}|external-<name>>-ipc<n>[-without<class>]'"
         )
-    without = int(match["without"]) if match["without"] is not None else None
-    spec = ImageSetSpec(match["method"], int(match["ipc"]), without)
+    kind = match["kind"] or (LOSS_BIN if match["bin"] is not None else EXTERNAL)
+    spec = ImageSetSpec(kind, int(match["ipc"]), int(match["without"]) if match["without"] is not None else None,
+                        int(match["bin"]) if match["bin"] is not None else None, match["name"])
     if format_image_set(spec) != text:
         raise LabelworthError(f"image set {text!r} is not canonical; write {format_image_set(spec)!r}")
     return spec
@@ -382,12 +413,76 @@ def format_image_set(spec: ImageSetSpec) -> str:
     return text if spec.without_class is None else f"{text}-without{spec.without_class}"
 
 
+def parse_image_method(method: str) -> ImageSetSpec:
+    """The kind, loss bin and external name of an image set's method token (`lossbin3`,
+    `external-mine`), as an IPC-1 set of it."""
+    return parse_image_set(f"{method}-ipc1")
+
+
+def random_set(images_per_class: int, without_class: int | None = None) -> str:
+    return format_image_set(ImageSetSpec("random", images_per_class, without_class))
+
+
+def loss_bin_set(loss_bin: int, images_per_class: int) -> str:
+    return format_image_set(ImageSetSpec(LOSS_BIN, images_per_class, loss_bin=loss_bin))
+
+
+def external_set(name: str, images_per_class: int) -> str:
+    return format_image_set(ImageSetSpec(EXTERNAL, images_per_class, external_name=name))
+
+
+def external_method(name: str) -> str:
+    """The method token of an external set, `external-{name}` (the `method` column of tables)."""
+    return ImageSetSpec(EXTERNAL, 1, external_name=name).method
+
+
+def method_set(method: str, images_per_class: int) -> str:
+    """A benchmark method's set: random images or a synthesis method's."""
+    return format_image_set(ImageSetSpec(method, images_per_class))
+
+
+# --------------------------------------------------------------------------------------------------
+# Results folders and files named by what they hold: an expert's seed folder and epoch checkpoints
+
+
+def format_seed_folder(seed: int) -> str:
+    return f"seed{seed}"
+
+
+def format_expert(run: str, seed: int) -> str:
+    """The `{expert}` wildcard: `{run}/seed{seed}`, one trained expert."""
+    return f"{run}/{format_seed_folder(seed)}"
+
+
+_SEED_FOLDER = re.compile(r"seed(?P<seed>\d+)")
+_EXPERT = re.compile(r"(?P<run>.+)/seed(?P<seed>\d+)")
+
+
+def is_seed_folder(name: str) -> bool:
+    """Whether a folder name is an expert's seed folder, seed{n}."""
+    return _SEED_FOLDER.fullmatch(name) is not None
+
+
+def parse_expert(text: str) -> tuple[str, int]:
+    """(run, seed) of an `{expert}` wildcard."""
+    match = _EXPERT.fullmatch(text)
+    if not match:
+        raise LabelworthError(f"expert {text!r} does not parse; expected '<arch>-lr<lr>/seed<n>'")
+    return match["run"], int(match["seed"])
+
+
+def checkpoint_name(epoch: int) -> str:
+    """An expert's weights after `epoch` epochs (0: its initialisation): epoch_XXX.pt."""
+    return f"epoch_{epoch:03d}.pt"
+
+
 # --------------------------------------------------------------------------------------------------
 # Wildcard patterns: the grammars above as the regular expressions the Snakemake rules constrain
 # their wildcards with (loose where the parser is strict: a wildcard only has to pick the rule).
 
 IMAGE_SET_PATTERN = rf"(?:{IMAGE_METHOD_PATTERN})-ipc\d+(?:-without\d+)?"
 SYNTHETIC_SET_PATTERN = rf"(?:{'|'.join(SYNTHESIS_METHODS)})-ipc\d+"
+REAL_SET_PATTERN = rf"(?:random|{LOSS_BIN}\d)-ipc\d+"
 EXTERNAL_SET_PATTERN = rf"{EXTERNAL_PREFIX}{EXTERNAL_NAME_PATTERN}-ipc\d+"
 LABEL_SPEC_PATTERN = (rf"hard|noise[0-9.e+-]+|(?:learned|(?:expert|ensemble\d+)(?:-{EXPERT_RUN_PATTERN})?-e\d+)"
                       r"(?:-[a-z0-9.+]+)*")

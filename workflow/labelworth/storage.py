@@ -29,8 +29,7 @@ def num_images(image_set: ImageSetSpec, dataset: DatasetSpec) -> int:
 def image_bytes(image_set: ImageSetSpec, dataset: DatasetSpec) -> int:
     """Bytes of the set's images as stored. Property (tests): a synthesised set costs 4x the real one."""
     values = num_images(image_set, dataset) * dataset.channels * dataset.image_size ** 2
-    real = image_set.method == "random" or image_set.method.startswith("lossbin")
-    return values * (1 if real else FLOAT32)
+    return values * (1 if image_set.is_real else FLOAT32)
 
 
 def label_bytes(labels: LabelSpec, image_set: ImageSetSpec, dataset: DatasetSpec) -> int:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
@@ -444,13 +443,6 @@ def population_result(population: Population, test: Split, members: range | None
     }
 
 
-def _expert_run(label_meta: dict) -> str:
-    """The trained run (`{arch}-lr{lr}`) whose experts made a label file, from the checkpoints its meta
-    names (experts/{run}/seed{seed}/checkpoints/epoch_E.pt); '' for labels without an expert."""
-    checkpoints = label_meta.get("expert_checkpoints") or []
-    return Path(checkpoints[0]).parents[2].name if checkpoints else ""
-
-
 def label_source(label_meta: dict, path, settings: StudentSettings, device) -> LabelSource:
     """A label file's temperature and, under `labels: online`, its experts (the checkpoints its meta
     names): an expert spec's labels are then made batch by batch, the same labels on what it sees."""
@@ -514,7 +506,8 @@ def run_evaluate_students(
             method=image_meta["method"],
             images_per_class=image_meta["images_per_class"],
             label_spec=label_file["meta"]["label_spec"],
-            expert_run=_expert_run(label_file["meta"]),
+            # the trained run whose experts made the labels ('' without one, or for a hand-made file)
+            expert_run=label_file["meta"].get("expert_run", ""),
             student=protocol or settings.arch,
             settings=settings_record(settings),
             # online labels are stored as their teachers (labelworth/storage.py): the bytes of their weights

@@ -25,7 +25,8 @@ from torch import nn
 
 from labelworth import io
 from labelworth.errors import LabelworthError
-from labelworth.experts import checkpoint_name, load_expert
+from labelworth.experts import load_expert
+from labelworth.specs import checkpoint_name
 
 
 def flat_parameters(model: nn.Module) -> torch.Tensor:

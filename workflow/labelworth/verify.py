@@ -20,6 +20,7 @@ from pathlib import Path
 
 from labelworth import io
 from labelworth.errors import LabelworthError
+from labelworth.specs import is_seed_folder
 
 CHECKED_SUFFIXES = (".pt", ".json")  # the files io writes with a checksum
 FOREIGN_FOLDER = "exports"  # image sets written in other codebases' layouts (MTT's .pt files), without one
@@ -54,7 +55,7 @@ def verify(results: str | Path) -> list[BadFile]:
 
 def declared_output(path: Path) -> Path:
     """The output Snakemake knows `path` as: itself, or an expert's checkpoints/ folder."""
-    return path.parent if path.parent.name == "checkpoints" and path.parent.parent.name.startswith("seed") else path
+    return path.parent if path.parent.name == "checkpoints" and is_seed_folder(path.parent.parent.name) else path
 
 
 def repair(bad: list[BadFile]) -> list[Path]:

@@ -1,19 +1,18 @@
 rule prepare_data:
     output:
-        train=f"{RESULTS}/data/train.pt",
-        test=f"{RESULTS}/data/test.pt",
+        **LAYOUT.data_files(),
     log:
-        f"{LOGS}/prepare_data.log",
+        f"{LAYOUT.logs}/prepare_data.log",
     conda:
         "../../envs/labelworth.yaml"
     resources:
         mem_mb=8000,
         runtime=60,
     params:
-        dataset=DATASET,
-        data_root=config["data_root"],
+        dataset=CONFIG.dataset,
+        data_root=CONFIG.data_root,
         # A param, so that toggling `zca` reruns this rule and with it everything downstream.
-        zca="--zca" if config["zca"] else "",
+        zca="--zca" if CONFIG.zca else "",
     shell:
         "labelworth prepare-data --dataset {params.dataset} --data-root {params.data_root:q} {params.zca}"
         " --out-dir $(dirname {output.train:q}) > {log:q} 2>&1"

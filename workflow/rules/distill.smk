@@ -5,12 +5,12 @@ rule distill_images:
     input:
         unpack(image_set_inputs),
     output:
-        images=f"{RESULTS}/images/{{image_set}}/images.pt",
-        grid=f"{RESULTS}/images/{{image_set}}/grid.png",
+        images=LAYOUT.images("{image_set}"),
+        grid=f"{LAYOUT.image_folder('{image_set}')}/grid.png",
     log:
-        f"{LOGS}/distill_images/{{image_set}}.log",
+        LAYOUT.log("distill_images", "{image_set}"),
     wildcard_constraints:
-        image_set=rf"(random|lossbin\d)-ipc\d+(-without\d+)?|{SYNTHETIC_SET_PATTERN}-without\d+",
+        image_set=rf"{REAL_SET_PATTERN}(-without\d+)?|{SYNTHETIC_SET_PATTERN}-without\d+",
     conda:
         "../../envs/labelworth.yaml"
     threads: image_set_threads
@@ -20,11 +20,11 @@ rule distill_images:
         gpu=gpu_resource(),
     params:
         sources=image_set_arguments,
-        double_softmax=double_softmax_flag,
-        seed=config["image_seed"],
-        device=config["device"],
+        options=image_set_options,
+        seed=CONFIG.image_seed,
+        device=DEVICE,
     shell:
-        "labelworth distill-images --image-set {wildcards.image_set} {params.sources} {params.double_softmax}"
+        "labelworth distill-images --image-set {wildcards.image_set} {params.sources} {params.options}"
         " --seed {params.seed} --out {output.images:q} --grid {output.grid:q}"
         " --device {params.device} --threads {threads} > {log:q} 2>&1"
 
@@ -33,14 +33,14 @@ rule synthesise_images:
     input:
         unpack(image_set_inputs),
     output:
-        images=f"{RESULTS}/images/{{image_set}}/images.pt",
-        grid=f"{RESULTS}/images/{{image_set}}/grid.png",
-        loss_csv=f"{RESULTS}/images/{{image_set}}/loss_curve.csv",
-        loss_png=f"{RESULTS}/images/{{image_set}}/loss_curve.png",
+        images=LAYOUT.images("{image_set}"),
+        grid=f"{LAYOUT.image_folder('{image_set}')}/grid.png",
+        loss_csv=f"{LAYOUT.image_folder('{image_set}')}/loss_curve.csv",
+        loss_png=f"{LAYOUT.image_folder('{image_set}')}/loss_curve.png",
     log:
-        f"{LOGS}/distill_images/{{image_set}}.log",
+        LAYOUT.log("distill_images", "{image_set}"),
     benchmark:
-        f"{LOGS}/benchmarks/synthesise_images/{{image_set}}.tsv"
+        LAYOUT.benchmark("synthesise_images", "{image_set}")
     wildcard_constraints:
         image_set=SYNTHETIC_SET_PATTERN,
     priority: CRITICAL_PATH_PRIORITY
@@ -53,10 +53,10 @@ rule synthesise_images:
         gpu=gpu_resource(),
     params:
         sources=image_set_arguments,
-        options=synthesis_options,
-        seed=config["image_seed"],
-        work_dir=f"work/{DATASET}/distill/{{image_set}}",
-        device=config["device"],
+        options=image_set_options,
+        seed=CONFIG.image_seed,
+        work_dir=LAYOUT.synthesis_work("{image_set}"),
+        device=DEVICE,
     shell:
         "labelworth distill-images --image-set {wildcards.image_set} {params.sources} {params.options}"
         " --seed {params.seed} --work-dir {params.work_dir:q} --out {output.images:q} --grid {output.grid:q}"

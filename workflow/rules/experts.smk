@@ -1,7 +1,7 @@
 # Experts train in an undeclared work/ folder and resume from it: Snakemake deletes declared outputs
 # before a job and after a failure (labelworth/resume.py). A job trains one expert, `{expert}` =
-# {arch}-lr{lr}/seed{seed}, for as many epochs as labelworth.plan.trained_epochs says: a run's first
-# seed trains the run's epochs, the others only as far as ensembles and MTT's buffer need.
+# {run}/seed{seed}, for as many epochs as labelworth.plan.trained_epochs says: a run's first seed
+# trains the run's epochs, the others only as far as ensembles and MTT's buffer need.
 #
 # The epoch count differs from job to job, so the rule declares the checkpoints/ folder rather than
 # each epoch's file: one rule, whose name profiles can give resources to, serves every run. Jobs
@@ -11,16 +11,16 @@
 
 rule train_expert:
     input:
-        **data_files(),
+        **LAYOUT.data_files(),
     output:
-        checkpoints=directory(f"{RESULTS}/experts/{{expert}}/checkpoints"),
-        metrics=f"{RESULTS}/experts/{{expert}}/metrics.csv",
+        checkpoints=directory(f"{LAYOUT.expert_folder('{expert}')}/checkpoints"),
+        metrics=f"{LAYOUT.expert_folder('{expert}')}/metrics.csv",
     log:
-        f"{LOGS}/train_expert/{{expert}}.log",
+        LAYOUT.log("train_expert", "{expert}"),
     benchmark:
-        f"{LOGS}/benchmarks/train_expert/{{expert}}.tsv"
+        LAYOUT.benchmark("train_expert", "{expert}")
     wildcard_constraints:
-        expert=any_of(TRAINED_EXPERTS),
+        expert=any_of(PLAN.experts()),
     priority: CRITICAL_PATH_PRIORITY
     conda:
         "../../envs/labelworth.yaml"
@@ -30,9 +30,9 @@ rule train_expert:
         runtime=720,
         gpu=lambda wildcards: gpu_resource() * expert_processes(wildcards),
     params:
-        options=lambda wildcards: options(expert_job_settings(wildcards.expert)),
-        work_dir=f"work/{DATASET}/experts/{{expert}}",
-        device=config["device"],
+        options=lambda wildcards: options(PLAN.expert_job(wildcards.expert)),
+        work_dir=LAYOUT.expert_work("{expert}"),
+        device=DEVICE,
     shell:
         "labelworth train-expert --data-dir $(dirname {input.train:q}) {params.options}"
         " --checkpoint-dir {output.checkpoints:q} --metrics {output.metrics:q}"
@@ -43,11 +43,13 @@ rule train_expert:
 # 0..max_start_epoch + expert_epochs in one file (labelworth/trajectories.py has the layout).
 rule dump_trajectories:
     input:
-        trajectory_checkpoint_dirs,
+        PLAN.buffer_checkpoint_dirs(),
     output:
-        f"{RESULTS}/trajectories/{{run}}.pt",
+        LAYOUT.trajectories("{run}"),
     log:
-        f"{LOGS}/dump_trajectories/{{run}}.log",
+        LAYOUT.log("dump_trajectories", "{run}"),
+    wildcard_constraints:
+        run=any_of([CONFIG.mtt_buffer[0]]),
     priority: CRITICAL_PATH_PRIORITY
     conda:
         "../../envs/labelworth.yaml"
@@ -56,8 +58,8 @@ rule dump_trajectories:
         mem_mb=4000,
         runtime=30,
     params:
-        checkpoint_dirs=lambda wildcards: " ".join(f"'{folder}'" for folder in trajectory_checkpoint_dirs(wildcards)),
-        epochs=lambda wildcards: trajectory_epochs(config),
+        checkpoint_dirs=lambda wildcards, input: " ".join(shlex.quote(folder) for folder in input),
+        epochs=trajectory_epochs(CONFIG),
     shell:
         "labelworth dump-trajectories --checkpoint-dirs {params.checkpoint_dirs} --epochs {params.epochs}"
         " --out {output:q} > {log:q} 2>&1"

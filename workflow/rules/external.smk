@@ -1,6 +1,6 @@
 # Image sets distilled elsewhere (external_image_sets; labelworth/external.py). The IPC is counted
 # from the files, so inspect_external_set is a checkpoint: it reads and checks the set and writes its
-# summary, and only then does the benchmark plan the set's populations (external-{name}-ipc{n}).
+# summary, and only then does the benchmark plan the set's populations (specs.external_set).
 # external_image_set writes the set as images.pt; export_image_set_* write a set of this workflow
 # in other codebases' layouts (the default config reads one back as an external set).
 
@@ -9,11 +9,9 @@ checkpoint inspect_external_set:
     input:
         unpack(external_set_inputs),
     output:
-        f"{RESULTS}/external/{{name}}.json",
+        LAYOUT.external_summary("{name}"),
     log:
-        f"{LOGS}/inspect_external_set/{{name}}.log",
-    wildcard_constraints:
-        name=EXTERNAL_NAME_PATTERN,
+        LAYOUT.log("inspect_external_set", "{name}"),
     conda:
         "../../envs/labelworth.yaml"
     threads: 2
@@ -21,7 +19,7 @@ checkpoint inspect_external_set:
         mem_mb=4000,
         runtime=60,
     params:
-        options=lambda wildcards: options(external_set_settings(config, wildcards.name)),
+        options=lambda wildcards: options(CONFIG.external_image_sets[wildcards.name]),
     shell:
         "labelworth import-external-set --name {wildcards.name} {params.options} --data-dir $(dirname {input.train:q})"
         " --summary {output:q} --threads {threads} > {log:q} 2>&1"
@@ -30,14 +28,12 @@ checkpoint inspect_external_set:
 rule external_image_set:
     input:
         unpack(external_set_inputs),
-        summary=f"{RESULTS}/external/{{name}}.json",
+        summary=LAYOUT.external_summary("{name}"),
     output:
-        images=f"{RESULTS}/images/external-{{name}}-ipc{{ipc}}/images.pt",
-        grid=f"{RESULTS}/images/external-{{name}}-ipc{{ipc}}/grid.png",
+        images=LAYOUT.images(external_set("{name}", "{ipc}")),
+        grid=f"{LAYOUT.image_folder(external_set('{name}', '{ipc}'))}/grid.png",
     log:
-        f"{LOGS}/external_image_set/{{name}}-ipc{{ipc}}.log",
-    wildcard_constraints:
-        name=EXTERNAL_NAME_PATTERN,
+        LAYOUT.log("external_image_set", external_set("{name}", "{ipc}")),
     conda:
         "../../envs/labelworth.yaml"
     threads: 2
@@ -45,22 +41,23 @@ rule external_image_set:
         mem_mb=4000,
         runtime=60,
     params:
-        options=lambda wildcards: options(external_set_settings(config, wildcards.name)),
+        options=lambda wildcards: options(CONFIG.external_image_sets[wildcards.name]),
+        image_set=lambda wildcards: external_set(wildcards.name, wildcards.ipc),
     shell:
         "labelworth import-external-set --name {wildcards.name} {params.options} --data-dir $(dirname {input.train:q})"
-        " --image-set external-{wildcards.name}-ipc{wildcards.ipc} --out {output.images:q} --grid {output.grid:q}"
+        " --image-set {params.image_set} --out {output.images:q} --grid {output.grid:q}"
         " --threads {threads} > {log:q} 2>&1"
 
 
 rule export_image_set_pt:
     input:
-        images=f"{RESULTS}/images/{{image_set}}/images.pt",
-        train=data_files()["train"],
+        images=LAYOUT.images("{image_set}"),
+        train=LAYOUT.data("train"),
     output:
-        images=f"{RESULTS}/exports/{{image_set}}/pt/images_best.pt",
-        labels=f"{RESULTS}/exports/{{image_set}}/pt/labels_best.pt",
+        images=f"{LAYOUT.export('{image_set}', 'pt')}/images_best.pt",
+        labels=f"{LAYOUT.export('{image_set}', 'pt')}/labels_best.pt",
     log:
-        f"{LOGS}/export_image_set/{{image_set}}-pt.log",
+        LAYOUT.log("export_image_set", "{image_set}-pt"),
     localrule: True
     conda:
         "../../envs/labelworth.yaml"
@@ -71,12 +68,12 @@ rule export_image_set_pt:
 
 rule export_image_set_imagefolder:
     input:
-        images=f"{RESULTS}/images/{{image_set}}/images.pt",
-        train=data_files()["train"],
+        images=LAYOUT.images("{image_set}"),
+        train=LAYOUT.data("train"),
     output:
-        directory(f"{RESULTS}/exports/{{image_set}}/imagefolder"),
+        directory(LAYOUT.export("{image_set}", "imagefolder")),
     log:
-        f"{LOGS}/export_image_set/{{image_set}}-imagefolder.log",
+        LAYOUT.log("export_image_set", "{image_set}-imagefolder"),
     localrule: True
     conda:
         "../../envs/labelworth.yaml"

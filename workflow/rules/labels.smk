@@ -1,11 +1,11 @@
 rule make_labels:
     input:
-        images=f"{RESULTS}/images/{{image_set}}/images.pt",
-        experts=expert_folders_for_labels,
+        images=LAYOUT.images("{image_set}"),
+        experts=label_checkpoint_folders,
     output:
-        f"{RESULTS}/labels/{{image_set}}/{{labels}}.pt",
+        LAYOUT.labels("{image_set}", "{labels}"),
     log:
-        f"{LOGS}/make_labels/{{image_set}}_{{labels}}.log",
+        LAYOUT.log("make_labels", "{image_set}_{labels}"),
     conda:
         "../../envs/labelworth.yaml"
     threads: 1
@@ -14,9 +14,9 @@ rule make_labels:
         runtime=30,
         gpu=gpu_resource(),
     params:
-        checkpoints=lambda wildcards: " ".join(shlex.quote(path) for path in expert_checkpoints_for_labels(wildcards)),
-        seed=config["image_seed"],
-        device=config["device"],
+        checkpoints=lambda wildcards: " ".join(shlex.quote(path) for path in label_checkpoints(wildcards)),
+        seed=CONFIG.image_seed,
+        device=DEVICE,
     shell:
         "labelworth make-labels --images {input.images:q} --label-spec {wildcards.labels}"
         " --expert-checkpoints {params.checkpoints} --seed {params.seed} --out {output:q}"
@@ -25,12 +25,12 @@ rule make_labels:
 
 rule class_similarity:
     input:
-        **data_files(),
-        expert=expert_folders_for_labels,
+        **LAYOUT.data_files(),
+        expert=label_checkpoint_folders,
     output:
-        class_similarity_file("{labels}"),
+        LAYOUT.class_similarity("{labels}"),
     log:
-        f"{LOGS}/class_similarity/{{labels}}.log",
+        LAYOUT.log("class_similarity", "{labels}"),
     conda:
         "../../envs/labelworth.yaml"
     threads: 2
@@ -39,8 +39,8 @@ rule class_similarity:
         runtime=30,
         gpu=gpu_resource(),
     params:
-        checkpoint=lambda wildcards: expert_checkpoints_for_labels(wildcards)[0],
-        device=config["device"],
+        checkpoint=lambda wildcards: label_checkpoints(wildcards)[0],
+        device=DEVICE,
     shell:
         "labelworth class-similarity --data-dir $(dirname {input.train:q}) --expert-checkpoint {params.checkpoint:q}"
         " --out {output:q} --device {params.device} --threads {threads} > {log:q} 2>&1"

@@ -21,7 +21,7 @@ from labelworth.resume import run_iterations
 from labelworth.errors import LabelworthError
 from labelworth.settings import DmSettings, run_settings
 from labelworth.models import build_model
-from labelworth.specs import ImageSetSpec
+from labelworth.specs import ImageSetSpec, parse_arch
 from labelworth.training import resolve_device
 
 
@@ -54,7 +54,7 @@ def distribution_matching_loss(model: torch.nn.Module, real_by_class: list[torch
 def distill_dm(data_dir, images_per_class: int, seed: int, settings: DmSettings, files: SynthesisFiles,
                device: str = "auto") -> list[float]:
     """Distil `dm-ipc{images_per_class}` into `files`; returns the loss per iteration."""
-    if not settings.arch.startswith("convnet"):
+    if parse_arch(settings.arch).family != "convnet":
         raise LabelworthError(f"DM embeds with a ConvNet's features; arch {settings.arch!r} has no `embed`")
     device = resolve_device(device)
     train = load_split(data_dir, "train", device)

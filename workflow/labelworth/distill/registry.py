@@ -37,15 +37,14 @@ METHODS = {
 }
 
 
-def image_method(method: str) -> ImageMethod:
-    """The entry of an image-set method name (`lossbin3` is the `lossbin` entry)."""
-    key = "lossbin" if method.startswith("lossbin") else method
-    if key not in METHODS:
-        raise LabelworthError(f"unknown image-set method {method!r}; known: {', '.join(METHODS)}")
-    return METHODS[key]
+def image_method(kind: str) -> ImageMethod:
+    """The entry of an image set's kind (`specs.ImageSetSpec.kind`: `lossbin3` is of kind `lossbin`)."""
+    if kind not in METHODS:
+        raise LabelworthError(f"unknown image-set method {kind!r}; known: {', '.join(METHODS)}")
+    return METHODS[kind]
 
 
-def method_function(method: str):
-    """The function that makes a set of `method` (imports its module, and with it torch)."""
-    entry = image_method(method)
+def method_function(kind: str):
+    """The function that makes a set of `kind` (imports its module, and with it torch)."""
+    entry = image_method(kind)
     return getattr(importlib.import_module(f"labelworth.distill.{entry.module}"), entry.function)

@@ -19,7 +19,7 @@ from labelworth.image_sets import displayed_pixels, save_image_set
 from labelworth.distill.random import load_real_images
 from labelworth.errors import LabelworthError
 from labelworth.experts import load_expert
-from labelworth.specs import ImageSetSpec
+from labelworth.specs import LOSS_BIN, ImageSetSpec
 from labelworth.training import predict_logits, resolve_device
 
 BINS = 10
@@ -72,7 +72,7 @@ def distill_by_loss(
     raw = io.load_tensors(os.path.join(data_dir, "train.pt"), required=("labels",))
     images = load_real_images(raw, indices, seed=0)
     save_image_set(out_path, grid_path, images, raw["labels"][indices],
-                   ImageSetSpec(f"lossbin{loss_bin}", images_per_class), train.spec, train.class_names,
+                   ImageSetSpec(LOSS_BIN, images_per_class, loss_bin=loss_bin), train.spec, train.class_names,
                    source_indices=indices, pixels=displayed_pixels(images, train.zca),
                    expert_checkpoint=str(expert_checkpoint),
                    double_softmax=double_softmax, mean_loss=float(losses[indices].mean()))

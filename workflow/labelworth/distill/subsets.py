@@ -3,6 +3,7 @@ experiment's "treat image" arm, METHOD.md E9), keeping every other image and its
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from labelworth import io
@@ -16,7 +17,7 @@ def drop_class(images_path: str | os.PathLike, removed_class: int, out_path: str
     meta = content["meta"]
     keep = content["labels"] != removed_class
     base = parse_image_set(meta["image_set"])
-    subset = type(base)(base.method, base.images_per_class, removed_class)
+    subset = dataclasses.replace(base, without_class=removed_class)
     source, learned, pixels = (content.get(key) for key in ("source_indices", "learned_labels", "pixels"))
     save_image_set(out_path, grid_path, content["images"][keep], content["labels"][keep], subset,
                    dataset_spec(meta["dataset"]), meta["class_names"],

@@ -9,11 +9,12 @@ from matplotlib.lines import Line2D
 from labelworth.figures.results import student_results
 from labelworth.figures.soft_vs_hard import LABEL_KINDS, human_bytes, label_kinds, method_title, ordered_methods
 from labelworth.figures.style import ACCURACY_LABEL, group_colors, new_figure, save_figure, save_table
+from labelworth.figures import FigureFiles
 
 
-def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+def draw(files: FigureFiles, settings) -> None:
     """Inputs: the benchmark's student JSONs (as soft_vs_hard)."""
-    results = student_results(inputs)
+    results = student_results(files.inputs)
     results = results.assign(labels=label_kinds(results),
                              total_bytes=results["image_bytes"] + results["label_bytes"])
     results = results[results["student"] == results["student"].iloc[0]]
@@ -29,7 +30,7 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
              title=f"Accuracy against storage ({results['dataset'].iloc[0]})")
     axes.legend([Line2D([], [], color=colors[method], linewidth=2) for method in methods],
                 [method_title(method) for method in methods], loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    save_figure(figure, png, pdf)
+    save_figure(figure, files.png, files.pdf)
     table = results[["method", "images_per_class", "labels", "label_spec", "image_bytes", "label_bytes",
                      "total_bytes", "best_mean", "best_std"]].sort_values(["total_bytes", "method"], ignore_index=True)
     display = table.assign(method=table["method"].map(method_title),
@@ -37,7 +38,7 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
                            label_bytes=table["label_bytes"].map(human_bytes),
                            total_bytes=table["total_bytes"].map(human_bytes), best_mean=table["best_mean"].round(1),
                            best_std=table["best_std"].round(1))
-    save_table(table, table_csv, table_md, md_frame=display,
+    save_table(table, files.table_csv, files.table_md, md_frame=display,
                title="Bytes stored per benchmark population (real images as uint8 pixels, synthesised ones as "
                      "float32; hard labels as class indices, soft labels as float32 rows, top-k labels as (index, "
                      "value) pairs) and its best student test accuracy (%).")

@@ -8,6 +8,7 @@ from labelworth.figures.soft_vs_hard import method_rank, method_title
 from labelworth.figures.style import new_figure, save_figure
 from labelworth.io import load_tensors
 from labelworth.specs import dataset_spec
+from labelworth.figures import FigureFiles
 
 MAX_CLASSES = 10  # columns; datasets with more classes show their first ten
 
@@ -18,9 +19,9 @@ def first_image_per_class(images, classes, num_columns: int) -> list:
     return [images[classes == label][0] if (classes == label).any() else None for label in range(num_columns)]
 
 
-def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+def draw(files: FigureFiles, settings) -> None:
     """Inputs: one images.pt per method, all at the same images per class."""
-    sets = [load_tensors(path, required=("images", "labels")) for path in inputs]
+    sets = [load_tensors(path, required=("images", "labels")) for path in files.inputs]
     sets.sort(key=lambda content: method_rank(content["meta"]["method"]))
     meta = sets[0]["meta"]
     spec = dataset_spec(meta["dataset"])
@@ -43,4 +44,4 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
                 panel.set_title(meta["class_names"][column], fontsize=6)
         axes[row][0].set_ylabel(method_title(content["meta"]["method"]), fontsize=7)
     figure.suptitle(f"{meta['images_per_class']} image(s) per class, first of each class", fontsize=8)
-    save_figure(figure, png, pdf)
+    save_figure(figure, files.png, files.pdf)

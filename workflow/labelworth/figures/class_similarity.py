@@ -4,23 +4,13 @@ labels carry beyond the class, fills the colour range."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 from labelworth.figures.style import heatmap, new_figure, save_figure
+from labelworth.figures import FigureFiles
 
-_EPOCH_IN_NAME = re.compile(r"class_similarity-(?:expert|ensemble\d+)(?:-.+)?-e(\d+)\.csv")
 MAX_NAMED_CLASSES = 20  # beyond this, per-class tick labels overlap at paper size
-
-
-def expert_epoch_from_name(path: str) -> int | None:
-    """The expert epoch in a `class_similarity-{expert label spec}.csv` file name (e.g.
-    `class_similarity-expert-e4.csv`), None for any other name."""
-    match = _EPOCH_IN_NAME.fullmatch(Path(path).name)
-    return int(match[1]) if match else None
 
 
 def off_diagonal(matrix: pd.DataFrame) -> np.ndarray:
@@ -30,10 +20,10 @@ def off_diagonal(matrix: pd.DataFrame) -> np.ndarray:
     return values
 
 
-def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+def draw(files: FigureFiles, settings) -> None:
     """Inputs: [the csv of labels.expert_class_similarity: header `class,"name",...`, one row per true
     class]. No table."""
-    matrix = pd.read_csv(inputs[0], index_col=0)
+    matrix = pd.read_csv(files.inputs[0], index_col=0)
     names = [str(name) for name in matrix.columns]
     if len(names) > MAX_NAMED_CLASSES:
         names = [str(index) if index % 10 == 0 else "" for index in range(len(names))]
@@ -42,6 +32,6 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
             colorbar_label="mean soft-label probability\n(diagonal masked)", x_rotation=90)
     axes.set_xlabel("soft-label class")
     axes.set_ylabel("true class")
-    epoch = expert_epoch_from_name(inputs[0])
-    axes.set_title("Expert class similarity" + (f", epoch {epoch}" if epoch is not None else ""))
-    save_figure(figure, png, pdf)
+    axes.set_title("Expert class similarity" + (f", epoch {settings.expert_epoch}"
+                                                if settings.expert_epoch is not None else ""))
+    save_figure(figure, files.png, files.pdf)

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from labelworth.figures.results import accuracy_grid, expert_epochs_note, student_results
 from labelworth.figures.style import ACCURACY_LABEL, new_figure, plot_groups, save_figure, save_table
+from labelworth.figures import FigureFiles
 
 
 def experts_title(size: int) -> str:
     return f"{size} expert" + ("s" if size > 1 else "")
 
 
-def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+def draw(files: FigureFiles, settings) -> None:
     """Inputs per IPC: student JSONs of `expert-e{E}` and `ensemble{N}-e{E}` labels for several N, on
     random images."""
-    results = student_results(inputs).sort_values(["images_per_class", "ensemble_size"])
+    results = student_results(files.inputs).sort_values(["images_per_class", "ensemble_size"])
 
     figure, axes = new_figure(width=3.4, height=2.6)
     plot_groups(axes, results, "ensemble_size", "images_per_class", lambda ipc: f"IPC {ipc}")
@@ -23,9 +24,9 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     axes.set_ylabel(ACCURACY_LABEL)
     axes.set_title("Ensemble soft labels")
     axes.legend()
-    save_figure(figure, png, pdf)
+    save_figure(figure, files.png, files.pdf)
 
     save_table(accuracy_grid(results, "images_per_class", "ensemble_size", "IPC", experts_title),
-               table_csv, table_md,
+               files.table_csv, files.table_md,
                title="Ensemble soft labels: student best accuracy (%, mean ± std over students) by the number "
                      f"of experts whose logits are averaged; {expert_epochs_note(results)}.")

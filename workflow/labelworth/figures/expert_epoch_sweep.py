@@ -15,6 +15,7 @@ from labelworth.figures.results import best_rows, hard_cells, mean_std, student_
 from labelworth.figures.style import (
     ACCURACY_LABEL, REFERENCE_GREY, new_figure, plot_groups, save_figure, save_table,
 )
+from labelworth.figures import FigureFiles
 
 TABLE_COLUMNS = ("images_per_class", "best_expert_epoch", "best_accuracy", "best_std", "hard_accuracy",
                  "expert_test_accuracy", "expert_label_entropy", "grid_edge")
@@ -74,14 +75,14 @@ def _display_table(table: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+def draw(files: FigureFiles, settings) -> None:
     """Inputs: student JSONs of random images with `hard` and `expert-e{E}` labels for several E and
-    IPC. `expert_metrics`: [the first expert's metrics.csv] (its accuracy and entropy per epoch)."""
-    if not expert_metrics:
-        raise LabelworthError("expert_epoch_sweep needs the first expert's metrics.csv (expert_metrics)")
-    results = student_results(inputs)
+    IPC. `files.expert_metrics`: [the first expert's metrics.csv] (its accuracy and entropy per epoch)."""
+    if not files.expert_metrics:
+        raise LabelworthError("expert_epoch_sweep needs the first expert's metrics.csv (--expert-metrics)")
+    results = student_results(files.inputs)
     soft = results[results["source"] == "expert"].copy()
-    expert = expert_at_epochs(expert_metrics[0], soft["expert_epoch"].astype(int))
+    expert = expert_at_epochs(files.expert_metrics[0], soft["expert_epoch"].astype(int))
     soft["entropy"] = expert.loc[soft["expert_epoch"].astype(int), "train_label_entropy"].to_numpy()
     table = sweep_table(results, expert)
 
@@ -95,7 +96,7 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
                           color=colors[row["images_per_class"]], markeredgecolor="black", linestyle="none")
 
     # The expert's own accuracy on a second y axis: early-stopped experts are weak classifiers.
-    full = pd.read_csv(expert_metrics[0])
+    full = pd.read_csv(files.expert_metrics[0])
     full = full[full["epoch"] <= soft["expert_epoch"].max()]
     twin = epoch_axes.twinx()
     twin.plot(full["epoch"], 100 * full["test_accuracy"], color=REFERENCE_GREY, linewidth=1.2)
@@ -117,9 +118,9 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
                 matplotlib.lines.Line2D([], [], color=REFERENCE_GREY, linewidth=1.2)]
     labels += ["hard labels (same colour)", "expert test accuracy"]
     figure.legend(handles, labels, loc="outside lower center", ncols=len(labels))
-    save_figure(figure, png, pdf)
+    save_figure(figure, files.png, files.pdf)
 
-    save_table(table, table_csv, table_md, md_frame=_display_table(table, results),
+    save_table(table, files.table_csv, files.table_md, md_frame=_display_table(table, results),
                title=f"Best expert epoch per images per class on {results['dataset'].iloc[0]} (the analogue of "
                      "the paper's Table 7): student best accuracy (%), mean ± std over students; a tie goes "
                      "to the earlier epoch; a best epoch at an end of the swept grid is only a bound (>= at "

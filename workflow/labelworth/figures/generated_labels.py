@@ -9,6 +9,7 @@ import pandas as pd
 from labelworth.figures.results import accuracy_grid, expert_epochs_note, student_results
 from labelworth.figures.style import ACCURACY_LABEL, new_figure, plot_groups, save_figure, save_table
 from labelworth.specs import format_number, parse_label_spec
+from labelworth.figures import FigureFiles
 
 
 def label_column(row) -> tuple[int, float, str]:
@@ -33,10 +34,10 @@ def boost_fraction(results: pd.DataFrame) -> pd.Series:
     return results["transform_value"].where(results["transform"] == "boost", 0.0)
 
 
-def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+def draw(files: FigureFiles, settings) -> None:
     """Inputs per IPC: student JSONs of `hard`, `noise{p}` for several p, `expert-e{E}` and
     `expert-e{E}-boost{q}a{alpha}` for several q, on random images."""
-    results = student_results(inputs)
+    results = student_results(files.inputs)
     results[["rank", "value", "labels"]] = results.apply(label_column, axis=1, result_type="expand")
     results = results.sort_values(["images_per_class", "rank", "value"])
     noise = results[results["source"] == "noise"]
@@ -55,9 +56,9 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     alphas = sorted({boost_alpha(row) for _, row in expert[expert["transform"] == "boost"].iterrows()})
     boost_axes.set_title(f"expert labels boosted with noise (α = {', '.join(alphas)})")
     noise_axes.legend()
-    save_figure(figure, png, pdf)
+    save_figure(figure, files.png, files.pdf)
 
-    save_table(accuracy_grid(results, "images_per_class", "labels", "IPC"), table_csv, table_md,
+    save_table(accuracy_grid(results, "images_per_class", "labels", "IPC"), files.table_csv, files.table_md,
                title="Generated and boosted labels: student best accuracy (%, mean ± std over students); noise p: "
                      "true class p, the rest random; boost q: the fraction q of lowest-entropy expert labels mixed "
                      f"with noise; {expert_epochs_note(results)}.")

@@ -9,16 +9,19 @@ from labelworth.figures.results import accuracy_grid, expert_epochs_note, studen
 from labelworth.figures.style import (
     ACCURACY_LABEL, HARD_COLOR, PALETTE, new_figure, plot_mean_std, save_figure, save_table,
 )
+from labelworth.specs import parse_image_method
+from labelworth.figures import FigureFiles
 
 
 def images_title(method: str) -> str:
-    return "random" if method == "random" else f"loss bin {method.removeprefix('lossbin')}"
+    loss_bin = parse_image_method(method).loss_bin
+    return "random" if loss_bin is None else f"loss bin {loss_bin}"
 
 
-def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+def draw(files: FigureFiles, settings) -> None:
     """Inputs: student JSONs of image sets `random-ipcN` and `lossbin{b}-ipcN` for several b, each
     with `hard` and `expert-e{E}` labels."""
-    results = student_results(inputs)
+    results = student_results(files.inputs)
     results["labels"] = np.where(results["source"] == "hard", "hard", "soft")
     # Random images first, then the bins from easiest to hardest.
     results = results.sort_values(["loss_bin", "labels"], na_position="first")
@@ -36,10 +39,10 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     axes.set_ylabel(ACCURACY_LABEL)
     axes.set_title(f"Image selection by expert loss, IPC {results['images_per_class'].iloc[0]}")
     axes.legend()
-    save_figure(figure, png, pdf)
+    save_figure(figure, files.png, files.pdf)
 
     table = accuracy_grid(results, "method", "labels", "images", column_title=lambda kind: f"{kind} labels")
     table["images"] = table["images"].map(images_title)
-    save_table(table, table_csv, table_md,
+    save_table(table, files.table_csv, files.table_md,
                title="Image selection: student best accuracy (%, mean ± std over students) on images from one "
                      f"decile of the expert's per-image loss (0 = easiest) or random; {expert_epochs_note(results)}.")

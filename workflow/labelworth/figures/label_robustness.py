@@ -26,6 +26,7 @@ from labelworth.errors import LabelworthError
 from labelworth.figures.results import student_results
 from labelworth.figures.soft_vs_hard import label_kinds, method_title, ordered_methods
 from labelworth.figures.style import group_colors, new_figure, save_figure, save_table
+from labelworth.figures import FigureFiles
 
 LAMBDA = 0.5
 
@@ -37,12 +38,10 @@ def label_robustness_score(hlr: float, ior: float, weight: float = LAMBDA) -> fl
     return (math.exp(alpha) - math.exp(-1)) / (math.e - math.exp(-1))
 
 
-def full_data_accuracy(expert_metrics: list[str], extra: list[str]) -> float:
+def full_data_accuracy(expert_metrics: list[str], settings: LabelRobustnessFigure) -> float:
     """The full-data accuracy (a fraction): a configured value, else the expert's last test accuracy."""
-    for item in extra:
-        key, _, value = item.partition("=")
-        if key == "full_data_accuracy":
-            return float(value) / 100
+    if settings.full_data_accuracy is not None:
+        return settings.full_data_accuracy / 100
     if not expert_metrics:
         raise LabelworthError("label_robustness needs the expert's metrics.csv or full_data_accuracy=<percent>")
     return float(pd.read_csv(expert_metrics[0])["test_accuracy"].iloc[-1])
@@ -87,11 +86,11 @@ def robustness_table(results: pd.DataFrame, full: float) -> pd.DataFrame:
                                                  ignore_index=True).drop(columns="order")
 
 
-def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
-    """Inputs: the benchmark's student JSONs (as soft_vs_hard); `expert_metrics`: the expert run's
+def draw(files: FigureFiles, settings) -> None:
+    """Inputs: the benchmark's student JSONs (as soft_vs_hard); `files.expert_metrics`: the expert run's
     metrics.csv (its last test accuracy is the full-data accuracy)."""
-    results = student_results(inputs)
-    full = full_data_accuracy(expert_metrics, extra)
+    results = student_results(files.inputs)
+    full = full_data_accuracy(files.expert_metrics, settings)
     table = robustness_table(results, full)
     methods = ordered_methods(table["method"])
     colors = group_colors(methods)
@@ -103,7 +102,7 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     axes.set(xlabel="images per class", ylabel="label-robustness score (LRS)",
              title=f"{results['dataset'].iloc[0]}: full data {100 * full:.1f}%")
     axes.legend(fontsize=7)
-    save_figure(figure, png, pdf)
+    save_figure(figure, files.png, files.pdf)
     display = pd.DataFrame({
         "method": table["method"].map(method_title), "IPC": table["images_per_class"], "labels": table["its_labels"],
         "hard": (100 * table["hard"]).round(1), "its labels": (100 * table["its"]).round(1),
@@ -113,7 +112,7 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     })
     if table["student"].nunique() > 1:
         display.insert(0, "student", table["student"])
-    save_table(table, table_csv, table_md, md_frame=display,
+    save_table(table, files.table_csv, files.table_md, md_frame=display,
                title=f"Label-robustness scores (DD-Ranking, arXiv 2505.13300; METHOD.md 14.2) on "
                      f"{results['dataset'].iloc[0]}, accuracies as fractions, full data {100 * full:.1f}% "
                      "(accuracies are the best periodic test, mean over students). HLR = full - hard; IOR = its labels "

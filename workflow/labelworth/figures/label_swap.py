@@ -14,7 +14,8 @@ from labelworth.figures.soft_vs_hard import method_title
 from labelworth.figures.style import (
     REFERENCE_GREY, group_colors, log_axis, new_figure, plot_groups, save_figure, save_table,
 )
-from labelworth.specs import parse_image_set
+from labelworth.specs import EXTERNAL, parse_image_set
+from labelworth.figures import FigureFiles
 
 
 def images_title(method: str) -> str:
@@ -56,18 +57,18 @@ def swap_table(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+def draw(files: FigureFiles, settings) -> None:
     """Inputs per IPC: student JSONs of `expert-e{E}`, `expert-e{E}-swap{k}` for several k,
     `expert-e{E}-shuffle` and `expert-e{E}-smooth` on random images."""
-    results = relative_to_unswapped(student_results(inputs))
+    results = relative_to_unswapped(student_results(files.inputs))
     titles = {row.image_set: (f"IPC {row.images_per_class}" if row.method == "random"
                               else f"{images_title(row.method)}, IPC {row.images_per_class}")
               for row in results.itertuples()}
     swaps = results[results["transform"] == "swap"]
 
     figure, axes = new_figure(width=3.4, height=2.7)
-    order = sorted(titles, key=lambda image_set: (image_set.startswith("external"), parse_image_set(image_set)
-                                                  .images_per_class, image_set))
+    order = sorted(titles, key=lambda image_set: (parse_image_set(image_set).kind == EXTERNAL,
+                                                  parse_image_set(image_set).images_per_class, image_set))
     colors = plot_groups(axes, swaps, "transform_value", "image_set", titles.get,
                          colors=dict(zip(order, group_colors(order).values())), y="relative", yerr="relative_std")
     for name, linestyle in CONTROLS.items():
@@ -86,8 +87,8 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
                 for style in CONTROLS.values()]
     labels += ["shuffle control", "smoothed control"]
     axes.legend(handles, labels, ncols=2)
-    save_figure(figure, png, pdf)
+    save_figure(figure, files.png, files.pdf)
 
-    save_table(swap_table(results), table_csv, table_md,
+    save_table(swap_table(results), files.table_csv, files.table_md,
                title="Label swap: unswapped student best accuracy (%, mean ± std) and each variant's accuracy "
                      f"relative to it (1 = no loss); {expert_epochs_note(results)}.")

@@ -10,6 +10,7 @@ from labelworth.figures.results import best_rows, hard_cells, mean_std, student_
 from labelworth.figures.style import (
     ACCURACY_LABEL, HARD_COLOR, log_axis, new_figure, plot_groups, plot_mean_std, save_figure, save_table,
 )
+from labelworth.figures import FigureFiles
 
 
 def frontier_table(results: pd.DataFrame) -> pd.DataFrame:
@@ -24,10 +25,10 @@ def frontier_table(results: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+def draw(files: FigureFiles, settings) -> None:
     """Inputs: student JSONs of random images with `hard` and `expert-e{E}` labels for several E, over
     an IPC sweep."""
-    results = student_results(inputs)
+    results = student_results(files.inputs)
     soft = results[results["source"] == "expert"]
     hard = results[results["source"] == "hard"]
     best = best_rows(soft, "images_per_class")
@@ -47,9 +48,9 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     axes.set_ylabel(ACCURACY_LABEL)
     axes.set_title("Pareto frontier over expert epochs (eE: best epoch)")
     axes.legend()
-    save_figure(figure, png, pdf)
+    save_figure(figure, files.png, files.pdf)
 
-    save_table(frontier_table(results), table_csv, table_md,
+    save_table(frontier_table(results), files.table_csv, files.table_md,
                title="Pareto frontier: per images per class, the expert epoch whose soft labels give the highest "
                      "student best accuracy (%, mean ± std over students; a tie goes to the earlier epoch), "
                      "and hard labels.")

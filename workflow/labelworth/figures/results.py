@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from labelworth.io import read_json
-from labelworth.specs import dataset_spec, format_transform, parse_image_set, parse_label_spec
+from labelworth.specs import dataset_spec, format_transform, parse_expert_run, parse_image_set, parse_label_spec
 from labelworth.storage import image_bytes, label_bytes
 
 
@@ -23,7 +23,8 @@ def student_results(paths: list[str]) -> pd.DataFrame:
     labels batch by batch, labels: online);
     transform (the transform kinds joined by '-', e.g. 'swap', '' if none), transform_value (the
     value of a spec's only transform: swap rank, top k, zeroclass class, boost fraction; NaN unless
-    there is exactly one), loss_bin (b of a `lossbin{b}` image set, NaN otherwise).
+    there is exactly one), loss_bin (b of a `lossbin{b}` image set, NaN otherwise), external_name (an external set's
+    config name, '' otherwise).
     Accuracy columns, in percent: final_mean, final_std, best_mean, best_std; students (count);
     per_class_final and per_class_final_std (lists, percent, mean and population std over
     students, as the students' own summaries use); class_names (list).
@@ -50,14 +51,15 @@ def student_results(paths: list[str]) -> pd.DataFrame:
             "true_class_mass": labels.true_class_mass,
             "student": meta["student"],
             "expert_run": labels.expert_run or "",
-            "expert_arch": meta.get("expert_run", "").rsplit("-lr", 1)[0],
+            "expert_arch": parse_expert_run(meta["expert_run"])[0] if meta.get("expert_run") else "",
             "student_arch": meta.get("settings", {}).get("arch", meta["student"]),
             "online": meta.get("settings", {}).get("labels") == "online",
             "image_bytes": image_bytes(images, dataset_spec(meta["dataset"])),
             "label_bytes": meta.get("teacher_bytes") or label_bytes(labels, images, dataset_spec(meta["dataset"])),
             "transform": "-".join(t.kind for t in labels.transforms),
             "transform_value": labels.transforms[0].value if len(labels.transforms) == 1 else None,
-            "loss_bin": int(images.method.removeprefix("lossbin")) if images.method.startswith("lossbin") else None,
+            "loss_bin": images.loss_bin,
+            "external_name": images.external_name or "",
             "final_mean": 100 * result["final_accuracy"]["mean"],
             "final_std": 100 * result["final_accuracy"]["std"],
             "best_mean": 100 * result["best_accuracy"]["mean"],

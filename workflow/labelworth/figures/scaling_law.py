@@ -14,6 +14,7 @@ from labelworth.figures.results import expert_epochs_note, student_results
 from labelworth.figures.style import (
     ACCURACY_LABEL, HARD_COLOR, group_colors, log_axis, new_figure, plot_groups, save_figure, save_table,
 )
+from labelworth.figures import FigureFiles
 
 FULL_SOFT = "full soft"
 
@@ -67,11 +68,12 @@ def label_kind(row) -> str:
     return row["transforms"] or FULL_SOFT
 
 
-def kind_order(kinds) -> list[str]:
-    """Least to most label information: hard, top-k by increasing k, the full soft label."""
-    tops = sorted((kind for kind in kinds if kind.startswith("top")),
-                  key=lambda kind: int(kind.removeprefix("top").rstrip("r")))
-    return [k for k in ("hard",) if k in kinds] + tops + [k for k in (FULL_SOFT,) if k in kinds]
+def kind_order(results: pd.DataFrame) -> list[str]:
+    """The label kinds of `results` (its `labels` column), least to most label information: hard,
+    top-k by increasing k, the full soft label."""
+    kinds = set(results["labels"])
+    tops = results[results["transform"] == "top"].sort_values("transform_value")["labels"]
+    return [k for k in ("hard",) if k in kinds] + list(dict.fromkeys(tops)) + [k for k in (FULL_SOFT,) if k in kinds]
 
 
 def fit_table(results: pd.DataFrame, kinds: list[str]) -> tuple[dict[str, PowerLaw], pd.DataFrame]:
@@ -98,21 +100,21 @@ def worth_table(external: pd.DataFrame, fits: dict[str, PowerLaw]) -> pd.DataFra
     """One row per external set and label kind: its accuracy, and how many random images per class
     the same labels need (by their fit) to match it, its worth in random images."""
     return pd.DataFrame([{
-        "labels": f"{row.labels}, {row.method.removeprefix('external-')} (external) at IPC {row.images_per_class}",
+        "labels": f"{row.labels}, {row.external_name} (external) at IPC {row.images_per_class}",
         "accuracy": round(row.best_mean, 2),
         "worth in random images per class": round(fits[row.labels].images_for(row.best_mean), 2)
         if row.labels in fits else float("nan"),
     } for row in external.itertuples()])
 
 
-def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+def draw(files: FigureFiles, settings) -> None:
     """Inputs per IPC: student JSONs of `hard`, `expert-e{E}` and `expert-e{E}-top{k}` labels for
     several k, on random images."""
-    everything = student_results(inputs)
+    everything = student_results(files.inputs)
     everything["labels"] = everything.apply(label_kind, axis=1)
     results = everything[everything["method"] == "random"]  # the fits; external sets are points beside them
     external = everything[everything["method"] != "random"]
-    kinds = kind_order(set(results["labels"]))
+    kinds = kind_order(results)
     fits, table = fit_table(results, kinds)
     if len(external):
         table = pd.concat([table, worth_table(external, fits)], ignore_index=True)
@@ -134,9 +136,9 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     axes.set_ylabel(ACCURACY_LABEL)
     axes.set_title("Top-k soft labels; lines: acc = a·IPC^b")
     axes.legend(title="labels")
-    save_figure(figure, png, pdf)
+    save_figure(figure, files.png, files.pdf)
 
-    save_table(table, table_csv, table_md,
+    save_table(table, files.table_csv, files.table_md,
                title="Power-law fits acc = a·IPC^b (acc in %, least squares on ln acc vs ln IPC; SE(ln a) is the "
                      "standard error of the natural log of a; NaN with two IPCs). Image exchange rate: how many "
                      f"times the smallest IPC ({results['images_per_class'].min()}) the label kind needs to reach "

@@ -11,6 +11,7 @@ from labelworth.figures.style import PALETTE, new_figure, save_figure
 from labelworth.io import load_tensors
 from labelworth.labels import entropy_per_row
 from labelworth.specs import dataset_spec, parse_label_spec
+from labelworth.figures import FigureFiles
 
 
 def labels_by_epoch(label_paths: list[str], index: int) -> list[tuple[int, torch.Tensor]]:
@@ -22,16 +23,16 @@ def labels_by_epoch(label_paths: list[str], index: int) -> list[tuple[int, torch
     return sorted(rows, key=lambda pair: pair[0])
 
 
-def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+def draw(files: FigureFiles, settings) -> None:
     """Inputs: [images.pt of the IPC-1 random set, then one label .pt (`expert-e{E}`) per expert epoch].
-    `extra`: [the image's index in the set]. No table."""
-    index = int(extra[0]) if extra else 0
-    image_set = load_tensors(inputs[0], required=("images", "labels"))
+    `settings.image`: the image's index in the set. No table."""
+    index = settings.image
+    image_set = load_tensors(files.inputs[0], required=("images", "labels"))
     class_names = image_set["meta"]["class_names"]
     true_class = int(image_set["labels"][index])
     pixels = shown_images(image_set["images"], dataset_spec(image_set["meta"]["dataset"]),
                           image_set.get("pixels"))[index]
-    epochs = labels_by_epoch(inputs[1:], index)
+    epochs = labels_by_epoch(files.inputs[1:], index)
 
     figure, axes = new_figure(width=6.8, height=2.3, ncols=1 + len(epochs),
                               gridspec_kw={"width_ratios": [0.8] + [1] * len(epochs)})
@@ -53,4 +54,4 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
                         loc="upper right")
     for axes in bar_axes[1:]:
         axes.tick_params(labelleft=False)
-    save_figure(figure, png, pdf)
+    save_figure(figure, files.png, files.pdf)

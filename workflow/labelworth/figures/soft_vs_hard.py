@@ -11,6 +11,8 @@ from matplotlib.lines import Line2D
 from labelworth.figures.published import anchors, published_accuracy, source_text
 from labelworth.figures.results import expert_epochs_note, mean_std, student_results
 from labelworth.figures.style import ACCURACY_LABEL, group_colors, log_axis, new_figure, plot_mean_std, save_figure, save_table
+from labelworth.specs import parse_image_method
+from labelworth.figures import FigureFiles
 
 METHOD_ORDER = ("random", "dm", "mtt", "bptt", "sre2l")
 METHOD_TITLES = {"random": "random real", "dm": "DM", "mtt": "MTT", "bptt": "BPTT", "sre2l": "SRe2L"}
@@ -28,7 +30,7 @@ def ordered_methods(methods) -> list[str]:
 
 def method_title(method: str) -> str:
     """A method's name in figures and tables; an external set is its config name, marked external."""
-    return METHOD_TITLES.get(method) or f"{method.removeprefix('external-')} (external)"
+    return METHOD_TITLES.get(method) or f"{parse_image_method(method).external_name} (external)"
 # Which labels a population trained on, drawn as the line style of its method's colour.
 LABEL_KINDS = {"hard": ("hard", "--", "s"), "expert": ("expert soft", "-", "o"), "learned": ("own learned", ":", "^"),
                "online": ("online soft", "-.", "D")}
@@ -51,12 +53,12 @@ def soft_label_runs(results: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(results.loc[results["labels"] == "expert", "expert_run"]))
 
 
-def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+def draw(files: FigureFiles, settings) -> None:
     """Inputs: the benchmark's student JSONs: image sets `{method}-ipc{n}` with `hard`, expert labels
     (`expert[-{run}]-e{E}`, one per soft-label source) and, for methods that make labels, `learned`.
     The figure shows the first protocol's students with the first source's soft labels; the table
     shows every protocol and source."""
-    results = student_results(inputs)
+    results = student_results(files.inputs)
     results["labels"] = label_kinds(results)
     methods = ordered_methods(results["method"])
     dataset = results["dataset"].iloc[0]
@@ -85,7 +87,7 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     axes.legend([Line2D([], [], color="0.3", linestyle=LABEL_KINDS[kind][1], marker=LABEL_KINDS[kind][2])
                  for kind in kinds], [LABEL_KINDS[kind][0] for kind in kinds], title="labels", loc="lower left",
                 bbox_to_anchor=(1.02, 0.0), handlelength=3)
-    save_figure(figure, png, pdf)
+    save_figure(figure, files.png, files.pdf)
 
     columns = ["student", "method", "images_per_class", "labels", "expert_run", "expert_arch", "student_arch",
                "label_spec", "best_mean", "best_std", "final_mean", "final_std", "students", "image_bytes",
@@ -95,7 +97,7 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     table = table.sort_values(["protocol", "order", "images_per_class", "labels", "expert_run"],
                               ignore_index=True).drop(columns=["order", "protocol"])
     table = with_published(table, dataset)
-    save_table(table, table_csv, table_md, md_frame=_display_table(table),
+    save_table(table, files.table_csv, files.table_md, md_frame=_display_table(table),
                title=f"Student test accuracy (%) on {dataset}, mean ± std over students, for each method's images "
                      f"with hard labels, the method's own labels (if any) and expert soft labels "
                      f"({expert_epochs_note(results)}); 'best' = best of the periodic tests, 'final' = after the "

@@ -8,16 +8,17 @@ import pandas as pd
 from labelworth.figures.results import accuracy_grid, student_results
 from labelworth.figures.style import ACCURACY_LABEL, heatmap, new_figure, save_figure, save_table
 from labelworth.specs import format_number
+from labelworth.figures import FigureFiles
 
 
 def temperature_title(temperature: float) -> str:
     return f"T={format_number(temperature)}"
 
 
-def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+def draw(files: FigureFiles, settings) -> None:
     """Inputs: student JSONs of `expert-e{E}[-t{T}]` labels on random images, a full grid of epochs E
     x temperatures T (usually at one IPC; several IPCs give one panel each)."""
-    results = student_results(inputs).sort_values(["images_per_class", "expert_epoch", "temperature"])
+    results = student_results(files.inputs).sort_values(["images_per_class", "expert_epoch", "temperature"])
     results["expert_epoch"] = results["expert_epoch"].astype(int)
     panels = sorted(results["images_per_class"].unique())
     figure, axes_row = new_figure(width=3.4 * len(panels), height=2.8, ncols=len(panels), squeeze=False)
@@ -36,7 +37,7 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
         grid = accuracy_grid(rows, "expert_epoch", "temperature", "expert epoch", temperature_title)
         grid.insert(0, "IPC", ipc)
         tables.append(grid)
-    save_figure(figure, png, pdf)
-    save_table(pd.concat(tables, ignore_index=True), table_csv, table_md,
+    save_figure(figure, files.png, files.pdf)
+    save_table(pd.concat(tables, ignore_index=True), files.table_csv, files.table_md,
                title="Student best accuracy (%) by expert epoch (rows) and temperature T (columns; T > 1 "
                      "flattens the labels), mean ± std over students.")

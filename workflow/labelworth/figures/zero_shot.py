@@ -15,6 +15,8 @@ import pandas as pd
 
 from labelworth.figures.results import expert_epochs_note, mean_std, student_results
 from labelworth.figures.style import PALETTE, REFERENCE_GREY, new_figure, save_figure, save_table
+from labelworth.errors import LabelworthError
+from labelworth.figures import FigureFiles
 
 ARMS = ("control", "treat image", "treat label")
 
@@ -23,10 +25,6 @@ def label_mass(labels: np.ndarray, classes: np.ndarray, subject: int) -> float:
     """The mean probability that images of other classes put on `subject` (percent). Property (tests):
     hard labels give 0, uniform labels over C classes give 100 / C."""
     return float(100 * labels[classes != subject, subject].mean())
-
-
-def _extra_files(extra: list[str]) -> dict[str, str]:
-    return dict(item.partition("=")[::2] for item in extra)
 
 
 def subject_accuracies(results: pd.DataFrame, subjects: list[int]) -> pd.DataFrame:
@@ -52,18 +50,22 @@ def subject_classes(results: pd.DataFrame) -> list[int]:
     return sorted(int(c) for c in treated.dropna().unique())
 
 
-def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, extra) -> None:
+def draw(files: FigureFiles, settings) -> None:
     """Inputs: the control `random-ipcN` + `expert-eE`, and per subject class c the treat-image
     `random-ipcN-without{c}` + `expert-eE` and treat-label `random-ipcN` + `expert-eE-zeroclass{c}`."""
     from labelworth import io
 
-    results = student_results(inputs)
+    results = student_results(files.inputs)
     class_names = results["class_names"].iloc[0]
     subjects = subject_classes(results)
+    if not subjects:
+        raise ValueError("no subject class is removed from the images or zeroed in the labels")
+    if files.mass_labels is None or files.mass_images is None:
+        raise LabelworthError("figure zero_shot: give the control's label and image files (--mass-labels, "
+                              "--mass-images), whose label mass on each subject class it reports")
     scores = subject_accuracies(results, subjects)
-    files = _extra_files(extra)
-    labels = io.load_tensors(files["labels"], required=("labels",))["labels"].numpy()
-    classes = io.load_tensors(files["images"], required=("labels",))["labels"].numpy()
+    labels = io.load_tensors(files.mass_labels, required=("labels",))["labels"].numpy()
+    classes = io.load_tensors(files.mass_images, required=("labels",))["labels"].numpy()
     mass = {subject: label_mass(labels, classes, subject) for subject in subjects}
     chance = 100 / len(class_names)
 
@@ -90,7 +92,7 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     mass_axes.set_xlabel("label mass on the class from other images (%)")
     mass_axes.set_ylabel("treat-image accuracy (%)")
     mass_axes.set_title("Learned from label mass alone?")
-    save_figure(figure, png, pdf)
+    save_figure(figure, files.png, files.pdf)
 
     table = scores.assign(cell=[mean_std(m, s) for m, s in zip(scores["mean"], scores["std"])])
     table = table.pivot(index="subject", columns="arm", values="cell").reindex(columns=list(ARMS)).reset_index()
@@ -98,7 +100,7 @@ def draw(inputs, png, pdf, table_csv, table_md, expert_metrics, marked_epochs, e
     table["treat image above chance"] = [
         bool(row["mean"] - row["std"] > chance) for _, row in treated.set_index("subject").loc[table["subject"]].iterrows()]
     table["subject"] = [class_names[c] for c in table["subject"]]
-    save_table(table, table_csv, table_md,
+    save_table(table, files.table_csv, files.table_md,
                title="Zero-shot: the subject class's own test accuracy (%) after the last student epoch, "
                      f"mean ± std over students; {expert_epochs_note(results)}. Label mass: the mean probability "
                      "the other classes' images put on the subject class in the control's soft labels. 'Above "
