@@ -128,7 +128,7 @@ def reference_students(images, targets, test: Split, arch, seeds, epochs, lr, op
     for seed in seeds:
         torch.manual_seed(seed)
         model = build_model(arch, test.spec).to(images.device)
-        opt, schedule = make_optimizer(model, StudentSettings(arch=arch, optimizer=optimizer, lr=lr, epochs=epochs))
+        opt, schedule = make_optimizer(model.parameters(), StudentSettings(arch=arch, optimizer=optimizer, lr=lr, epochs=epochs))
         for _ in range(epochs):
             reference_epoch(model, opt, loader, test.spec.dsa_strategy)
             schedule.step()
@@ -149,7 +149,7 @@ def floor_students(images, targets, test: Split, arch, seeds, epochs, lr, optimi
     for seed in seeds:
         torch.manual_seed(seed)
         model = build_model(arch, test.spec).to(images.device)
-        opt, _ = make_optimizer(model, StudentSettings(arch=arch, optimizer=optimizer, lr=lr, epochs=epochs))
+        opt, _ = make_optimizer(model.parameters(), StudentSettings(arch=arch, optimizer=optimizer, lr=lr, epochs=epochs))
         for _ in range(epochs):
             for size in batch_sizes:
                 loss = F.cross_entropy(model(images[:size]), targets[:size])

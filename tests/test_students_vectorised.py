@@ -11,7 +11,7 @@ from labelworth.data import load_split
 from labelworth.distill.random import select_random
 from labelworth.labels import hard_labels
 from labelworth.settings import StudentSettings
-from labelworth.students import STACKED_STEPS, make_optimizer, protocol_schedule, train_students
+from labelworth.students import make_optimizer, train_students
 
 FULL = "color_crop_cutout_flip_scale_rotate"
 SEEDS = [0, 1, 2]
@@ -65,35 +65,36 @@ def test_population_dsa_equals_one_call_per_member_and_leaves_the_same_generator
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
-def test_stacked_optimiser_step_is_torch_optim_for_every_student(optimizer):
+def test_one_optimiser_on_stacked_students_steps_each_as_its_own_would(optimizer):
+    """The vectorised engine's optimiser is the protocol's own, on the stacked tensors: every update
+    is elementwise, so each student's slice takes exactly the step its own optimiser takes."""
     rng = torch.Generator().manual_seed(0)
     shapes = [(4, 3, 3, 3), (4,), (10, 4)]
+    settings = StudentSettings(optimizer=optimizer, lr=0.05, epochs=8)
     students = [[torch.randn(shape, generator=rng) for shape in shapes] for _ in range(3)]
-    stacked = [torch.stack([student[i] for student in students]) for i in range(len(shapes))]
+    stacked = [torch.stack([student[i] for student in students]).requires_grad_() for i in range(len(shapes))]
     reference = [[torch.nn.Parameter(tensor.clone()) for tensor in student] for student in students]
-    torch_optimisers = []
-    for params in reference:
-        holder = torch.nn.ParameterList(params)
-        torch_optimisers.append(make_optimizer(holder, StudentSettings(optimizer=optimizer, lr=0.05, epochs=8)))
-    group, rates = protocol_schedule(StudentSettings(optimizer=optimizer, lr=0.05, epochs=8))
-    state: dict = {}
-    for rate in rates:
+    own = [make_optimizer(params, settings) for params in reference]
+    shared, shared_schedule = make_optimizer(stacked, settings)
+    for _ in range(settings.epochs):
         grads = [torch.randn(tensor.shape, generator=rng) for tensor in stacked]
-        for index, (params, (opt, schedule)) in enumerate(zip(reference, torch_optimisers)):
-            assert opt.param_groups[0]["lr"] == rate
+        for index, (params, (opt, schedule)) in enumerate(zip(reference, own)):
+            assert opt.param_groups[0]["lr"] == shared.param_groups[0]["lr"]
             for param, grad in zip(params, grads):
                 param.grad = grad[index].clone()
             opt.step()
             schedule.step()
-        STACKED_STEPS[optimizer](stacked, grads, state, group, rate)
+        for tensor, grad in zip(stacked, grads):
+            tensor.grad = grad
+        shared.step()
+        shared_schedule.step()
     for index, params in enumerate(reference):
         for param, tensor in zip(params, stacked):
-            torch.testing.assert_close(tensor[index], param.detach(), rtol=0, atol=1e-6)
+            assert torch.equal(tensor[index].detach(), param.detach())
 
 
 def test_the_protocols_momentum_reaches_both_engines(fashion_mnist_data):
-    """momentum: torch's SGD (sequential) and the stacked step read it from the same param group."""
-    assert protocol_schedule(StudentSettings(momentum=0.5, epochs=4))[0]["momentum"] == 0.5
+    """momentum: both engines build their optimiser with make_optimizer."""
     sequential = _train(fashion_mnist_data, "sequential", epochs=2, momentum=0.5)
     vectorised = _train(fashion_mnist_data, "vectorised", epochs=2, momentum=0.5)
     _assert_same_students(sequential, vectorised, atol=1e-4)
@@ -102,8 +103,14 @@ def test_the_protocols_momentum_reaches_both_engines(fashion_mnist_data):
 
 
 def test_step_schedule_multiplies_by_0_3_each_quarter():
-    group, rates = protocol_schedule(StudentSettings(optimizer="sgd", lr=0.01, epochs=8))
-    assert group["momentum"] == 0.9 and group["weight_decay"] == 5e-4
+    opt, schedule = make_optimizer([torch.nn.Parameter(torch.zeros(1))], StudentSettings(optimizer="sgd", lr=0.01,
+                                                                                         epochs=8))
+    rates = []
+    for _ in range(8):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.step()
+    assert opt.param_groups[0]["momentum"] == 0.9 and opt.param_groups[0]["weight_decay"] == 5e-4
     assert rates == pytest.approx([0.01, 0.01, 0.003, 0.003, 0.0009, 0.0009, 0.00027, 0.00027])
 
 

@@ -23,7 +23,7 @@ from labelworth.models import build_model
 from labelworth.resume import ExpertFiles, GeneratorState, run_epochs
 from labelworth.settings import ExpertSettings
 from labelworth.specs import DatasetSpec, checkpoint_name, dataset_spec, format_expert_run
-from labelworth.training import accuracy, mean_entropy, predict_logits, resolve_device, train_epoch
+from labelworth.training import accuracy, expert_optimizer, mean_entropy, predict_logits, resolve_device, train_epoch
 
 __all__ = ["checkpoint_name", "load_expert", "train_expert"]
 
@@ -87,7 +87,7 @@ def train_expert(data_dir: str | os.PathLike, settings: ExpertSettings, files: E
 
     torch.manual_seed(seed)  # the initialisation is part of the run's identity
     model = build_model(settings.arch, spec).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=0.0, weight_decay=0.0)
+    optimizer = expert_optimizer(model.parameters(), settings, momentum=0.0, weight_decay=0.0)
     generator = torch.Generator().manual_seed(seed)
 
     def train_one_epoch(epoch: int) -> float:

@@ -45,7 +45,7 @@ from labelworth.resume import ExpertFiles, run_epochs
 from labelworth.settings import ExpertSettings
 from labelworth.models import build_model
 from labelworth.specs import DatasetSpec, dataset_spec
-from labelworth.training import PREDICT_BATCH, mean_entropy, resolve_device
+from labelworth.training import PREDICT_BATCH, expert_optimizer, mean_entropy, resolve_device
 
 # torchvision references/classification defaults for ResNets (METHOD.md 5.2).
 MOMENTUM = 0.9
@@ -259,7 +259,7 @@ def train_expert_from_files(data_dir: str | os.PathLike, settings: ExpertSetting
         model = build_model(settings.arch, train.spec).to(processes.device)
         trained = DistributedDataParallel(model, device_ids=[processes.device] if processes.device.type == "cuda"
                                           else None) if processes.distributed else model
-        optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+        optimizer = expert_optimizer(model.parameters(), settings, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
         schedule = torch.optim.lr_scheduler.StepLR(optimizer, LR_STEP_EPOCHS, LR_STEP_FACTOR)
 
         def train_one_epoch(epoch: int) -> float:

@@ -63,75 +63,23 @@ from labelworth.training import (
 # the vectorised engine is the faster from 5 students on (benchmarks/results/students.md).
 
 
-def make_optimizer(model, settings: StudentSettings):
-    """(optimizer, per-epoch scheduler) of the paper's student protocol with `settings`' optimizer,
-    lr and epochs."""
+def make_optimizer(parameters, settings: StudentSettings):
+    """(optimizer, per-epoch scheduler) of the paper's student protocol with `settings`' optimizer and
+    its hyperparameters: the one recipe of both engines. The vectorised engine hands it the stacked
+    tensors, whose every update is elementwise, so each student takes exactly its own step and a
+    setting added here reaches both engines."""
     optimizer, lr, epochs = settings.optimizer, settings.lr, settings.epochs
     if optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=settings.momentum, weight_decay=5e-4)
+        opt = torch.optim.SGD(parameters, lr=lr, momentum=settings.momentum, weight_decay=5e-4)
         schedule = torch.optim.lr_scheduler.StepLR(opt, step_size=max(epochs // 4, 1), gamma=0.3)
     elif optimizer == "adamw":
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+        opt = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.01)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda epoch: 0.5 * (1 + math.cos(math.pi * epoch / epochs))
         )
     else:
         raise LabelworthError(f"unknown student optimizer {optimizer!r}; expected one of {STUDENT_OPTIMIZERS}")
     return opt, schedule
-
-
-def protocol_schedule(settings: StudentSettings) -> tuple[dict, list[float]]:
-    """(hyperparameters, learning rate of epochs 1..epochs) of `make_optimizer`, read off torch itself.
-
-    The vectorised engine steps with these numbers, so its schedule is the sequential engine's to the
-    last bit (StepLR multiplies the rate epoch by epoch; a closed form would round differently).
-    """
-    placeholder = nn.ParameterList([nn.Parameter(torch.zeros(1))])
-    opt, schedule = make_optimizer(placeholder, settings)
-    rates = []
-    for _ in range(settings.epochs):
-        rates.append(opt.param_groups[0]["lr"])
-        opt.step()  # no gradient, so nothing moves; torch wants a step before each scheduler step
-        schedule.step()
-    return {name: value for name, value in opt.param_groups[0].items() if name != "params"}, rates
-
-
-# --------------------------------------------------------------------------------------------------
-# Stacked optimisers: torch.optim's single-tensor update rules (the ones it uses on a CPU), applied to
-# tensors whose first dimension is the student. Every operation is elementwise, so each student gets
-# exactly its own update.
-
-
-def sgd_step(params: list[torch.Tensor], grads: list[torch.Tensor], state: dict, group: dict, lr: float) -> None:
-    """torch.optim.SGD's step with momentum and weight decay (no dampening, no Nesterov), in place."""
-    grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
-    if "momentum_buffer" not in state:  # torch starts the buffer at the first gradient
-        state["momentum_buffer"] = [grad.clone() for grad in grads]
-    else:
-        torch._foreach_mul_(state["momentum_buffer"], group["momentum"])
-        torch._foreach_add_(state["momentum_buffer"], grads, alpha=1 - group["dampening"])
-    torch._foreach_add_(params, state["momentum_buffer"], alpha=-lr)
-
-
-def adamw_step(params: list[torch.Tensor], grads: list[torch.Tensor], state: dict, group: dict, lr: float) -> None:
-    """torch.optim.AdamW's step (decoupled weight decay, bias correction, no amsgrad), in place."""
-    beta1, beta2 = group["betas"]
-    if "step" not in state:
-        state.update(step=0, exp_avg=[torch.zeros_like(p) for p in params],
-                     exp_avg_sq=[torch.zeros_like(p) for p in params])
-    state["step"] += 1
-    step = float(state["step"])  # torch keeps the step as a float tensor and reads it back
-    torch._foreach_mul_(params, 1 - lr * group["weight_decay"])
-    torch._foreach_lerp_(state["exp_avg"], grads, 1 - beta1)
-    torch._foreach_mul_(state["exp_avg_sq"], beta2)
-    torch._foreach_addcmul_(state["exp_avg_sq"], grads, grads, value=1 - beta2)
-    step_size = lr / (1 - beta1**step)
-    denominators = torch._foreach_div(torch._foreach_sqrt(state["exp_avg_sq"]), (1 - beta2**step) ** 0.5)
-    torch._foreach_add_(denominators, group["eps"])
-    torch._foreach_addcdiv_(params, state["exp_avg"], denominators, value=-step_size)
-
-
-STACKED_STEPS = {"sgd": sgd_step, "adamw": adamw_step}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -289,7 +237,7 @@ def _train_sequential(images, targets, test, settings: StudentSettings, seeds, p
         model = Bfloat16Autocast(network) if settings.bf16 else network
         if settings.compile:  # the forward and backward pass only; DSA's random draws stay eager
             model = torch.compile(model)
-        opt, schedule = make_optimizer(model, settings)
+        opt, schedule = make_optimizer(model.parameters(), settings)
         generator = torch.Generator().manual_seed(seed)
         batch_loss = student_batch_loss(settings, test.spec.dsa_strategy, sources[index])
         curve = []
@@ -320,8 +268,7 @@ def _train_vectorised(images, targets, test, settings: StudentSettings, seeds, p
     params = {name: value.detach().requires_grad_() for name, value in stacked_params.items()}
     template = copy.deepcopy(networks[0]).to("meta")  # the code of the network; the tensors come from params
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-    group, rates = protocol_schedule(settings)
-    optimizer_state: dict = {}
+    opt, schedule = make_optimizer(list(params.values()), settings)
     student_rows = torch.arange(len(seeds), device=images.device).unsqueeze(1)
 
     def student_loss(student_params, student_buffers, batch_images, batch_targets):
@@ -330,7 +277,7 @@ def _train_vectorised(images, targets, test, settings: StudentSettings, seeds, p
 
     population_loss = vmap(student_loss)
     curve_points = []
-    for epoch, rate in enumerate(rates, 1):
+    for epoch in range(1, epochs + 1):
         template.train()
         orders = [epoch_minibatches(len(images), settings.batch_size, generator, images.device)
                   for generator in generators]
@@ -341,8 +288,10 @@ def _train_vectorised(images, targets, test, settings: StudentSettings, seeds, p
             _check_finite(losses, seeds, epoch, batch_number, len(orders[0]))
             # Students share no parameters, so the gradient of the summed losses is each one's own.
             grads = torch.autograd.grad(losses.sum(), list(params.values()))
-            with torch.no_grad():
-                STACKED_STEPS[settings.optimizer](list(params.values()), list(grads), optimizer_state, group, rate)
+            for param, grad in zip(params.values(), grads):
+                param.grad = grad
+            opt.step()
+        schedule.step()
         progress.update(len(seeds))
         if _is_evaluated(epoch, eval_every, epochs):
             logits = _population_logits(template, params, buffers, test.images, bf16)

@@ -23,6 +23,13 @@ from labelworth.errors import LabelworthError
 PREDICT_BATCH = 500
 
 
+def expert_optimizer(parameters, settings, momentum: float, weight_decay: float) -> torch.optim.SGD:
+    """The experts' SGD at the run's lr (`settings`: ExpertSettings), both trainers' one recipe: the
+    momentum and weight decay are the trainer's (the paper's ConvNet experts: none; torchvision's
+    ImageNet recipe: 0.9 and 1e-4)."""
+    return torch.optim.SGD(parameters, lr=settings.lr, momentum=momentum, weight_decay=weight_decay)
+
+
 def resolve_device(device: str) -> torch.device:
     """`auto` picks CUDA when present, else CPU; a CUDA device this machine does not have is a
     LabelworthError (the submit host of a cluster may have no GPU, so the config cannot check it)."""
