@@ -267,13 +267,27 @@ FIGURE_OPTIONS = {
     "csv": "--table-csv",
     "md": "--table-md",
 }
+# The figure rules are made in a loop, and a shell command is formatted when its job runs: so the
+# command names its figure and files through params, which are bound when the rule is made.
+FIGURE_COMMAND = "labelworth figure {params.name} {params.files} {params.options} > {log:q} 2>&1"
 
 
-def figure_command(name):
-    """`labelworth figure NAME` with its files by role, its outputs and its settings."""
-    inputs = [f"{FIGURE_OPTIONS[role]} {{input.{role}:q}}" for role in PLAN.figure_roles(name)]
-    outputs = [f"{FIGURE_OPTIONS[role]} {{output.{role}:q}}" for role in PLAN.figure_outputs(name)]
-    return f"labelworth figure {name} {' '.join(inputs + outputs)} {{params.options}} > {{log:q}} 2>&1"
+def as_list(paths):
+    """A named input or output as a list: Snakemake gives one file as a string."""
+    return [paths] if isinstance(paths, str) else list(paths)
+
+
+def figure_files(name):
+    """Params function: `labelworth figure` options naming the figure's files by role and its outputs."""
+
+    def files(wildcards, input, output):
+        roles = [(role, getattr(input, role)) for role in PLAN.figure_roles(name)]
+        roles += [(role, getattr(output, role)) for role in PLAN.figure_outputs(name)]
+        return " ".join(
+            f"{FIGURE_OPTIONS[role]} {' '.join(shlex.quote(path) for path in as_list(paths))}" for role, paths in roles
+        )
+
+    return files
 
 
 def figure_options(name):

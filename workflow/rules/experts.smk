@@ -58,7 +58,8 @@ rule dump_trajectories:
         mem_mb=4000,
         runtime=30,
     params:
-        checkpoint_dirs=lambda wildcards, input: " ".join(shlex.quote(folder) for folder in input),
+        # written as before the config model, so that finished runs keep their buffer and MTT's sets
+        checkpoint_dirs=lambda wildcards: " ".join(f"'{folder}'" for folder in PLAN.buffer_checkpoint_dirs()),
         epochs=trajectory_epochs(CONFIG),
     shell:
         "labelworth dump-trajectories --checkpoint-dirs {params.checkpoint_dirs} --epochs {params.epochs}"

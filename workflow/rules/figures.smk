@@ -16,9 +16,11 @@ checkpoint figure_expert_epoch_sweep:
     conda:
         "../../envs/labelworth.yaml"
     params:
+        name=SWEEP,
+        files=figure_files(SWEEP),
         options=figure_options(SWEEP),
     shell:
-        figure_command(SWEEP)
+        FIGURE_COMMAND
 
 
 for figure in PLAN.figures():
@@ -40,6 +42,8 @@ for figure in PLAN.figures():
         conda:
             "../../envs/labelworth.yaml"
         params:
+            name=figure,
+            files=figure_files(figure),
             options=figure_options(figure),
         shell:
-            figure_command(figure)
+            FIGURE_COMMAND
