@@ -9,8 +9,8 @@ from labelworth.training import accuracy, predict_logits
 from labelworth.data import load_split
 
 
-def _train(data_dir, root, epochs, name="run"):
-    settings = ExpertSettings(arch="convnet-d2-w8", lr=0.05, epochs=epochs, seeds=(3,), batch_size=32)
+def _train(data_dir, root, epochs, name="run", **options):
+    settings = ExpertSettings(arch="convnet-d2-w8", lr=0.05, epochs=epochs, seeds=(3,), batch_size=32, **options)
     files = ExpertFiles(root / name / "checkpoints", root / name / "metrics.csv", root / "work" / name)
     return train_expert(data_dir, settings, files, device="cpu")
 
@@ -40,3 +40,24 @@ def test_interrupted_then_resumed_run_ends_with_identical_weights(fashion_mnist_
         resumed = torch.load(tmp_path / "resumed" / "checkpoints" / f"epoch_{epoch:03d}.pt")["state_dict"]
         assert all(torch.equal(straight[key], resumed[key]) for key in straight)
     assert (tmp_path / "straight" / "metrics.csv").read_text() == (tmp_path / "resumed" / "metrics.csv").read_text()
+
+
+def test_a_runs_weight_decay_changes_its_experts_and_is_part_of_what_it_is(fashion_mnist_data, tmp_path):
+    import pytest
+
+    from conftest import micro_config
+    from labelworth.config import load_config
+    from labelworth.errors import LabelworthError
+    from labelworth.io import load_tensors
+
+    _train(fashion_mnist_data, tmp_path, epochs=1, name="plain")
+    _train(fashion_mnist_data, tmp_path, epochs=1, name="decayed", weight_decay=0.5)
+    plain, decayed = (load_tensors(tmp_path / name / "checkpoints" / "epoch_001.pt") for name in ("plain", "decayed"))
+    assert not torch.equal(plain["state_dict"]["classifier.weight"], decayed["state_dict"]["classifier.weight"])
+    assert decayed["meta"]["weight_decay"] == 0.5 and plain["meta"]["weight_decay"] is None
+    config = micro_config({})
+    config["experts"]["decayed"] = {**config["experts"]["convnet"], "weight_decay": 5.0e-4}
+    config["defaults"] = {"expert_run": "convnet"}
+    with pytest.raises(LabelworthError, match="experts.decayed.weight_decay: 0.0005, but experts.convnet trains the "
+                                              "same run convnet-d2-w8-lr0.01 with None"):
+        load_config(config)

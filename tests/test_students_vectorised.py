@@ -8,6 +8,7 @@ import torch
 
 from labelworth.augment import dsa_augment, dsa_augment_population
 from labelworth.data import load_split
+from labelworth.errors import LabelworthError
 from labelworth.distill.random import select_random
 from labelworth.labels import hard_labels
 from labelworth.settings import StudentSettings
@@ -160,3 +161,14 @@ def test_batchnorm_networks_fall_back_to_the_sequential_engine(fashion_mnist_dat
 def test_diverging_student_stops_with_its_seed_epoch_and_batch(fashion_mnist_data, engine):
     with pytest.raises(FloatingPointError, match=r"^student seed 0, epoch \d+, batch \d of 4: training loss became"):
         _train(fashion_mnist_data, engine, lr=1e12)
+
+
+def test_nesterov_reaches_both_engines_and_needs_sgd_momentum(fashion_mnist_data):
+    """A protocol setting added to make_optimizer alone trains the same students on both engines."""
+    sequential = _train(fashion_mnist_data, "sequential", epochs=2, nesterov=True)
+    vectorised = _train(fashion_mnist_data, "vectorised", epochs=2, nesterov=True)
+    _assert_same_students(sequential, vectorised, atol=1e-4)
+    plain = _train(fashion_mnist_data, "sequential", epochs=2)
+    assert not torch.equal(plain.states[0]["classifier.weight"], sequential.states[0]["classifier.weight"])
+    with pytest.raises(LabelworthError, match="nesterov: Nesterov momentum is SGD's and needs a momentum above 0"):
+        StudentSettings(nesterov=True, momentum=0.0)

@@ -355,9 +355,10 @@ class ExpertSettings(Checked):
     seeds: tuple[int, ...] = (0,)
     batch_size: int = 256
     processes: int = 1
+    weight_decay: float | None = None  # SGD's; none: the trainer's (ConvNet experts 0, ImageNet's torchvision 1e-4)
 
     positive = ("lr",)
-    non_negative = ("seeds",)
+    non_negative = ("seeds", "weight_decay")
     at_least_one = ("epochs", "batch_size", "processes")
     required = ("arch", "lr", "epochs", "seeds")
 
@@ -410,6 +411,7 @@ class StudentSettings(Checked):
     optimizer: str = "sgd"
     lr: float = 0.01
     momentum: float = 0.9  # SGD's; AdamW has none
+    nesterov: bool = False  # SGD's Nesterov momentum (needs a momentum above 0)
     epochs: int = 300
     seeds: tuple[int, ...] = (0, 1, 2)
     batch_size: int = 256
@@ -431,6 +433,9 @@ class StudentSettings(Checked):
                "loss": STUDENT_LOSSES, "augmentation": STUDENT_AUGMENTATIONS}
 
     def check(self) -> None:
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
+            raise LabelworthError(f"nesterov: Nesterov momentum is SGD's and needs a momentum above 0, not "
+                                  f"optimizer {self.optimizer} with momentum {self.momentum}")
         if self.compile and self.engine == "vectorised":
             raise LabelworthError("compile is an option of the sequential engine; the vectorised engine batches "
                                   "the students with torch.func instead")

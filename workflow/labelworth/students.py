@@ -70,7 +70,8 @@ def make_optimizer(parameters, settings: StudentSettings):
     setting added here reaches both engines."""
     optimizer, lr, epochs = settings.optimizer, settings.lr, settings.epochs
     if optimizer == "sgd":
-        opt = torch.optim.SGD(parameters, lr=lr, momentum=settings.momentum, weight_decay=5e-4)
+        opt = torch.optim.SGD(parameters, lr=lr, momentum=settings.momentum, weight_decay=5e-4,
+                              nesterov=settings.nesterov)
         schedule = torch.optim.lr_scheduler.StepLR(opt, step_size=max(epochs // 4, 1), gamma=0.3)
     elif optimizer == "adamw":
         opt = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.01)

@@ -26,7 +26,8 @@ PREDICT_BATCH = 500
 def expert_optimizer(parameters, settings, momentum: float, weight_decay: float) -> torch.optim.SGD:
     """The experts' SGD at the run's lr (`settings`: ExpertSettings), both trainers' one recipe: the
     momentum and weight decay are the trainer's (the paper's ConvNet experts: none; torchvision's
-    ImageNet recipe: 0.9 and 1e-4)."""
+    ImageNet recipe: 0.9 and 1e-4), the weight decay the run's own where it sets one."""
+    weight_decay = weight_decay if settings.weight_decay is None else settings.weight_decay
     return torch.optim.SGD(parameters, lr=settings.lr, momentum=momentum, weight_decay=weight_decay)
 
 
