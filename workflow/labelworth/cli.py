@@ -164,13 +164,14 @@ def _import_external_set(args) -> None:
     from labelworth.data import input_space
     from labelworth.external import read_external_set, save_external_set
     from labelworth.settings import ExternalImageSetSettings, from_options
+    from labelworth.specs import external_method
 
     settings = from_options(ExternalImageSetSettings, args.options)
     space = input_space(args.data_dir)
     external = read_external_set(settings, space)
     if args.summary:
         io.write_json(args.summary, io.provenance("inspect_external_set", name=args.name, **external.summary()))
-        print(f"external-{args.name}: {external.summary()}")
+        print(f"{external_method(args.name)}: {external.summary()}")
     if args.out:
         if not (args.image_set and args.grid):
             raise LabelworthError("import-external-set: --out needs --image-set and --grid")
