@@ -235,6 +235,19 @@ def test_scientific_notation_without_dot_is_named(config):
          "external_image_sets.mtt_export.path: nowhere/images_best.pt not found"),
         (lambda c: c["external_image_sets"]["mtt_export"].update(format="imagefolder"),
          "external_image_sets.mtt_export.labels: a separate labels file is read for format pt only"),
+        # an empty list means none, never "the default"
+        (lambda c: c["benchmark"].update(students=[]), "benchmark.students: give at least one entry"),
+        (lambda c: c["benchmark"]["online_students"][0].update(images_per_class=[]),
+         "benchmark.online_students.0.images_per_class: give at least one entry"),
+        # a method block's own keys are named beside its settings'
+        (lambda c: c["methods"]["mtt"].update(expert_rn="convnet"),
+         "methods.mtt: unknown key `expert_rn` .did you mean `expert_run`..; allowed: expert_run, num_experts, iterations"),
+        (lambda c: c["experts"].update({123: c["experts"]["convnet"]}), "experts: the name 123 is not text"),
+        (lambda c: c["defaults"].update(expert_run=["convnet"]), "defaults.expert_run: .'convnet'. is not text"),
+        (lambda c: c["zero_shot"].update(subject_classes=3),
+         "zero_shot.subject_classes: 3 is not a list of whole numbers or all"),
+        (lambda c: c["experts"].update(copy={**c["experts"]["convnet"], "processes": 2}),
+         "experts.copy.processes: 2, but experts.convnet trains the same run"),
     ],
 )
 def test_semantic_errors_name_the_key(default_config, change, message):
@@ -429,8 +442,8 @@ def test_the_generated_schema_is_the_models(default_config):
     expert = properties["experts"]["additionalProperties"]
     assert set(expert["properties"]) == {field.name for field in dataclasses.fields(ExpertSettings)}
     assert expert["required"] == list(ExpertSettings.required)
-    assert set(properties["methods"]["properties"]["mtt"]["properties"]) >= {"syn_steps", "expert_run", "num_experts",
-                                                                            "by_images_per_class"}
+    mtt = properties["methods"]["properties"]["mtt"]["oneOf"][0]  # or null: `mtt:` with nothing under it
+    assert set(mtt["properties"]) >= {"syn_steps", "expert_run", "num_experts", "by_images_per_class"}
     for path in ["config.yaml", "tests/config.tiny.yaml", "tests/config.distill.yaml", *sorted(
             f"configs/{config.name}" for config in (ROOT / "configs").glob("*.yaml"))]:
         jsonschema.validate(yaml.safe_load((ROOT / path).read_text()), schema)

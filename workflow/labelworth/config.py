@@ -511,8 +511,9 @@ class Config(Checked):
     def trained_runs(self) -> dict[str, ExpertSettings]:
         """Trained run -> the settings every named run of it shares: the seeds of all of them in
         increasing order (the first trains the run's epochs, an ensemble of N reads the first N) and
-        the longest epochs. Two names of one folder that differ in anything that changes what an
-        expert computes would overwrite each other's experts, so that is a config error."""
+        the longest epochs. Two names of one folder that differ in anything else (what an expert
+        computes, or how many processes share it) would overwrite each other's experts, so that is a
+        config error."""
         trained: dict[str, ExpertSettings] = {}
         first_name: dict[str, str] = {}
         for name, settings in self.experts.items():
@@ -521,12 +522,13 @@ class Config(Checked):
             if known is None:
                 trained[folder], first_name[folder] = dataclasses.replace(settings, seeds=tuple(sorted(settings.seeds))), name
                 continue
-            for key, value in settings.computation().items():
-                if known.computation()[key] != value:
+            ours, theirs = settings.job_shape(), known.job_shape()
+            for key in dict.fromkeys([*ours, *theirs]):
+                if ours.get(key) != theirs.get(key):
                     raise LabelworthError(
-                        f"experts.{name}.{key}: {value!r}, but experts.{first_name[folder]} trains the same run "
-                        f"{folder} with {known.computation()[key]!r}; one folder holds one run, so give them the "
-                        "same value or another lr")
+                        f"experts.{name}.{key}: {ours.get(key)!r}, but experts.{first_name[folder]} trains the same "
+                        f"run {folder} with {theirs.get(key)!r}; one folder holds one run, so give them the same "
+                        "value or another lr")
             seeds = tuple(sorted(set(known.seeds) | set(settings.seeds)))
             trained[folder] = dataclasses.replace(known, seeds=seeds, epochs=max(known.epochs, settings.epochs))
         return trained
@@ -743,7 +745,10 @@ def _with_method_defaults(raw: dict) -> dict:
     if not isinstance(experts, dict) or not experts or not isinstance(raw.get("methods", {}), dict):
         return raw
     default_run = defaults.get("expert_run") if isinstance(defaults, dict) else None
-    run = experts.get(default_run) if default_run else (next(iter(experts.values())) if len(experts) == 1 else None)
+    if isinstance(default_run, str):
+        run = experts.get(default_run)
+    else:  # none named (or a bad name, which the model says): the only run, if there is one
+        run = next(iter(experts.values())) if len(experts) == 1 else None
     methods = dict(raw.get("methods") or {})
     for method in SYNTHESIS_METHODS:
         block = {} if methods.get(method) is None else methods[method]

@@ -4,7 +4,9 @@ each key's description from the comment on its field's line.
 
 `labelworth config-schema` prints it, for editors that complete and check YAML against a schema.
 The workflow itself checks a config by building its model, which says the same in one line per
-problem.
+problem, and more: JSON Schema counts 4.0 as a whole number, and cannot say what lies between keys
+(an empty path, an epoch past a run's training), so the schema accepts whatever the model accepts
+(a test checks it) but not the other way round.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import inspect
 import re
 import typing
 
-from labelworth.settings import PER_IPC, ByIpc, field_types, is_block, is_union, required_keys
+from labelworth.settings import PER_IPC, ByIpc, field_types, is_block, is_union, may_be_empty, required_keys
 
 _FIELD_COMMENT = re.compile(r"^\s+(\w+): .*?#\s*(.+)$")
 
@@ -56,23 +58,24 @@ def _limits(settings_class, name: str) -> dict:
 def _value_schema(hint, settings_class, name: str) -> dict:
     """The schema of a value of `hint`, a field `name` of `settings_class` or an item of it."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if is_union(hint):
+    if is_union(hint):  # None: the key written without a value, as YAML reads `key:`
         alternatives = [_value_schema(arg, settings_class, name) for arg in args if arg is not type(None)]
+        alternatives += [{"type": "null"}] if type(None) in args else []
         return alternatives[0] if len(alternatives) == 1 else {"oneOf": alternatives}
     if origin is typing.Literal:
         return {"const": args[0]} if len(args) == 1 else {"enum": list(args)}
     if origin is tuple:
         schema = {"type": "array", "items": _value_schema(args[0], settings_class, name)}
-        if name in required_keys(settings_class):
+        if not may_be_empty(settings_class, name):
             schema["minItems"] = 1
         if name not in settings_class.may_repeat:
             schema["uniqueItems"] = True
         return schema
-    if origin is dict:
-        schema = {"type": "object", "additionalProperties": _value_schema(args[1], settings_class, name)}
+    if origin is dict:  # written without a value, it has no entries
+        schema = {"type": ["object", "null"], "additionalProperties": _value_schema(args[1], settings_class, name)}
         if name in settings_class.patterns:
             schema["propertyNames"] = {"pattern": f"^(?:{settings_class.patterns[name]})$"}
-        if name in required_keys(settings_class):
+        if not may_be_empty(settings_class, name):
             schema["minProperties"] = 1
         return schema
     if origin is ByIpc:
@@ -117,7 +120,7 @@ def _properties(settings_class, optional: bool = False) -> tuple[dict, list[str]
 
 def _per_ipc_schema(settings_class) -> dict:
     properties, _ = _properties(settings_class, optional=True)
-    return {"type": "array", "description": f"per-IPC overrides of this block, each {{images_per_class: n, "
+    return {"type": ["array", "null"], "description": f"per-IPC overrides of this block, each {{images_per_class: n, "
             f"<key>: value, ...}}", "items": {
                 "type": "object", "additionalProperties": False, "required": ["images_per_class"],
                 "properties": {"images_per_class": {"type": "integer", "minimum": 1}} | properties}}

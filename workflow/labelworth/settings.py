@@ -85,7 +85,10 @@ def describe(hint) -> str:
     if origin is Literal:
         return " or ".join(str(arg) for arg in args)
     if origin is tuple:
-        return f"a list of {describe(args[0]).removeprefix('a ')}s" if not is_block(args[0]) else "a list of mappings"
+        plurals = {int: "whole numbers", float: "numbers", str: "texts", bool: "trues or falses"}
+        if args[0] in plurals:
+            return f"a list of {plurals[args[0]]}"
+        return f"a list, each {describe(args[0])}" if not is_block(args[0]) else "a list of mappings"
     if origin is dict:
         return "a mapping of names"
     if is_block(hint):
@@ -102,13 +105,15 @@ def typed(value, hint, where: str):
     print alike), a list a tuple, a mapping of a block that block (built by `from_raw`); a value the
     type does not allow is one LabelworthError starting with `where`."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if value is None and not (is_union(hint) and type(None) in args):
+        raise LabelworthError(f"{where}: no value given; expected {describe(hint)}")
     if is_union(hint):
-        if value is None and type(None) in args:
+        if value is None:
             return None
         alternatives = [arg for arg in args if arg is not type(None)]
-        # The alternative of the value's shape (a mapping, a list, a scalar) says what is wrong in it.
+        # The one alternative of a mapping's or a list's shape says what is wrong inside it.
         shaped = [arg for arg in alternatives if _shape(arg) == _shape(value)]
-        if len(shaped) == 1:
+        if len(shaped) == 1 and _shape(value) != "scalar":
             return typed(value, shaped[0], where)
         for alternative in shaped or alternatives:
             try:
@@ -129,6 +134,9 @@ def typed(value, hint, where: str):
             value = {}  # `external_image_sets:` with nothing under it
         if not isinstance(value, dict):
             raise LabelworthError(f"{where}: {value!r} is not a mapping of names")
+        for key in value:
+            if not isinstance(key, str):
+                raise LabelworthError(f"{where}: the name {key!r} is not text (quote it)")
         return {key: typed(item, args[1], key_path(where, key)) for key, item in value.items()}
     if origin is ByIpc:
         return value if isinstance(value, ByIpc) else ByIpc.from_raw(args[0], value, where)
@@ -215,7 +223,7 @@ class Checked:
         if name == "arch" and isinstance(value, str):
             _check_arch(self, name)
         if isinstance(value, (tuple, dict)):
-            if not value and name in required_keys(type(self)):
+            if not value and not may_be_empty(type(self), name):
                 raise LabelworthError(f"{name}: give at least one entry")
             if isinstance(value, tuple) and name not in self.may_repeat and len(set(value)) != len(value):
                 raise LabelworthError(f"{name}: {list(value)} must be distinct (an entry is repeated)")
@@ -236,11 +244,18 @@ class Checked:
                     raise LabelworthError(f"{name}: {item!r} is not one of {', '.join(self.choices[name])}")
         if name in self.patterns:
             for text in value if isinstance(value, dict) else (value,):
-                if not re.fullmatch(self.patterns[name], text):
+                if not isinstance(text, str) or not re.fullmatch(self.patterns[name], text):
                     raise LabelworthError(f"{name}: {text!r} does not match {self.patterns[name]}")
 
     def check(self) -> None:
         """Checks between fields (none by default)."""
+
+
+def may_be_empty(settings_class, name: str) -> bool:
+    """Whether a list or mapping field may be empty: only where its default is (an empty list means
+    none, never "the default")."""
+    field = next(field for field in dataclasses.fields(settings_class) if field.name == name)
+    return field.default == () or field.default_factory in (dict, tuple)
 
 
 def required_keys(settings_class) -> list[str]:
@@ -258,20 +273,23 @@ def from_raw(settings_class, raw, where: str, beside: tuple[str, ...] = ()):
     if not isinstance(raw, dict):
         raise LabelworthError(f"{where or '(top level)'}: {raw!r} is not a mapping of keys "
                               f"({', '.join(settings_keys(settings_class))})")
+    raw_keys = list(raw)
     own = settings_keys(settings_class)
+    allowed = own + list(beside)
     flattened = settings_class.flattened
-    if flattened:  # keys that are not this class's own belong to the flattened block
+    if flattened:  # the keys that are not this class's own belong to the flattened block
         own = [key for key in own if key != flattened]
-        raw = {**{key: value for key, value in raw.items() if key in own},
-               flattened: {key: value for key, value in raw.items() if key not in own}}
-    allowed = settings_keys(settings_class) + list(beside)
-    if flattened:
         allowed = own + settings_keys(typing.get_args(field_types(settings_class)[flattened])[0]) + [PER_IPC]
+        raw = {**{key: value for key, value in raw.items() if key in own},
+               flattened: {key: value for key, value in raw.items() if key in allowed and key not in own}}
+        unknown = [key for key in raw_keys if key not in allowed]
+    else:
+        unknown = [key for key in raw if key not in allowed]
     problems = [f"{where or '(top level)'}: unknown key `{key}`{close_match(key, allowed)}; allowed: {', '.join(allowed)}"
-                for key in raw if key not in settings_keys(settings_class)]
+                for key in unknown]
     # a key missing beside a close misspelling of it is said once, by the unknown key's line
     missing = [key for key in required_keys(settings_class)
-               if key not in raw and not any(close_match(key, [other]) for other in raw if other not in allowed)]
+               if key not in raw and not any(close_match(key, [other]) for other in unknown)]
     problems += [f"{where or '(top level)'}: missing `{key}`" for key in missing]
     values = {}
     hints = field_types(settings_class)
@@ -375,9 +393,14 @@ class ExpertSettings(Checked):
 
     def computation(self) -> dict:
         """The settings that decide what an expert computes, epoch by epoch: all but how long it
-        trains (`epochs`), which seeds a run lists, and how many processes share the work."""
+        trains (`epochs`), which seeds a run lists, and how many processes share the work; a setting
+        left to the trainer's recipe (None) is the trainer's, so it is left out too."""
         return {key: value for key, value in dataclasses.asdict(self).items()
-                if key not in ("epochs", "seeds", "processes")}
+                if key not in ("epochs", "seeds", "processes") and value is not None}
+
+    def job_shape(self) -> dict:
+        """What every name of one trained run must agree on: `computation` and `processes`."""
+        return {**self.computation(), "processes": self.processes}
 
     def run_identity(self, dataset: str) -> dict:
         """What makes two expert jobs' epochs interchangeable: the dataset, the seed and `computation`."""
@@ -642,8 +665,12 @@ def _option_text(value) -> str:
 
 
 def to_options(settings) -> list[str]:
-    """`key=value` strings that `from_options` reads back to an equal object (floats exactly)."""
-    return [f"{key}={_option_text(value)}" for key, value in dataclasses.asdict(settings).items()]
+    """`key=value` strings that `from_options` reads back to an equal object (floats exactly): the
+    fields that differ from their defaults, so that a setting added later, at its default, changes
+    no job's options and reruns nothing."""
+    defaults = {field.name: field.default for field in dataclasses.fields(settings)}
+    return [f"{key}={_option_text(value)}" for key, value in dataclasses.asdict(settings).items()
+            if value != defaults[key] or defaults[key] is dataclasses.MISSING]
 
 
 def _option_value(hint, text: str):

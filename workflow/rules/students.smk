@@ -16,6 +16,9 @@ rule evaluate_students:
         LAYOUT.log("evaluate_students", "{image_set}_{labels}_{student}"),
     benchmark:
         LAYOUT.benchmark("evaluate_students", "{image_set}_{labels}_{student}")
+    # Grouped populations make every student result: then this rule serves only train_population.
+    wildcard_constraints:
+        image_set=NEVER if CONFIG.student_populations == "per_image_set" else IMAGE_SET_PATTERN,
     conda:
         "../../envs/labelworth.yaml"
     # One thread per student job: at small IPC a step is too small to split across cores, and two
@@ -51,6 +54,8 @@ if CONFIG.student_populations == "per_image_set":
             LAYOUT.log("train_population", "{experiment}_{image_set}_{student}"),
         benchmark:
             LAYOUT.benchmark("train_population", "{experiment}_{image_set}_{student}")
+        wildcard_constraints:
+            image_set=IMAGE_SET_PATTERN,
 
     rule population_member:
         input:
@@ -65,6 +70,3 @@ if CONFIG.student_populations == "per_image_set":
         shell:
             "labelworth population-member --population {input:q} --label-spec {wildcards.labels}"
             " --out {output:q} > {log:q} 2>&1"
-
-    # Grouped populations make every student result: the per-label-set job stays for the rule above.
-    ruleorder: population_member > evaluate_students
