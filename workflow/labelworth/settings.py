@@ -666,11 +666,12 @@ def _option_text(value) -> str:
 
 def to_options(settings) -> list[str]:
     """`key=value` strings that `from_options` reads back to an equal object (floats exactly): the
-    fields that differ from their defaults, so that a setting added later, at its default, changes
-    no job's options and reruns nothing."""
+    keys a config must give, and the others where they differ from their defaults, so that a
+    setting added later, at its default, changes no job's options and reruns nothing."""
     defaults = {field.name: field.default for field in dataclasses.fields(settings)}
+    shown = set(required_keys(type(settings)))
     return [f"{key}={_option_text(value)}" for key, value in dataclasses.asdict(settings).items()
-            if value != defaults[key] or defaults[key] is dataclasses.MISSING]
+            if key in shown or value != defaults[key]]
 
 
 def _option_value(hint, text: str):

@@ -82,9 +82,8 @@ wildcard_constraints:
 def options(settings):
     """A stage's settings object as the `--options key=value ...` its CLI reads back; as a rule
     param, changing any setting reruns exactly the jobs it reaches."""
-    if settings is None:
-        return ""
-    return "--options " + " ".join(shlex.quote(option) for option in to_options(settings))
+    written = to_options(settings) if settings is not None else []
+    return ("--options " + " ".join(shlex.quote(option) for option in written)) if written else ""
 
 
 def checkpoint_folder(checkpoint):
