@@ -17,7 +17,8 @@ from pathlib import Path
 
 from labelworth.data import load_split, prepare_data
 from labelworth.distill.random import select_random
-from labelworth.experts import checkpoint_name, load_expert, train_expert
+from labelworth.experts import load_expert, train_expert
+from labelworth.specs import checkpoint_name
 from labelworth.labels import hard_labels, soft_labels
 from labelworth.resume import ExpertFiles
 from labelworth.settings import ExpertSettings, StudentSettings

@@ -23,7 +23,8 @@ from labelworth.resume import run_iterations
 from labelworth.errors import LabelworthError
 from labelworth.resume import ExpertFiles
 from labelworth.settings import ExpertSettings
-from labelworth.experts import checkpoint_name, load_expert, train_expert
+from labelworth.experts import load_expert, train_expert
+from labelworth.specs import checkpoint_name
 from labelworth.settings import DmSettings, MttSettings, from_options
 from labelworth.models import ConvNet
 from labelworth.trajectories import dump_trajectories, flat_parameters, load_trajectories

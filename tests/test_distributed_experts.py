@@ -21,9 +21,9 @@ from labelworth import io
 from labelworth.data import load_image_files, normalize, prepare_data
 from labelworth.resume import ExpertFiles
 from labelworth.settings import ExpertSettings
-from labelworth.experts import checkpoint_name, load_expert, train_expert
+from labelworth.experts import load_expert, train_expert
 from labelworth.experts_distributed import training_shard
-from labelworth.specs import dataset_spec
+from labelworth.specs import checkpoint_name, dataset_spec
 from labelworth.training import accuracy, mean_entropy, predict_logits
 
 CLASSES = ("n01000000", "n02000000", "n03000000")

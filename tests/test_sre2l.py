@@ -21,11 +21,11 @@ from labelworth.distill.synthesis import SynthesisFiles
 from labelworth.errors import LabelworthError
 from labelworth.resume import ExpertFiles
 from labelworth.settings import ExpertSettings
-from labelworth.experts import checkpoint_name, load_expert, train_expert
+from labelworth.experts import load_expert, train_expert
 from labelworth.labels import make_labels
 from labelworth.settings import Sre2lSettings
 from labelworth.models import ConvNet
-from labelworth.specs import dataset_spec
+from labelworth.specs import checkpoint_name, dataset_spec
 
 TEACHER_ARCH = "convnet-d1-w8-batchnorm"
 SETTINGS = Sre2lSettings(iterations=60, lr=0.25, r_bn=0.01, first_bn_multiplier=10.0, jitter=2, save_every=2)

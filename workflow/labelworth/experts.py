@@ -25,7 +25,7 @@ from labelworth.settings import ExpertSettings
 from labelworth.specs import DatasetSpec, checkpoint_name, dataset_spec, format_expert_run
 from labelworth.training import accuracy, expert_optimizer, mean_entropy, predict_logits, resolve_device, train_epoch
 
-__all__ = ["checkpoint_name", "load_expert", "train_expert"]
+__all__ = ["expert_run_of", "load_expert", "train_expert"]
 
 
 def load_expert(checkpoint_path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
