@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=["cifar10", "cifar100", "tinyimagenet", "imagenet"])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gpu_hours.md"))
     args = parser.parse_args()
-    lines = ["| config | student populations | experts | synthesis (DM, MTT) | students | total GPU-hours |",
+    lines = ["| config | student populations | experts | synthesis | students | total GPU-hours |",
              "|---|---|---|---|---|---|"]
     for name in args.configs:
         config = load_config(yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text()))
