@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from labelworth.costs import METER, cost_line
 from labelworth.errors import LabelworthError
 from labelworth.gpu_lease import lease_for
 from labelworth.torchrun import launched_by_torchrun
@@ -409,13 +410,21 @@ def _run(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `labelworth` command. Without `argv` this call is the whole process (a job): its costs
+    are metered and a successful one ends its log with their line (labelworth/costs.py)."""
+    job = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # a stage that restarts itself under torchrun forwards exactly these arguments
     keep_freed_memory()  # before torch allocates anything
     args.status = 0
+    if job:
+        METER.metered_imports()
+        METER.begin_work()
     try:
         _run(args)
+        if job and args.status == 0:
+            print(cost_line(), file=sys.stderr)
     except LabelworthError as error:
         print(f"labelworth {args.stage}: error: {error}", file=sys.stderr)
         return 2

@@ -38,6 +38,7 @@ from PIL import Image
 from torchvision.datasets import FashionMNIST
 from torchvision.transforms import InterpolationMode
 
+from labelworth.costs import DATA, phase
 from labelworth.errors import LabelworthError
 from labelworth.io import load_tensors, provenance, save_tensors
 from labelworth.specs import DatasetSpec, dataset_spec
@@ -669,6 +670,12 @@ def stored_zca(content: dict, path: str | os.PathLike) -> Zca | None:
 
 
 def load_split(data_dir: str | os.PathLike, split: str, device: str | torch.device = "cpu") -> Split:
+    """`_read_split`, its CPU counted as data loading."""
+    with phase(DATA):
+        return _read_split(data_dir, split, device)
+
+
+def _read_split(data_dir: str | os.PathLike, split: str, device: str | torch.device = "cpu") -> Split:
     """data_dir/{split}.pt from `prepare_data` on `device`: normalised with its dataset's constants,
     or as stored when it was whitened (`Split.zca` then holds the whitening, on the CPU).
 

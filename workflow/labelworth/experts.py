@@ -18,6 +18,7 @@ import torch
 
 from labelworth import io
 from labelworth.data import load_split
+from labelworth.costs import TEST_PASSES, phase
 from labelworth.errors import LabelworthError
 from labelworth.models import build_model
 from labelworth.resume import ExpertFiles, GeneratorState, run_epochs
@@ -49,14 +50,15 @@ def prepared_dataset(data_dir: str | os.PathLike) -> DatasetSpec:
 
 
 def _measure(model, train, test, epoch: int, train_loss: float) -> dict:
-    train_logits = predict_logits(model, train.images)
-    return {
-        "epoch": epoch,
-        "train_loss": train_loss,
-        "train_accuracy": accuracy(train_logits, train.labels),
-        "test_accuracy": accuracy(predict_logits(model, test.images), test.labels),
-        "train_label_entropy": mean_entropy(train_logits.softmax(1)),
-    }
+    with phase(TEST_PASSES):  # the clean passes over the training and test sets
+        train_logits = predict_logits(model, train.images)
+        return {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_accuracy": accuracy(train_logits, train.labels),
+            "test_accuracy": accuracy(predict_logits(model, test.images), test.labels),
+            "train_label_entropy": mean_entropy(train_logits.softmax(1)),
+        }
 
 
 def train_expert(data_dir: str | os.PathLike, settings: ExpertSettings, files: ExpertFiles,

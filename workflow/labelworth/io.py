@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Iterator
 
 from labelworth import __version__
+from labelworth.costs import DATA, phase
 from labelworth.errors import LabelworthError
 
 CHECKSUM_KEY = "sha256"
@@ -133,9 +134,13 @@ def save_tensors(path: str | os.PathLike, tensors: dict, meta: dict) -> None:
 def load_tensors(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict:
     """Load a file written by `save_tensors`; a missing, truncated, foreign or corrupted file (one
     whose content no longer matches its checksum) is a LabelworthError naming the file."""
+    with phase(DATA):
+        return _load_tensors(Path(path), required)
+
+
+def _load_tensors(path: Path, required: tuple[str, ...]) -> dict:
     import torch
 
-    path = Path(path)
     if not path.is_file():
         raise LabelworthError(f"{path}: file not found")
     try:

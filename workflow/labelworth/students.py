@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from labelworth import io
 from labelworth.augment import dsa_augment, dsa_augment_population
+from labelworth.costs import TEST_PASSES, phase
 from labelworth.cutmix import cutmix_augment
 from labelworth.data import Split, load_split
 from labelworth.errors import LabelworthError
@@ -251,8 +252,9 @@ def _train_sequential(images, targets, test, settings: StudentSettings, seeds, p
             schedule.step()
             progress.update()
             if _is_evaluated(epoch, eval_every, epochs):
-                logits = predict_logits(model, test.images)
-                curve.append([epoch, accuracy(logits, test.labels)])
+                with phase(TEST_PASSES):
+                    logits = predict_logits(model, test.images)
+                    curve.append([epoch, accuracy(logits, test.labels)])
                 progress.set_postfix(seed=seed, test=f"{curve[-1][1]:.3f}")
         states.append(network.state_dict())
         curves.append(curve)
@@ -295,8 +297,9 @@ def _train_vectorised(images, targets, test, settings: StudentSettings, seeds, p
         schedule.step()
         progress.update(len(seeds))
         if _is_evaluated(epoch, eval_every, epochs):
-            logits = _population_logits(template, params, buffers, test.images, bf16)
-            curve_points.append((epoch, [accuracy(student_logits, test.labels) for student_logits in logits]))
+            with phase(TEST_PASSES):
+                logits = _population_logits(template, params, buffers, test.images, bf16)
+                curve_points.append((epoch, [accuracy(student_logits, test.labels) for student_logits in logits]))
             progress.set_postfix(test=f"{np.mean(curve_points[-1][1]):.3f}")
     tensors = {**params, **buffers}
     states = [{name: tensors[name][index].detach().clone() for name in template.state_dict()}
