@@ -87,3 +87,18 @@ def test_the_cost_table_adds_up_the_jobs_of_a_run_and_shows_idle_cores(tmp_path,
     timeline = cost_table.timeline_rows(jobs)
     assert timeline[2].split(" | ")[1] == "0.40"  # minutes 0-5: two cores for one minute of five
     assert timeline[3].split(" | ")[1] == "1.00"  # minutes 5-10: the expert on one core
+
+
+@pytest.mark.parametrize("module, absent", [
+    ("labelworth.labels", ("torchvision", "matplotlib", "pandas")),
+    ("labelworth.students", ("torchvision", "matplotlib", "pandas")),
+    ("labelworth.experts", ("torchvision", "matplotlib", "pandas")),
+    ("labelworth.distill.synthesis", ("torchvision", "matplotlib", "pandas")),
+    ("labelworth.figures.soft_vs_hard", ("torch", "torchvision")),
+])
+def test_a_stage_starts_without_the_libraries_it_does_not_use(module, absent):
+    """Importing torchvision doubles a ConvNet job's start-up (torch alone is about half), and label and
+    student jobs are most of the run's jobs; figure jobs need no torch."""
+    probe = f"import sys, {module}; print(' '.join(sorted(set({list(absent)!r}) & set(sys.modules))))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""

@@ -33,10 +33,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
 from PIL import Image
-from torchvision.datasets import FashionMNIST
-from torchvision.transforms import InterpolationMode
 
 from labelworth.costs import DATA, phase
 from labelworth.errors import LabelworthError
@@ -85,6 +82,8 @@ def resolve_raw_root(dataset: str, data_root: str | None) -> Path:
 
 def download_fashion_mnist(root: str | os.PathLike) -> Path:
     """Fetch both splits with torchvision; returns the folder of .gz files (root/FashionMNIST/raw)."""
+    from torchvision.datasets import FashionMNIST  # here only: importing torchvision doubles a job's start-up
+
     try:
         for train in (True, False):
             dataset = FashionMNIST(str(root), train=train, download=True)
@@ -511,6 +510,9 @@ def _random_resized_crop_box(width: int, height: int, generator: torch.Generator
 
 def _train_crop(path: str, image_size: int, seed: int) -> np.ndarray:
     """RandomResizedCrop(image_size, bilinear) then RandomHorizontalFlip(0.5), driven by `seed`."""
+    import torchvision.transforms.functional as TF
+    from torchvision.transforms import InterpolationMode
+
     image = _open_rgb(path)
     generator = torch.Generator().manual_seed(seed)
     top, left, height, width = _random_resized_crop_box(image.width, image.height, generator)
@@ -523,6 +525,9 @@ def _train_crop(path: str, image_size: int, seed: int) -> np.ndarray:
 
 def _eval_crop(path: str, image_size: int) -> np.ndarray:
     """torchvision's eval preset: shorter side to image_size*256/224 (256 for 224), then the centre crop."""
+    import torchvision.transforms.functional as TF
+    from torchvision.transforms import InterpolationMode
+
     image = TF.resize(_open_rgb(path), int(image_size * 256 / 224), InterpolationMode.BILINEAR,
                       antialias=True)
     return np.asarray(TF.center_crop(image, [image_size, image_size]))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 
 import torch
-import torchvision
 
 from labelworth import io
 from labelworth.data import denormalize
@@ -50,6 +49,8 @@ def save_image_grid(images: torch.Tensor, classes: torch.Tensor, spec: DatasetSp
     for row, label in enumerate(present):
         members = shown[classes == label][:per_row]
         tiles[row, : len(members)] = members
+    import torchvision  # here only: a job that never draws a grid starts twice as fast without it
+
     grid = torchvision.utils.make_grid(tiles.flatten(0, 1), nrow=per_row, padding=2, pad_value=1.0)
     with atomic_path(png_path) as tmp:
         torchvision.utils.save_image(grid, tmp, format="png")

@@ -7,7 +7,6 @@ string and dataset name can always rebuild its network.
 from __future__ import annotations
 
 import torch
-import torchvision
 from torch import nn
 
 from labelworth.specs import ArchSpec, DatasetSpec, parse_arch
@@ -72,6 +71,8 @@ class ConvNet(nn.Module):
 
 
 def _resnet(arch: ArchSpec, spec: DatasetSpec) -> nn.Module:
+    import torchvision  # here only: ConvNet jobs start twice as fast without it
+
     constructor = {18: torchvision.models.resnet18, 50: torchvision.models.resnet50}[arch.depth]
     model = constructor(weights=None, num_classes=spec.num_classes)
     if arch.small_stem:
