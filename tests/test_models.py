@@ -47,3 +47,24 @@ def test_same_seed_gives_same_initialisation():
     torch.manual_seed(3)
     second = build_model("convnet-d3-w8", DATASETS["fashion_mnist"])
     assert all(torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters()))
+
+
+@pytest.mark.parametrize("shape", [(6, 4, 32, 32), (6, 4, 16, 16), (3, 2, 7, 9), (2, 5, 4, 6, 6)])
+def test_the_convnet_pool_is_avg_pool2d_bitwise_forward_and_backward(shape):
+    """AvgPool2x2 replaces nn.AvgPool2d(2, 2) for speed only: every result must stay bitwise the same
+    (odd edges dropped as the kernel drops them; a leading students dimension as under vmap)."""
+    from labelworth.models import AvgPool2x2
+
+    torch.manual_seed(0)
+    images = (torch.randn(shape) * 3).requires_grad_()
+    copy = images.detach().clone().requires_grad_()
+    flat = copy.flatten(0, 1) if len(shape) == 5 else copy
+    expected = torch.nn.functional.avg_pool2d(flat, 2, 2)
+    pooled = AvgPool2x2()(images)
+    assert torch.equal(pooled.flatten(0, 1) if len(shape) == 5 else pooled, expected)
+    grad = torch.randn_like(pooled)
+    pooled.backward(grad)
+    expected.backward(grad.flatten(0, 1) if len(shape) == 5 else grad)
+    assert torch.equal(images.grad, copy.grad)
+    as_double = flat.detach().double()  # not float32: the kernel itself
+    assert torch.equal(AvgPool2x2()(as_double), torch.nn.functional.avg_pool2d(as_double, 2, 2))
