@@ -98,6 +98,20 @@ def test_changing_a_student_hyperparameter_reruns_only_students_and_figures(fini
 
 
 @pytest.mark.e2e
+def test_changing_one_label_spec_reruns_only_its_labels_students_and_figure(finished_run, tmp_path):
+    """A new temperature in temperature_grid: one label file, its one population, the one figure; the
+    label files and students of the other temperature and of every other experiment stay."""
+    results = finished_run / "results" / "fashion_mnist"
+    config = config_with_auto_pinned(results)
+    assert config["temperature_grid"]["temperatures"] == [1.0, 2.0]
+    config["temperature_grid"]["temperatures"] = [1.0, 3.0]
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(snakemake(finished_run, "--dry-run", config=changed))
+    assert jobs == {"make_labels": 1, "evaluate_students": 1, "figure_temperature_grid": 1}
+
+
+@pytest.mark.e2e
 def test_changing_one_method_hyperparameter_reruns_only_that_methods_chain(finished_run, tmp_path):
     """methods.dm.iterations: DM's images, their labels and students, and the benchmark figures."""
     results = finished_run / "results" / "fashion_mnist"
