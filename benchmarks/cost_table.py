@@ -35,13 +35,14 @@ BIN_SECONDS = 300
 
 
 def job_costs(run: Path) -> list[dict]:
-    """Every job's cost record from the run's logs (logs/{dataset}/{rule}/{job}.log), with its rule."""
+    """Every job's cost record from the run's logs (logs/{dataset}/{rule}/.../{job}.log), with its rule."""
     jobs = []
-    for log in sorted(run.glob("logs/*/*/*.log")):
+    for log in sorted(run.glob("logs/*/*/**/*.log")):
+        rule = log.relative_to(run / "logs").parts[1]
         for line in reversed(log.read_text(errors="replace").splitlines()):
             record = parse_cost_line(line)
             if record is not None:
-                jobs.append({**record, "rule": log.parent.name})
+                jobs.append({**record, "rule": rule})
                 break
     return jobs
 

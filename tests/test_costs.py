@@ -76,7 +76,7 @@ def test_the_cost_table_adds_up_the_jobs_of_a_run_and_shows_idle_cores(tmp_path,
 
     log("make_labels", "a", 0, 60, {STARTUP: 3.0, COMPUTE: 57.0})
     log("make_labels", "b", 0, 60, {STARTUP: 3.0, DATA: 57.0})
-    log("train_expert", "e", 300, 600, {TEST_PASSES: 60.0, COMPUTE: 240.0})
+    log("train_expert", "convnet-lr0.01/seed0", 300, 600, {TEST_PASSES: 60.0, COMPUTE: 240.0})  # nested, as experts log
     (tmp_path / "logs" / "fashion_mnist" / "make_labels" / "failed.log").write_text("Traceback ...\n")
     jobs = cost_table.job_costs(tmp_path)
     assert sorted(job["rule"] for job in jobs) == ["make_labels", "make_labels", "train_expert"]
