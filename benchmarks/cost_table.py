@@ -35,10 +35,11 @@ BIN_SECONDS = 300
 
 
 def job_costs(run: Path) -> list[dict]:
-    """Every job's cost record from the run's logs (logs/{dataset}/{rule}/.../{job}.log), with its rule."""
+    """Every job's cost record from the run's logs (logs/{dataset}/{rule}/.../{job}.log, or
+    logs/{dataset}/{rule}.log for a rule of one job), with its rule."""
     jobs = []
-    for log in sorted(run.glob("logs/*/*/**/*.log")):
-        rule = log.relative_to(run / "logs").parts[1]
+    for log in sorted(run.glob("logs/*/**/*.log")):
+        rule = log.relative_to(run / "logs").parts[1].removesuffix(".log")
         for line in reversed(log.read_text(errors="replace").splitlines()):
             record = parse_cost_line(line)
             if record is not None:

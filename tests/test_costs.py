@@ -76,16 +76,17 @@ def test_the_cost_table_adds_up_the_jobs_of_a_run_and_shows_idle_cores(tmp_path,
 
     log("make_labels", "a", 0, 60, {STARTUP: 3.0, COMPUTE: 57.0})
     log("make_labels", "b", 0, 60, {STARTUP: 3.0, DATA: 57.0})
+    log(".", "prepare_data", 0, 1, {STARTUP: 1.0})  # a rule of one job logs beside the rules' folders
     log("train_expert", "convnet-lr0.01/seed0", 300, 600, {TEST_PASSES: 60.0, COMPUTE: 240.0})  # nested, as experts log
     (tmp_path / "logs" / "fashion_mnist" / "make_labels" / "failed.log").write_text("Traceback ...\n")
     jobs = cost_table.job_costs(tmp_path)
-    assert sorted(job["rule"] for job in jobs) == ["make_labels", "make_labels", "train_expert"]
+    assert sorted(job["rule"] for job in jobs) == ["make_labels", "make_labels", "prepare_data", "train_expert"]
     rows = cost_table.stage_rows(jobs, total_cpu=480.0)
     labels_row = next(row for row in rows if row.startswith("| make_labels"))
     assert labels_row.split(" | ")[1:4] == ["2", "2.0", "2.0"]  # jobs, wall minutes, CPU minutes
-    assert rows[-2].split(" | ")[3] == "1.0"  # 8 CPU-minutes in all, 7 in jobs: 1 outside them
+    assert rows[-2].split(" | ")[3] == "1.0"  # 8 CPU-minutes in all, 7 in jobs: 1 outside them (and 1 s)
     timeline = cost_table.timeline_rows(jobs)
-    assert timeline[2].split(" | ")[1] == "0.40"  # minutes 0-5: two cores for one minute of five
+    assert timeline[2].split(" | ")[1] == "0.40"  # minutes 0-5: two cores for one minute of five (and 1 s)
     assert timeline[3].split(" | ")[1] == "1.00"  # minutes 5-10: the expert on one core
 
 
