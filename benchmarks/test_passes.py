@@ -6,7 +6,7 @@ A default-config student is tested on all 10,000 test images after epochs 100 an
 student's 200 epochs see only 10 images each, so the passes can cost as much as its training. This
 times one pass of convnet-d3-w32 over the prepared test split (one thread, medians over rounds in a
 rotating order) in each way, next to one IPC-1 training epoch, and checks that each way predicts the
-same logits, bitwise, as the workflow's way (`training.predict_logits`: no_grad, chunks of 500):
+same logits, bitwise, as the workflow's way (`training.predict_logits`: no_grad, chunks of PREDICT_BATCH):
 
 * chunks of 100 to 10,000 images, under torch.inference_mode;
 * three students at once through torch.func.vmap (what the vectorised engine does for training),
@@ -27,12 +27,13 @@ from labelworth.data import load_split
 from labelworth.models import build_model
 from labelworth.settings import StudentSettings
 from labelworth.students import make_optimizer
-from labelworth.training import predict_logits, train_epoch
+from labelworth.training import PREDICT_BATCH, predict_logits, train_epoch
 
 from common import ROOT, interleaved_rounds, machine_header, write_table
 
 ARCH = "convnet-d3-w32"
 STUDENTS = 3
+WORKFLOW = f"workflow: predict_logits, chunks of {PREDICT_BATCH['cpu']}"
 
 
 def chunked(model, images, chunk: int) -> torch.Tensor:
@@ -84,7 +85,7 @@ def main() -> None:
 
     ways = {
         "one IPC-1 training epoch (for scale)": (epoch_way, None),
-        "workflow: no_grad, chunks of 500": (lambda: predict_logits(models[0], test.images), 0),
+        WORKFLOW: (lambda: predict_logits(models[0], test.images), 0),
         "inference_mode, chunks of 100": (lambda: chunked(models[0], test.images, 100), 0),
         "inference_mode, chunks of 250": (lambda: chunked(models[0], test.images, 250), 0),
         "inference_mode, chunks of 500": (lambda: chunked(models[0], test.images, 500), 0),
@@ -100,7 +101,7 @@ def main() -> None:
         return time.perf_counter() - started
 
     readings = interleaved_rounds(list(ways), args.repeats, measure)
-    baseline = statistics.median(readings["workflow: no_grad, chunks of 500"])
+    baseline = statistics.median(readings[WORKFLOW])
     lines = [machine_header(), "", f"{ARCH} on {len(test.images)} test images, medians of {args.repeats} rounds.", "",
              "| way | seconds | vs workflow | bitwise the same logits |", "|---|---|---|---|"]
     for way, (run, compared) in ways.items():

@@ -168,3 +168,17 @@ def test_compiled_students_train_like_eager_ones(fashion_mnist_data):
     assert _same_curve(compiled["students"][0]["curve"], eager["students"][0]["curve"])
     with pytest.raises(LabelworthError, match="option of the sequential engine"):
         _population(fashion_mnist_data, [2], epochs=1, engine="vectorised", compile=True)
+
+
+def test_a_clean_pass_gives_bitwise_the_same_logits_in_any_chunk_size():
+    from labelworth.models import build_model
+    from labelworth.specs import dataset_spec
+    from labelworth.training import predict_batch, predict_logits
+
+    torch.manual_seed(0)
+    model = build_model("convnet-d3-w32", dataset_spec("fashion_mnist"))
+    images = torch.randn(130, 1, 28, 28)
+    whole = predict_logits(model, images, batch_size=130)
+    assert predict_batch(images.device) < 130
+    assert torch.equal(predict_logits(model, images), whole)
+    assert torch.equal(predict_logits(model, images, batch_size=7), whole)

@@ -18,13 +18,13 @@ import torch
 
 from labelworth import io
 from labelworth.data import load_split
-from labelworth.costs import TEST_PASSES, phase
 from labelworth.errors import LabelworthError
 from labelworth.models import build_model
 from labelworth.resume import ExpertFiles, GeneratorState, run_epochs
 from labelworth.settings import ExpertSettings
 from labelworth.specs import DatasetSpec, checkpoint_name, dataset_spec, format_expert_run
-from labelworth.training import accuracy, expert_optimizer, mean_entropy, predict_logits, resolve_device, train_epoch
+from labelworth.training import (accuracy, expert_optimizer, mean_entropy, predict_logits, resolve_device,
+                                 test_pass, train_epoch)
 
 __all__ = ["expert_run_of", "load_expert", "train_expert"]
 
@@ -50,7 +50,7 @@ def prepared_dataset(data_dir: str | os.PathLike) -> DatasetSpec:
 
 
 def _measure(model, train, test, epoch: int, train_loss: float) -> dict:
-    with phase(TEST_PASSES):  # the clean passes over the training and test sets
+    with test_pass():  # the clean passes over the training and test sets
         train_logits = predict_logits(model, train.images)
         return {
             "epoch": epoch,

@@ -45,7 +45,7 @@ from labelworth.resume import ExpertFiles, run_epochs
 from labelworth.settings import ExpertSettings
 from labelworth.models import build_model
 from labelworth.specs import DatasetSpec, dataset_spec
-from labelworth.training import PREDICT_BATCH, expert_optimizer, mean_entropy, resolve_device
+from labelworth.training import expert_optimizer, mean_entropy, predict_batch, resolve_device
 
 # torchvision references/classification defaults for ResNets (METHOD.md 5.2).
 MOMENTUM = 0.9
@@ -225,7 +225,8 @@ def _accuracy_and_entropy(model: torch.nn.Module, files: ImageFiles, processes: 
     """(accuracy, mean softmax entropy) on every image of `files` with the eval preset; each process
     takes every count-th image, and the sums are added over the processes."""
     mine = list(range(processes.rank, len(files.labels), processes.count))
-    batches = [mine[start : start + PREDICT_BATCH] for start in range(0, len(mine), PREDICT_BATCH)]
+    chunk = predict_batch(processes.device)
+    batches = [mine[start : start + chunk] for start in range(0, len(mine), chunk)]
     model.eval()
     sums = torch.zeros(2, dtype=torch.float64)  # correct predictions, entropies
     for batch, pixels in _prefetched(batches, _pixels_loader(files, False, processes.device)):

@@ -40,7 +40,6 @@ from tqdm import tqdm
 
 from labelworth import io
 from labelworth.augment import dsa_augment, dsa_augment_population
-from labelworth.costs import TEST_PASSES, phase
 from labelworth.cutmix import cutmix_augment
 from labelworth.data import Split, load_split
 from labelworth.errors import LabelworthError
@@ -48,13 +47,14 @@ from labelworth.models import build_model
 from labelworth.settings import STUDENT_OPTIMIZERS, StudentSettings, settings_record
 from labelworth.specs import parse_arch, parse_label_spec
 from labelworth.training import (
-    PREDICT_BATCH,
+    predict_batch,
     BatchLoss,
     accuracy,
     epoch_minibatches,
     per_class_accuracy,
     predict_logits,
     resolve_device,
+    test_pass,
     train_epoch,
 )
 
@@ -252,7 +252,7 @@ def _train_sequential(images, targets, test, settings: StudentSettings, seeds, p
             schedule.step()
             progress.update()
             if _is_evaluated(epoch, eval_every, epochs):
-                with phase(TEST_PASSES):
+                with test_pass():
                     logits = predict_logits(model, test.images)
                     curve.append([epoch, accuracy(logits, test.labels)])
                 progress.set_postfix(seed=seed, test=f"{curve[-1][1]:.3f}")
@@ -297,7 +297,7 @@ def _train_vectorised(images, targets, test, settings: StudentSettings, seeds, p
         schedule.step()
         progress.update(len(seeds))
         if _is_evaluated(epoch, eval_every, epochs):
-            with phase(TEST_PASSES):
+            with test_pass():
                 logits = _population_logits(template, params, buffers, test.images, bf16)
                 curve_points.append((epoch, [accuracy(student_logits, test.labels) for student_logits in logits]))
             progress.set_postfix(test=f"{np.mean(curve_points[-1][1]):.3f}")
@@ -326,19 +326,20 @@ def _check_finite(losses: torch.Tensor, seeds: list[int], epoch: int, batch_numb
 
 @torch.no_grad()
 def _population_logits(template, params, buffers, images, bf16) -> torch.Tensor:
-    """[students, images, classes] logits in eval mode, in chunks of PREDICT_BATCH images.
+    """[students, images, classes] logits in eval mode, in chunks of `predict_batch` images.
 
     One student at a time: chunks of test images are big enough to keep any device busy, and plain
     kernels beat vmap's batched ones on a CPU (about 2x on the default ConvNet).
     """
     template.eval()
+    chunk = predict_batch(images.device)
     logits = []
     for index in range(len(next(iter(params.values())))):
         student_params = {name: value[index] for name, value in params.items()}
         student_buffers = {name: value[index] for name, value in buffers.items()}
         logits.append(torch.cat([student_forward(template, student_params, student_buffers,
-                                                 images[i : i + PREDICT_BATCH], bf16)
-                                 for i in range(0, len(images), PREDICT_BATCH)]))
+                                                 images[i : i + chunk], bf16)
+                                 for i in range(0, len(images), chunk)]))
     return torch.stack(logits)
 
 
