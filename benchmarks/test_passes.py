@@ -6,7 +6,7 @@ A default-config student is tested on all 10,000 test images after epochs 100 an
 student's 200 epochs see only 10 images each, so the passes can cost as much as its training. This
 times one pass of convnet-d3-w32 over the prepared test split (one thread, medians over rounds in a
 rotating order) in each way, next to one IPC-1 training epoch, and checks that each way predicts the
-same logits, bitwise, as the workflow's way (`training.predict_logits`: no_grad, chunks of PREDICT_BATCH):
+same logits, bitwise, as the workflow's way (`training.predict_logits`: no_grad, chunks of PREDICT_BATCH_CPU):
 
 * chunks of 100 to 10,000 images, under torch.inference_mode;
 * three students at once through torch.func.vmap (what the vectorised engine does for training),
@@ -27,13 +27,13 @@ from labelworth.data import load_split
 from labelworth.models import build_model
 from labelworth.settings import StudentSettings
 from labelworth.students import make_optimizer
-from labelworth.training import PREDICT_BATCH, predict_logits, train_epoch
+from labelworth.training import PREDICT_BATCH_CPU, predict_logits, train_epoch
 
 from common import ROOT, interleaved_rounds, machine_header, write_table
 
 ARCH = "convnet-d3-w32"
 STUDENTS = 3
-WORKFLOW = f"workflow: predict_logits, chunks of {PREDICT_BATCH['cpu']}"
+WORKFLOW = f"workflow: predict_logits, chunks of {PREDICT_BATCH_CPU}"
 
 
 def chunked(model, images, chunk: int) -> torch.Tensor:

@@ -47,11 +47,11 @@ from labelworth.models import build_model
 from labelworth.settings import STUDENT_OPTIMIZERS, StudentSettings, settings_record
 from labelworth.specs import parse_arch, parse_label_spec
 from labelworth.training import (
-    predict_batch,
     BatchLoss,
     accuracy,
     epoch_minibatches,
     per_class_accuracy,
+    predict_batch,
     predict_logits,
     resolve_device,
     test_pass,

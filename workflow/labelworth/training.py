@@ -22,17 +22,16 @@ from labelworth.augment import dsa_augment
 from labelworth.costs import TEST_PASSES, phase
 from labelworth.errors import LabelworthError
 
-# Images per forward chunk of a clean pass. Small chunks keep each layer's activations in cache: on
-# a CPU, one thread, with the jobs' malloc settings, a pass over 10,000 test images costs 1.4 s CPU in
-# chunks of 50 against 2.1 s in chunks of 500, with bitwise the same logits (benchmarks/test_passes.py).
-# An accelerator wants bigger chunks, to amortise its kernel launches.
-PREDICT_BATCH = {"cpu": 50}
+# Images per forward chunk of a clean pass. On a CPU small chunks keep each layer's activations in
+# cache, with bitwise the same logits (benchmarks/results/test_passes.md); an accelerator wants bigger
+# chunks, to amortise its kernel launches.
+PREDICT_BATCH_CPU = 50
 PREDICT_BATCH_ACCELERATOR = 500
 
 
 def predict_batch(device: torch.device) -> int:
     """Images per chunk of a clean pass on `device`."""
-    return PREDICT_BATCH.get(device.type, PREDICT_BATCH_ACCELERATOR)
+    return PREDICT_BATCH_CPU if device.type == "cpu" else PREDICT_BATCH_ACCELERATOR
 
 
 def expert_optimizer(parameters, settings, momentum: float, weight_decay: float) -> torch.optim.SGD:
