@@ -62,9 +62,19 @@ def test_the_convnet_pool_is_avg_pool2d_bitwise_forward_and_backward(shape):
     expected = torch.nn.functional.avg_pool2d(flat, 2, 2)
     pooled = AvgPool2x2()(images)
     assert torch.equal(pooled.flatten(0, 1) if len(shape) == 5 else pooled, expected)
+    with torch.no_grad():  # a test pass: the taps without autograd
+        assert torch.equal(AvgPool2x2()(images), pooled)
     grad = torch.randn_like(pooled)
-    pooled.backward(grad)
-    expected.backward(grad.flatten(0, 1) if len(shape) == 5 else grad)
-    assert torch.equal(images.grad, copy.grad)
+    grad.view(-1)[:3] = torch.tensor([-0.0, 1e-45, -1e-45])  # the kernel's backward turns -0.0 into 0.0
+    grad.requires_grad_()
+    # first derivatives bitwise, signs of zeros included; and second ones (MTT's meta-gradient)
+    (ours,) = torch.autograd.grad(pooled, images, grad, create_graph=True)
+    (theirs,) = torch.autograd.grad(expected, copy, grad.flatten(0, 1) if len(shape) == 5 else grad, create_graph=True)
+    assert torch.equal(ours.view(torch.int32), theirs.view(torch.int32))
+    (ours,), (theirs,) = (torch.autograd.grad((first ** 2).sum(), grad) for first in (ours, theirs))
+    assert torch.equal(ours, theirs)
+    pooled.backward(grad.detach())  # and without a recorded backward pass, the one-pass spread
+    expected.backward(grad.detach().flatten(0, 1) if len(shape) == 5 else grad.detach())
+    assert torch.equal(images.grad.view(torch.int32), copy.grad.view(torch.int32))
     as_double = flat.detach().double()  # not float32: the kernel itself
     assert torch.equal(AvgPool2x2()(as_double), torch.nn.functional.avg_pool2d(as_double, 2, 2))

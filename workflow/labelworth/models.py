@@ -26,21 +26,65 @@ def _norm_layer(norm: str, width: int, feature_size: int) -> nn.Module:
     return nn.Identity()
 
 
-class AvgPool2x2(nn.Module):
-    """nn.AvgPool2d(2, 2), bitwise: on a CPU float32 tensor the four taps are added in the order the
-    kernel adds them (row by row, left to right) and divided by 4, as elementwise operations.
+def _taps(images: torch.Tensor) -> torch.Tensor:
+    """avg_pool2d(images, 2, 2) of a CPU float32 tensor, bitwise: the four taps of each window added
+    in the order the kernel adds them (row by row, left to right), then divided by 4."""
+    height, width = images.shape[-2] // 2 * 2, images.shape[-1] // 2 * 2  # an odd edge is dropped
+    even = images[..., :height, :width]
+    return (((even[..., 0::2, 0::2] + even[..., 0::2, 1::2]) + even[..., 1::2, 0::2]) + even[..., 1::2, 1::2]) / 4
 
-    PyTorch's CPU kernel for contiguous tensors adds each window in scalar code, and took 29% of a
-    ConvNet's forward pass; these run vectorised at 1.7-3x its speed, and their backward pass gives
-    each tap the same grad / 4 (benchmarks/results/test_passes.md; tests compare both ways bitwise).
+
+def _kernel(images: torch.Tensor) -> torch.Tensor:
+    if images.dim() <= 4:
+        return nn.functional.avg_pool2d(images, 2, 2)
+    return nn.functional.avg_pool2d(images.flatten(0, -4), 2, 2).unflatten(0, images.shape[:-3])  # one batch dim
+
+
+class _TapPool(torch.autograd.Function):
+    """The taps forward; backward, each input gets its window's grad / 4 in one pass, the bits of
+    the kernel's backward (which adds grad / 4 to a zeroed input: 0 + x, so -0.0 becomes 0.0).
+    Autograd would instead give each strided tap a zeroed copy of the whole input and add them up.
+    Where the backward pass is itself recorded (MTT's and BPTT's meta-gradients), it is the
+    kernel's backward, so that second derivatives are the kernel's too."""
+
+    generate_vmap_rule = True  # plain tensor operations: torch.func.vmap batches them
+
+    @staticmethod
+    def forward(images: torch.Tensor) -> torch.Tensor:
+        return _taps(images)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(inputs[0])  # ReLU's output, which its own backward keeps anyway
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (images,) = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            leaf = images.detach().requires_grad_()
+            return torch.autograd.grad(_kernel(leaf), leaf, grad, create_graph=True)[0]
+        rows, columns = grad.shape[-2:]
+        spread = (grad / 4).add_(0.0)[..., :, None, :, None].expand(*grad.shape[:-2], rows, 2, columns, 2)
+        spread = spread.reshape(*grad.shape[:-2], 2 * rows, 2 * columns)
+        missing_rows, missing_columns = images.shape[-2] - 2 * rows, images.shape[-1] - 2 * columns
+        return nn.functional.pad(spread, (0, missing_columns, 0, missing_rows)) if missing_rows or missing_columns \
+            else spread
+
+
+class AvgPool2x2(nn.Module):
+    """nn.AvgPool2d(2, 2), bitwise, forward and backward (tests compare both ways).
+
+    On a CPU float32 tensor PyTorch's kernel adds each window in scalar code: it took 29% of a
+    ConvNet's forward pass, and with its backward about 30% of a CPU training step. The taps run
+    vectorised at 1.7-3x its speed (benchmarks/results/test_passes.md, pool_backward.md).
     Elsewhere (a GPU, bfloat16, whose kernels accumulate in float32) the kernel itself runs."""
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.device.type != "cpu" or images.dtype != torch.float32:
-            return nn.functional.avg_pool2d(images, 2, 2)
-        height, width = images.shape[-2] // 2 * 2, images.shape[-1] // 2 * 2  # an odd edge is dropped
-        even = images[..., :height, :width]
-        return (((even[..., 0::2, 0::2] + even[..., 0::2, 1::2]) + even[..., 1::2, 0::2]) + even[..., 1::2, 1::2]) / 4
+            return _kernel(images)
+        if torch.is_grad_enabled() and images.requires_grad:
+            return _TapPool.apply(images)
+        return _taps(images)
 
 
 class ConvNet(nn.Module):
