@@ -145,3 +145,15 @@ def test_one_process_without_torchrun_trains_the_same_kind_of_run(imagenet_data,
                            files, device="cpu")
     assert [row["epoch"] for row in metrics] == [0, 1] and 0 <= metrics[1]["train_accuracy"] <= 1
     assert sorted(path.name for path in files.checkpoint_dir.iterdir()) == [checkpoint_name(0), checkpoint_name(1)]
+
+
+def test_train_metrics_of_image_files_on_a_fixed_sample(imagenet_data, tmp_path):
+    from labelworth.training import train_metric_indices
+
+    files = ExpertFiles(tmp_path / "checkpoints", tmp_path / "metrics.csv", tmp_path / "work")
+    settings = ExpertSettings(arch=ARCH, lr=0.01, epochs=1, seeds=(5,), batch_size=GLOBAL_BATCH, train_metric_images=7)
+    metrics = train_expert(imagenet_data, settings, files, device="cpu")
+    logits, labels = eval_preset_logits(load_expert(files.checkpoint_dir / checkpoint_name(1)), imagenet_data, "train")
+    sample = train_metric_indices(len(labels), 7)
+    assert metrics[1]["train_accuracy"] == pytest.approx(accuracy(logits[sample], labels[sample]), abs=1e-6)
+    assert metrics[1]["train_label_entropy"] == pytest.approx(mean_entropy(logits[sample].softmax(1)), rel=1e-5)

@@ -62,3 +62,27 @@ def test_a_runs_weight_decay_changes_its_experts_and_is_part_of_what_it_is(fashi
     with pytest.raises(LabelworthError, match="experts.decayed.weight_decay: 0.0005, but experts.convnet trains the "
                                               "same run convnet-d2-w8-lr0.01 with None"):
         load_config(config)
+
+
+def test_train_metrics_on_a_fixed_sample_leave_the_weights_alone(fashion_mnist_data, tmp_path):
+    from labelworth.training import mean_entropy, train_metric_indices
+
+    train = load_split(fashion_mnist_data, "train")
+    sample = train_metric_indices(len(train.labels), 50)
+    assert torch.equal(sample, train_metric_indices(len(train.labels), 50))  # fixed across calls
+    assert len(set(sample.tolist())) == 50 and 0 <= sample.min() and sample.max() < len(train.labels)
+    assert train_metric_indices(len(train.labels), len(train.labels)) is None  # not below the size: all
+    assert train_metric_indices(len(train.labels), None) is None
+
+    everything = _train(fashion_mnist_data, tmp_path, epochs=2, name="all", train_metric_images=None)
+    sampled = _train(fashion_mnist_data, tmp_path, epochs=2, name="sampled", train_metric_images=50)
+    for epoch in range(3):
+        weights = [torch.load(tmp_path / name / "checkpoints" / f"epoch_{epoch:03d}.pt")["state_dict"]
+                   for name in ("all", "sampled")]
+        assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+    assert [row["test_accuracy"] for row in everything] == [row["test_accuracy"] for row in sampled]
+    # the stored train metrics are those of the sample, recomputed from the last checkpoint
+    logits = predict_logits(load_expert(tmp_path / "sampled" / "checkpoints" / "epoch_002.pt"), train.images[sample])
+    assert sampled[-1]["train_accuracy"] == accuracy(logits, train.labels[sample])
+    assert abs(sampled[-1]["train_label_entropy"] - mean_entropy(logits.softmax(1))) < 1e-6
+    assert [row["train_accuracy"] for row in sampled] != [row["train_accuracy"] for row in everything]

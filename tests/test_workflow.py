@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -159,6 +160,23 @@ def test_grouped_populations_train_each_label_set_once_and_give_the_same_student
         assert member["meta"] == alone["meta"]
         assert [student["curve"] for student in member["students"]] == [student["curve"] for student in alone["students"]]
     assert "Nothing to be done" in snakemake(workdir, "--dry-run", config=grouped).stdout
+
+
+def test_the_longest_expert_is_scheduled_before_every_other_critical_path_job(tmp_path):
+    """From an empty folder, the first seed's expert (3 epochs in the tiny config) outranks the
+    shorter experts, which outrank the synthesis jobs."""
+    plan = snakemake(tmp_path, "--dry-run").stdout
+    experts, synthesis = {}, []
+    for block in re.split(r"^\[.*\]$", plan, flags=re.M):  # a job's lines follow its timestamp
+        rule = re.search(r"^rule (\w+):", block, re.M)
+        priority = re.search(r"priority: (\d+)", block)
+        priority = int(priority.group(1)) if priority else 0
+        if rule and rule.group(1) == "train_expert":
+            experts[re.search(r"wildcards: expert=(\S+)", block).group(1)] = priority
+        elif rule and rule.group(1) == "synthesise_images":
+            synthesis.append(priority)
+    longest = experts.pop("convnet-d2-w8-lr0.01/seed0")
+    assert synthesis and longest > max(experts.values()) > max(synthesis)
 
 
 @pytest.mark.e2e

@@ -253,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     stage = stages.add_parser("train-expert", help="train one expert, checkpoint every epoch")
     stage.add_argument("--data-dir", required=True)
-    _add_settings_option(stage, "ExpertSettings: arch, lr, epochs, seeds (one), batch_size, processes")
+    _add_settings_option(stage, "ExpertSettings: arch, lr, epochs, seeds (one), batch_size, processes, weight_decay,"
+                         " train_metric_images")
     stage.add_argument("--checkpoint-dir", required=True)
     stage.add_argument("--metrics", required=True, help="metrics.csv to write")
     stage.add_argument("--work-dir", required=True, help="scratch folder the run resumes from")

@@ -24,7 +24,7 @@ from labelworth.resume import ExpertFiles, GeneratorState, run_epochs
 from labelworth.settings import ExpertSettings
 from labelworth.specs import DatasetSpec, checkpoint_name, dataset_spec, format_expert_run
 from labelworth.training import (accuracy, expert_optimizer, mean_entropy, predict_logits, resolve_device,
-                                 test_pass, train_epoch)
+                                 test_pass, train_epoch, train_metric_indices)
 
 __all__ = ["expert_run_of", "load_expert", "train_expert"]
 
@@ -49,13 +49,14 @@ def prepared_dataset(data_dir: str | os.PathLike) -> DatasetSpec:
     return dataset_spec(io.load_tensors(Path(data_dir) / "test.pt", required=("labels",))["meta"]["dataset"])
 
 
-def _measure(model, train, test, epoch: int, train_loss: float) -> dict:
-    with test_pass():  # the clean passes over the training and test sets
-        train_logits = predict_logits(model, train.images)
+def _measure(model, measured_train: tuple[torch.Tensor, torch.Tensor], test, epoch: int, train_loss: float) -> dict:
+    train_images, train_labels = measured_train
+    with test_pass():  # the clean passes over the measured training images and the test set
+        train_logits = predict_logits(model, train_images)
         return {
             "epoch": epoch,
             "train_loss": train_loss,
-            "train_accuracy": accuracy(train_logits, train.labels),
+            "train_accuracy": accuracy(train_logits, train_labels),
             "test_accuracy": accuracy(predict_logits(model, test.images), test.labels),
             "train_label_entropy": mean_entropy(train_logits.softmax(1)),
         }
@@ -67,8 +68,8 @@ def train_expert(data_dir: str | os.PathLike, settings: ExpertSettings, files: E
     per-epoch metric rows.
 
     The metrics of epoch k are measured on the weights after k epochs: loss of the training pass,
-    clean accuracy on the whole training and test sets, and the mean entropy of the softmax on the
-    training set. ImageNet goes to `experts_distributed.train_expert_from_files`, in one process or in
+    clean accuracy on the test set and on `settings.train_metric_images` training images
+    (training.train_metric_indices), and the mean entropy of the softmax on those images. ImageNet goes to `experts_distributed.train_expert_from_files`, in one process or in
     each of torchrun's.
     """
     seed = settings.seed
@@ -85,6 +86,8 @@ def train_expert(data_dir: str | os.PathLike, settings: ExpertSettings, files: E
     train = load_split(data_dir, "train", device)
     test = load_split(data_dir, "test", device)
     spec = train.spec
+    sample = train_metric_indices(len(train.labels), settings.train_metric_images)
+    measured_train = (train.images, train.labels) if sample is None else (train.images[sample], train.labels[sample])
     Path(files.work_dir).mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(seed)  # the initialisation is part of the run's identity
@@ -98,5 +101,5 @@ def train_expert(data_dir: str | os.PathLike, settings: ExpertSettings, files: E
                            generator)[0]
 
     return run_epochs(model, settings.run_identity(spec.name), settings.epochs, files,
-                      train_one_epoch, lambda epoch, loss: _measure(model, train, test, epoch, loss),
+                      train_one_epoch, lambda epoch, loss: _measure(model, measured_train, test, epoch, loss),
                       {"optimizer": optimizer, "generator": GeneratorState(generator)})

@@ -45,7 +45,7 @@ from labelworth.resume import ExpertFiles, run_epochs
 from labelworth.settings import ExpertSettings
 from labelworth.models import build_model
 from labelworth.specs import DatasetSpec, dataset_spec
-from labelworth.training import expert_optimizer, mean_entropy, predict_batch, resolve_device
+from labelworth.training import expert_optimizer, mean_entropy, predict_batch, resolve_device, train_metric_indices
 
 # torchvision references/classification defaults for ResNets (METHOD.md 5.2).
 MOMENTUM = 0.9
@@ -221,10 +221,13 @@ def _train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, f
 
 
 @torch.no_grad()
-def _accuracy_and_entropy(model: torch.nn.Module, files: ImageFiles, processes: Processes) -> tuple[float, float]:
-    """(accuracy, mean softmax entropy) on every image of `files` with the eval preset; each process
-    takes every count-th image, and the sums are added over the processes."""
-    mine = list(range(processes.rank, len(files.labels), processes.count))
+def _accuracy_and_entropy(model: torch.nn.Module, files: ImageFiles, processes: Processes,
+                          indices: torch.Tensor | None = None) -> tuple[float, float]:
+    """(accuracy, mean softmax entropy) on the images of `files` at `indices` (None: every image)
+    with the eval preset; each process takes every count-th of them, and the sums are added over
+    the processes."""
+    measured = range(len(files.labels)) if indices is None else indices.tolist()
+    mine = list(measured[processes.rank :: processes.count])
     chunk = predict_batch(processes.device)
     batches = [mine[start : start + chunk] for start in range(0, len(mine), chunk)]
     model.eval()
@@ -234,7 +237,7 @@ def _accuracy_and_entropy(model: torch.nn.Module, files: ImageFiles, processes: 
         sums += torch.tensor([(logits.argmax(1) == files.labels[batch]).sum().item(),
                               mean_entropy(logits.softmax(1)) * len(batch)], dtype=torch.float64)
     correct, entropy_sum = processes.summed(sums.to(processes.device)).tolist()
-    return correct / len(files.labels), entropy_sum / len(files.labels)
+    return correct / len(measured), entropy_sum / len(measured)
 
 
 def train_expert_from_files(data_dir: str | os.PathLike, settings: ExpertSettings, files: ExpertFiles,
@@ -243,11 +246,12 @@ def train_expert_from_files(data_dir: str | os.PathLike, settings: ExpertSetting
     of torchrun's; returns the per-epoch metric rows (the same in every process).
 
     The metrics are those of experts.train_expert, measured with the eval preset: training loss
-    (train preset), clean accuracy on the whole training and test sets, mean softmax entropy on the
-    training set."""
+    (train preset), clean accuracy on the test set and on the measured training images
+    (`settings.train_metric_images`), mean softmax entropy on those images."""
     train = load_image_files_split(data_dir, "train")
     test = load_image_files_split(data_dir, "test")
     seed, batch_size = settings.seed, settings.batch_size
+    measured_train = train_metric_indices(len(train.labels), settings.train_metric_images)
     with joined_processes(device) as processes:
         if batch_size % processes.count:
             raise LabelworthError(f"batch size {batch_size} does not split over {processes.count} processes")
@@ -269,7 +273,7 @@ def train_expert_from_files(data_dir: str | os.PathLike, settings: ExpertSetting
             return loss
 
         def measure(epoch: int, train_loss: float) -> dict:
-            train_accuracy, train_entropy = _accuracy_and_entropy(model, train, processes)
+            train_accuracy, train_entropy = _accuracy_and_entropy(model, train, processes, measured_train)
             test_accuracy, _ = _accuracy_and_entropy(model, test, processes)
             return {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
                     "test_accuracy": test_accuracy, "train_label_entropy": train_entropy}

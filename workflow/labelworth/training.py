@@ -34,6 +34,21 @@ def predict_batch(device: torch.device) -> int:
     return PREDICT_BATCH_CPU if device.type == "cpu" else PREDICT_BATCH_ACCELERATOR
 
 
+# Fixed, so that every run, epoch and process measures the same training images.
+TRAIN_METRIC_SEED = 0
+
+
+def train_metric_indices(train_size: int, train_metric_images: int | None) -> torch.Tensor | None:
+    """The training images an expert's per-epoch train accuracy and label entropy are measured on:
+    `train_metric_images` of them drawn without replacement by TRAIN_METRIC_SEED, in increasing
+    order; None (every image) when the setting is None or not below `train_size`.
+    Property (tests): the same indices on every call, distinct and within range."""
+    if train_metric_images is None or train_metric_images >= train_size:
+        return None
+    generator = torch.Generator().manual_seed(TRAIN_METRIC_SEED)
+    return torch.randperm(train_size, generator=generator)[:train_metric_images].sort().values
+
+
 def expert_optimizer(parameters, settings, momentum: float, weight_decay: float) -> torch.optim.SGD:
     """The experts' SGD at the run's lr (`settings`: ExpertSettings), both trainers' one recipe: the
     momentum and weight decay are the trainer's (the paper's ConvNet experts: none; torchvision's
@@ -130,7 +145,7 @@ def test_pass() -> Iterator[None]:
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Logits in eval mode (batch-norm uses running statistics); the model's mode is restored.
-    Property (tests): the chunk size does not change a logit's bits."""
+    Property (tests): chunks of PREDICT_BATCH_CPU images or more give the bits of one batch."""
     batch_size = batch_size or predict_batch(images.device)
     was_training = model.training
     model.eval()

@@ -132,6 +132,14 @@ def expert_processes(wildcards):
     return PLAN.expert_job(wildcards.expert).processes
 
 
+def expert_priority(wildcards):
+    """Above every other critical-path job, the longest expert first: the first seed's expert is the
+    longest job on that path (everything `auto` waits for its last epoch, MTT's buffer for its
+    folder), and among equal priorities the greedy scheduler started DM, the batch-norm teacher,
+    SRe2L and BPTT before it in the fresh run of 4f70d2b."""
+    return CRITICAL_PATH_PRIORITY + PLAN.expert_job(wildcards.expert).epochs
+
+
 def expert_threads(wildcards):
     # Cached datasets train from memory on 2 threads; ImageNet decodes every image of every epoch, and
     # its processes share the job's threads (raise them with --set-threads on big nodes).

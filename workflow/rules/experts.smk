@@ -21,7 +21,7 @@ rule train_expert:
         LAYOUT.benchmark("train_expert", "{expert}")
     wildcard_constraints:
         expert=any_of(PLAN.experts()),
-    priority: CRITICAL_PATH_PRIORITY
+    priority: expert_priority
     conda:
         "../../envs/labelworth.yaml"
     threads: expert_threads
