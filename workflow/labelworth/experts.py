@@ -69,8 +69,8 @@ def train_expert(data_dir: str | os.PathLike, settings: ExpertSettings, files: E
 
     The metrics of epoch k are measured on the weights after k epochs: loss of the training pass,
     clean accuracy on the test set and on `settings.train_metric_images` training images
-    (training.train_metric_indices), and the mean entropy of the softmax on those images. ImageNet goes to `experts_distributed.train_expert_from_files`, in one process or in
-    each of torchrun's.
+    (training.train_metric_indices), and the mean entropy of the softmax on those images. ImageNet
+    goes to `experts_distributed.train_expert_from_files`, in one process or in each of torchrun's.
     """
     seed = settings.seed
     if not prepared_dataset(data_dir).cached_as_tensors:

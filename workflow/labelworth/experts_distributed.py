@@ -251,7 +251,7 @@ def train_expert_from_files(data_dir: str | os.PathLike, settings: ExpertSetting
     train = load_image_files_split(data_dir, "train")
     test = load_image_files_split(data_dir, "test")
     seed, batch_size = settings.seed, settings.batch_size
-    measured_train = train_metric_indices(len(train.labels), settings.train_metric_images)
+    train_sample = train_metric_indices(len(train.labels), settings.train_metric_images)
     with joined_processes(device) as processes:
         if batch_size % processes.count:
             raise LabelworthError(f"batch size {batch_size} does not split over {processes.count} processes")
@@ -273,7 +273,7 @@ def train_expert_from_files(data_dir: str | os.PathLike, settings: ExpertSetting
             return loss
 
         def measure(epoch: int, train_loss: float) -> dict:
-            train_accuracy, train_entropy = _accuracy_and_entropy(model, train, processes, measured_train)
+            train_accuracy, train_entropy = _accuracy_and_entropy(model, train, processes, train_sample)
             test_accuracy, _ = _accuracy_and_entropy(model, test, processes)
             return {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
                     "test_accuracy": test_accuracy, "train_label_entropy": train_entropy}

@@ -60,9 +60,10 @@ class _TapPool(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         (images,) = ctx.saved_tensors
-        if torch.is_grad_enabled():
-            leaf = images.detach().requires_grad_()
-            return torch.autograd.grad(_kernel(leaf), leaf, grad, create_graph=True)[0]
+        if torch.is_grad_enabled():  # differentiable: its own derivative is the kernel's avg_pool2d
+            flat_grad, flat_images = (grad, images) if grad.dim() <= 4 else (grad.flatten(0, -4), images.flatten(0, -4))
+            spread = torch.ops.aten.avg_pool2d_backward(flat_grad, flat_images, [2, 2], [2, 2], [0, 0], False, True, None)
+            return spread.view_as(images)
         rows, columns = grad.shape[-2:]
         spread = (grad / 4).add_(0.0)[..., :, None, :, None].expand(*grad.shape[:-2], rows, 2, columns, 2)
         spread = spread.reshape(*grad.shape[:-2], 2 * rows, 2 * columns)
