@@ -76,8 +76,9 @@ class AvgPool2x2(nn.Module):
     """nn.AvgPool2d(2, 2), bitwise, forward and backward (tests compare both ways).
 
     On a CPU float32 tensor PyTorch's kernel adds each window in scalar code: it took 29% of a
-    ConvNet's forward pass, and with its backward about 30% of a CPU training step. The taps run
-    vectorised at 1.7-3x its speed (benchmarks/results/test_passes.md, pool_backward.md).
+    ConvNet's forward pass. The taps run vectorised at 1.7-3x its speed, and in training the
+    one-pass backward beats both the kernel's and autograd's through the taps
+    (benchmarks/results/test_passes.md, pool_backward.md).
     Elsewhere (a GPU, bfloat16, whose kernels accumulate in float32) the kernel itself runs."""
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
