@@ -15,6 +15,7 @@ from pathlib import Path
 from labelworth.costs import METER, cost_line
 from labelworth.errors import LabelworthError
 from labelworth.gpu_lease import lease_for
+from labelworth.job_client import run_in_server, server_socket
 from labelworth.torchrun import launched_by_torchrun
 
 
@@ -411,10 +412,23 @@ def _run(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The `labelworth` command. Without `argv` this call is the whole process (a job): its costs
-    are metered and a successful one ends its log with their line (labelworth/costs.py)."""
-    job = argv is None
-    argv = sys.argv[1:] if argv is None else list(argv)
+    """The `labelworth` command. Without `argv` this call is a job, the whole process: on a local
+    run it asks the run's job server to fork it (labelworth/job_client.py), else it runs here."""
+    if argv is not None:
+        return _main(argv, job=False)
+    path = None if launched_by_torchrun() else server_socket()
+    returncode = None if path is None else run_in_server(path, sys.argv[1:])
+    return run_job(sys.argv[1:]) if returncode is None else returncode
+
+
+def run_job(argv: list[str]) -> int:
+    """`labelworth argv` as a job, the whole of its process (or of a forked worker): its costs are
+    metered and a successful one ends its log with their line (labelworth/costs.py)."""
+    return _main(argv, job=True)
+
+
+def _main(argv: list[str], job: bool) -> int:
+    argv = list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # a stage that restarts itself under torchrun forwards exactly these arguments
     keep_freed_memory()  # before torch allocates anything

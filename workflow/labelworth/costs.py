@@ -28,6 +28,10 @@ class CostMeter:
     phase is counted to that phase only, an import inside it to start-up."""
 
     def __init__(self) -> None:
+        self.restart()
+
+    def restart(self) -> None:
+        """Start afresh, as in a new process: a forked worker's CPU clock starts at zero."""
         self.started = time.time()  # the interpreter's own start lies a few milliseconds before
         self.cpu = dict.fromkeys(PHASES, 0.0)
         self._phase = STARTUP

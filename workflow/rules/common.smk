@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from labelworth.config import SWEEP, STUDENT_EXPERIMENTS, read_config_file
 from labelworth.errors import LabelworthError
 from labelworth.io import read_json
+from labelworth.job_client import JobServer
 from labelworth.plan import (
     WorkflowPlan,
     figure_rule,
@@ -60,6 +61,26 @@ NEVER = r"(?!)"  # a wildcard constraint that matches nothing
 # rest of the run queued behind it (in the 63-minute fresh default run of a15afe9, MTT's IPC-10 set
 # started among the last jobs).
 CRITICAL_PATH_PRIORITY = 10
+
+
+# One warm Python forks the jobs of a local run (labelworth/job_client.py): a job's imports cost 2.6 s
+# of CPU each, nearly 300 times in the default run. Not for jobs that run elsewhere (SLURM), in a conda
+# or container environment of their own, or a dry run (Snakemake calls no hooks then);
+# LABELWORTH_JOB_SERVER=off runs every job in its own process.
+JOB_SERVER = JobServer("logs/job_server/job_server.log")
+
+
+onstart:
+    if workflow.local_exec and not workflow.deployment_settings.deployment_method:
+        JOB_SERVER.start()
+
+
+onsuccess:
+    JOB_SERVER.stop()
+
+
+onerror:
+    JOB_SERVER.stop()
 
 
 def any_of(names):
