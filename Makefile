@@ -8,7 +8,9 @@ BIN := $(CURDIR)/$(VENV)/bin
 # Rules call the `labelworth` console script, so the venv must be first on PATH for Snakemake's jobs.
 export PATH := $(BIN):$(PATH)
 FASHION_MNIST_DEBIAN := /usr/share/datasets/fashion-mnist
-PIP := $(BIN)/python -m pip --disable-pip-version-check -qq
+# --no-compile: Python compiles a module when a run first imports it, instead of pip compiling every
+# module it installs (a fresh `make venv` 0.77x the wall time, benchmarks/results/venv_install.md).
+PIP_INSTALL := $(BIN)/python -m pip --disable-pip-version-check -qq install --no-compile
 
 .PHONY: figures test venv data dry-run report verify clean-results
 
@@ -16,8 +18,8 @@ venv: $(VENV)/.installed
 
 $(VENV)/.installed: envs/requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -r envs/requirements.txt
-	$(PIP) install --no-deps -e .
+	$(PIP_INSTALL) -r envs/requirements.txt
+	$(PIP_INSTALL) --no-deps -e .
 	touch $@
 
 # Fashion-MNIST: the Debian package when we are root with apt, else torchvision's download.

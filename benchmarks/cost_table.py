@@ -12,8 +12,10 @@ and end and its process CPU seconds split into start-up (the interpreter and eve
 loading (reading prepared splits and result files), test passes (the clean passes that measure
 students and experts) and compute (the rest). The table adds them up per rule; the row "outside the
 jobs" is the run's total CPU less the jobs' (Snakemake itself, the venv's install, the data check).
-The timeline spreads each job's CPU evenly over its wall-clock span and reports, per five minutes,
-how many of the cores the jobs kept busy and which rules ran: a core left idle shows there.
+The job server's own log (its imports, its loop) is the row `job_server`: its CPU is among the jobs',
+the server itself is not counted as a job. The timeline spreads each job's CPU evenly over its
+wall-clock span and reports, per five minutes, how many of the cores the jobs kept busy and which
+rules ran: a core left idle shows there.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from labelworth.costs import PHASES, parse_cost_line
 
 from common import ROOT, machine_header, write_table
 
+SERVER_RULE = "job_server"  # logs/job_server/job_server.log: the run's job server, not one of its jobs
 TIME_FORMAT = '{"wall": %e, "user": %U, "system": %S}'
 BIN_SECONDS = 300
 
@@ -61,7 +64,8 @@ def stage_rows(jobs: list[dict], total_cpu: float | None) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     ordered = sorted(by_rule.items(), key=lambda item: -sum(sum(job["cpu"].values()) for job in item[1]))
     for rule, members in [*ordered, ("all jobs", jobs)]:
-        cells = [rule if rule != "all jobs" else "**all jobs**", str(len(members)),
+        cells = [rule if rule != "all jobs" else "**all jobs**",
+                 str(len(members) if rule != "all jobs" else sum(job["rule"] != SERVER_RULE for job in jobs)),
                  minutes(job["ended"] - job["started"] for job in members),
                  minutes(sum(job["cpu"].values()) for job in members),
                  *(minutes(job["cpu"][phase] for job in members) for phase in PHASES)]
@@ -136,7 +140,8 @@ def main() -> None:
     total_cpu = None if times is None else times["user"] + times["system"]
     summary = (f"`make figures` on a fresh clone of {commit}: "
                + (f"{times['wall'] / 60:.1f} min wall, {total_cpu / 60:.1f} CPU-min, " if times else "")
-               + f"{len(jobs)} labelworth jobs.")
+               + f"{sum(job['rule'] != SERVER_RULE for job in jobs)} labelworth jobs"
+               + (" and the job server that forked them." if any(job["rule"] == SERVER_RULE for job in jobs) else "."))
     lines = [header, "", summary, "", "## By stage and kind of cost", "", *stage_rows(jobs, total_cpu), "",
              "## Timeline (the jobs' CPU spread over their wall-clock span)", "", *timeline_rows(jobs)]
     write_table(f"Cost table of the default run ({args.label})", lines,

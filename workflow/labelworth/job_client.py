@@ -1,7 +1,7 @@
 """A local run's jobs forked from one warm Python: the client side, and the server's start and stop.
 
-A fresh `labelworth` process spends about 2.6 s of CPU importing torch, torchvision and its stage
-before it works (benchmarks/results/job_server.md); a default run starts nearly 300 of them. On a local
+A fresh `labelworth` process spends 0.6-2.6 s of CPU importing torch, torchvision and its stage
+before it works (benchmarks/results/job_server.md), and a default run starts nearly 300 of them. On a local
 run the workflow starts one job server (labelworth/job_server.py) that imports all of that once and
 forks a worker per job. The `labelworth` command a rule runs then only hands the server its
 arguments, working folder, umask, environment and standard streams, forwards the signals it gets to
