@@ -77,3 +77,11 @@ def test_a_cuda_device_on_a_machine_without_one_is_one_line(capsys, tmp_path, mo
                  "--out", str(tmp_path / "s.csv"), "--device", "cuda"]) == 2
     [line] = _error_lines(capsys)
     assert "device 'cuda': this machine has 0 visible CUDA device(s)" in line
+
+
+def test_evaluate_names_a_missing_set_before_anything_runs(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "--images", "missing_set.pt"]) == 2
+    [line] = _error_lines(capsys)
+    assert line == "labelworth evaluate: error: --images missing_set.pt: no such file or folder"
+    assert not (tmp_path / "results").exists() and not (tmp_path / ".snakemake").exists()

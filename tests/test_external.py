@@ -153,6 +153,36 @@ def test_class_names_and_prefixed_indices_name_class_folders(fashion_mnist_data,
     assert torch.equal(by_name.images, by_index.images) and by_name.classes.tolist() == sorted(list(range(10)) * 2)
 
 
+def write_dc_results(path, experiments, ipc: int) -> None:
+    """A results file as DC, DSA and DM save theirs (main.py, main_DM.py): for each experiment, the
+    synthetic images normalised by the dataset's mean and std and their int64 class-major labels,
+    built from a list of numpy arrays as they build them; the accuracies as lists of numpy floats."""
+    data = []
+    for images in experiments:
+        labels = torch.tensor(np.array([np.ones(ipc) * c for c in range(10)]), dtype=torch.long).view(-1)
+        data.append([images.detach().cpu().clone(), labels.clone()])
+    accs = {"ConvNet": [np.float64(0.71), np.float64(0.69)]}
+    torch.save({"data": data, "accs_all_exps": accs}, path)
+
+
+def test_a_dc_dsa_dm_results_file_gives_the_experiment_asked(fashion_mnist_data, own_set, tmp_path):
+    first, second = own_set["images"], own_set["images"].flip(-1).contiguous()  # normalised, as DM keeps them
+    write_dc_results(tmp_path / "res_DM_FashionMNIST_ConvNet_2ipc.pt", [first, second], ipc=2)
+    path = tmp_path / "res_DM_FashionMNIST_ConvNet_2ipc.pt"
+    default = read(path, fashion_mnist_data, format="pt")
+    assert torch.equal(default.images, first) and default.read_as == "normalised (detected)"
+    assert torch.equal(default.classes, own_set["labels"]) and default.learned_labels is None
+    assert torch.equal(read(path, fashion_mnist_data, format="pt", experiment=1).images, second)
+    with pytest.raises(LabelworthError, match="experiment 2, but the file holds 2 experiment\\(s\\) \\(0..1\\)"):
+        read(path, fashion_mnist_data, format="pt", experiment=2)
+    torch.save(first, tmp_path / "images_best.pt")
+    with pytest.raises(LabelworthError, match="experiment 1 asked, but the file is not a DC/DSA/DM results dict"):
+        read(tmp_path / "images_best.pt", fashion_mnist_data, format="pt", experiment=1)
+    torch.save({"data": [first], "accs_all_exps": {}}, tmp_path / "res_bad.pt")
+    with pytest.raises(LabelworthError, match="'data' is not a list of \\[images, labels\\] pairs"):
+        read(tmp_path / "res_bad.pt", fashion_mnist_data, format="pt")
+
+
 def test_settings_refuse_what_a_format_does_not_read():
     with pytest.raises(LabelworthError, match="labels: a separate labels file is read for format pt only"):
         ExternalImageSetSettings(path="x", format="imagefolder", labels="y")
@@ -160,6 +190,10 @@ def test_settings_refuse_what_a_format_does_not_read():
         ExternalImageSetSettings(path="x", format="npz")
     with pytest.raises(LabelworthError, match="path: give the set's file"):
         ExternalImageSetSettings(format="pt")
+    with pytest.raises(LabelworthError, match="experiment: picks one set of a DC/DSA/DM res_\\*.pt file"):
+        ExternalImageSetSettings(path="x", format="imagefolder", experiment=1)
+    with pytest.raises(LabelworthError, match="experiment"):
+        ExternalImageSetSettings(path="x", experiment=-1)
 
 
 def test_evaluation_config_adds_the_set_and_a_missing_ipc_without_changing_the_rest():

@@ -260,23 +260,41 @@ def test_a_bad_external_set_stops_at_its_inspection_before_any_student(finished_
     assert not list((workdir / "results" / "fashion_mnist" / "students").glob("external-wrong*"))
 
 
+def dc_results_file(exported, path) -> list[str]:
+    """random-ipc1's images as DC, DSA and DM save a set (test_external.write_dc_results), as the
+    second of two experiments; the `labelworth evaluate` options that pick it."""
+    import torch
+
+    from test_external import write_dc_results
+
+    images = torch.load(exported / "images_best.pt")
+    write_dc_results(path, [images.flip(-1), images], ipc=1)
+    return ["--images", str(path), "--experiment", "1"]
+
+
 @pytest.mark.e2e
-def test_labelworth_evaluate_runs_one_set_without_a_config_edit_and_prints_its_robustness(finished_run, tmp_path):
-    """`labelworth evaluate --images` on random-ipc1 written out in MTT's layout: in a finished run only
-    the new set's jobs run, its students are random-ipc1's, and its robustness row is printed."""
+@pytest.mark.parametrize("layout", ["mtt", "dc"])
+def test_labelworth_evaluate_runs_one_set_without_a_config_edit_and_prints_its_robustness(finished_run, tmp_path,
+                                                                                         layout):
+    """`labelworth evaluate --images` on random-ipc1 written out in MTT's layout, or as DC/DSA/DM save
+    their sets: in a finished run only the new set's jobs run, its students are random-ipc1's, and its
+    robustness row is printed."""
     workdir = tmp_path / "evaluate"
     shutil.copytree(finished_run, workdir, symlinks=True)
     results = workdir / "results" / "fashion_mnist"
     exported = results / "exports" / "random-ipc1" / "pt"
     shutil.copytree(exported, workdir / "my_set")
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run([sys.executable, "-m", "labelworth", "evaluate", "--images", "my_set/images_best.pt",
-                             "--labels", "my_set/labels_best.pt", "--configfile", str(TINY)],
+    if layout == "mtt":
+        name, options = "images_best", ["--images", "my_set/images_best.pt", "--labels", "my_set/labels_best.pt"]
+    else:
+        name, options = "res_dm_fashionmnist", dc_results_file(exported, workdir / "my_set" / "res_DM_FashionMNIST.pt")
+    result = subprocess.run([sys.executable, "-m", "labelworth", "evaluate", *options, "--configfile", str(TINY)],
                             cwd=workdir, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "external-images_best: 1 images per class, read as normalised (detected)" in result.stdout
-    assert "label robustness of external-images_best" in result.stdout and "LRS" in result.stdout
-    ours = json.loads((results / "students" / "external-images_best-ipc1" / "hard" / "convnet-d2-w8.json").read_text())
+    assert f"external-{name}: 1 images per class, read as normalised (detected)" in result.stdout
+    assert f"label robustness of external-{name}" in result.stdout and "LRS" in result.stdout
+    ours = json.loads((results / "students" / f"external-{name}-ipc1" / "hard" / "convnet-d2-w8.json").read_text())
     theirs = json.loads((results / "students" / "random-ipc1" / "hard" / "convnet-d2-w8.json").read_text())
     assert [s["curve"] for s in ours["students"]] == [s["curve"] for s in theirs["students"]]
     ran = {path.parent.name for path in (workdir / "logs" / "fashion_mnist").rglob("*.log")

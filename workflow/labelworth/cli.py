@@ -190,8 +190,11 @@ def _evaluate(args) -> None:
     from labelworth.evaluate import default_config, guess_format, run_evaluate, set_name
     from labelworth.settings import ExternalImageSetSettings
 
+    if not Path(args.images).exists():  # before anything runs
+        raise LabelworthError(f"--images {args.images}: no such file or folder")
     settings = ExternalImageSetSettings(path=args.images, format=args.format or guess_format(args.images),
-                                        labels=args.labels or "", normalised=args.normalised)
+                                        labels=args.labels or "", normalised=args.normalised,
+                                        experiment=args.experiment)
     config = Path(args.configfile) if args.configfile else default_config(args.dataset)
     args.status = run_evaluate(settings, args.name or set_name(args.images), config, args.cores, args.dry_run)
 
@@ -339,12 +342,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     stage = stages.add_parser("evaluate", help="run one distilled set through the benchmark (no config edit) "
                               "and print its label-robustness row")
-    stage.add_argument("--images", required=True, help="a pt file (MTT/DATM), a folder of class folders, or an images.pt")
+    stage.add_argument("--images", required=True, help="a pt file (MTT/DATM's images_best.pt, DC/DSA/DM's res_*.pt), "
+                       "a folder of class folders, or an images.pt")
     stage.add_argument("--format", choices=("pt", "imagefolder", "labelworth"),
                        help="default: imagefolder for a folder, labelworth for a labelworth file, else pt")
     stage.add_argument("--labels", help="pt only: a file of labels beside the images (MTT's labels_best.pt)")
     stage.add_argument("--normalised", choices=("auto", "true", "false"), default="auto",
                        help="pt only: whether the values are normalised; auto decides from them")
+    stage.add_argument("--experiment", type=int, default=0,
+                       help="a DC/DSA/DM res_*.pt (one set per experiment): which experiment's set (default 0)")
     stage.add_argument("--name", help="its name in external_image_sets (default: from the file name)")
     stage.add_argument("--dataset", default="fashion_mnist", help="picks the repository's config for it")
     stage.add_argument("--configfile", help="the config to add the set to (default: the dataset's)")

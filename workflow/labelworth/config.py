@@ -33,7 +33,7 @@ from typing import Literal
 from labelworth.errors import LabelworthError
 from labelworth.settings import (
     AUTO, Auto, ByIpc, BpttSettings, Checked, DmSettings, ExpertSettings, ExternalImageSetSettings, MttSettings,
-    Sre2lSettings, StudentSettings, close_match, from_raw,
+    Sre2lSettings, StudentSettings, close_match, explicit_fields, from_raw,
 )
 from labelworth.specs import (
     DATASETS, EXTERNAL_NAME_PATTERN, IMAGE_SELECTION_BINS, NAME_PATTERN, SYNTHESIS_METHODS, LabelSpec, dataset_spec,
@@ -826,9 +826,7 @@ def with_external_set(raw: dict, name: str, settings: ExternalImageSetSettings, 
 
     config = load_config(raw)  # what it says, resolved; the copy below changes only what it must
     derived = copy.deepcopy(raw)
-    given = {key: value for key, value in dataclasses.asdict(settings).items()
-             if value != "" and not (key == "normalised" and value == "auto")}
-    derived["external_image_sets"] = {**(derived.get("external_image_sets") or {}), name: given}
+    derived["external_image_sets"] = {**(derived.get("external_image_sets") or {}), name: explicit_fields(settings)}
     benchmark = derived["benchmark"]
     benchmark["enabled"] = True  # the set is evaluated by the benchmark
     ipcs = config.benchmark.images_per_class

@@ -2,7 +2,10 @@
 
 Three formats are read:
 
-* `pt`: a tensor file as MTT and DATM save it (`images_best.pt`, N x C x H x W), or a dict holding
+* `pt`: a tensor file as MTT and DATM save it (`images_best.pt`, N x C x H x W); a dict as DC, DSA
+  and DM save their results (`res_*.pt`: `{'data': [[images, labels], ...], 'accs_all_exps': {...}}`,
+  one set per experiment, `experiment` picks one, the first by default; the accuracies are numpy
+  floats, read without running code); or a dict holding
   `images` (or `image_syn`) with optional `labels` (`label_syn`) and a learned `lr` (`syn_lr`). Labels
   may also come from a file of their own (`labels:`, MTT's `labels_best.pt`). Integer labels are the
   images' classes; float labels (N x classes) are the set's own soft labels, which the label spec
@@ -71,11 +74,21 @@ class ExternalImages:
 # ---- reading each format ---------------------------------------------------------------------------
 
 
+def _numpy_scalar_globals() -> list:
+    """What a pickled numpy float or int needs besides torch's safe types (DC/DSA/DM save their
+    accuracies as numpy floats): the scalar constructor and the dtypes, none of which runs code."""
+    from numpy._core import multiarray  # numpy 2; files numpy 1 wrote name it numpy.core.multiarray
+
+    dtypes = [type(np.dtype(name)) for name in ("float64", "float32", "int64", "int32")]
+    return [multiarray.scalar, (multiarray.scalar, "numpy.core.multiarray.scalar"), np.dtype, *dtypes]
+
+
 def _load_torch(path: Path):
     if not path.exists():
         raise LabelworthError(f"{path}: file not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_numpy_scalar_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except OSError as error:
         raise LabelworthError(f"{path}: cannot be read ({error.strerror or error})") from None
     except Exception as error:  # torch raises many types for a file that is not a tensor file
@@ -98,11 +111,29 @@ def _tensor(value, path: Path, what: str) -> torch.Tensor:
     return value.detach().cpu()
 
 
+def _experiment(content: dict, experiment: int, path: Path) -> tuple:
+    """(images, labels) of one experiment of a DC/DSA/DM results dict."""
+    sets = content["data"]
+    if not isinstance(sets, (list, tuple)) or not all(isinstance(entry, (list, tuple)) and len(entry) == 2
+                                                      for entry in sets):
+        raise LabelworthError(f"{path}: 'data' is not a list of [images, labels] pairs, as DC, DSA and DM save "
+                              "their sets")
+    if experiment >= len(sets):
+        raise LabelworthError(f"{path}: experiment {experiment}, but the file holds {len(sets)} experiment(s) "
+                              f"(0..{len(sets) - 1})")
+    return tuple(sets[experiment])
+
+
 def _read_pt(settings: ExternalImageSetSettings) -> tuple:
     path = Path(settings.path)
     content = _load_torch(path)
     labels = lr = None
-    if isinstance(content, dict):
+    if isinstance(content, dict) and "data" in content:
+        images, labels = _experiment(content, settings.experiment, path)
+    elif settings.experiment:
+        raise LabelworthError(f"{path}: experiment {settings.experiment} asked, but the file is not a DC/DSA/DM "
+                              "results dict (no 'data' list of sets)")
+    elif isinstance(content, dict):
         images = _entry(content, IMAGE_KEYS, path, required=True)
         labels, lr = _entry(content, LABEL_KEYS, path, False), _entry(content, LR_KEYS, path, False)
     else:

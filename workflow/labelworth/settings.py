@@ -577,16 +577,19 @@ class Sre2lSettings(Checked):
 class ExternalImageSetSettings(Checked):
     """An image set distilled elsewhere (config `external_image_sets.<name>`, labelworth/external.py):
     its file or folder, its format, an optional file of labels beside it (`pt` only: MTT's
-    labels_best.pt), and whether its values are normalised (`auto`: decided from the values)."""
+    labels_best.pt), whether its values are normalised (`auto`: decided from the values), and which
+    experiment's set a DC/DSA/DM `res_*.pt` file gives (they save one set per experiment)."""
 
     path: str = ""
     format: str = "pt"
     labels: str = ""  # empty: none, or inside the pt file
     normalised: str = "auto"  # true | false | auto (the config may write true/false as YAML booleans)
+    experiment: int = 0  # DC/DSA/DM res_*.pt: the index in its 'data' list
 
     choices = {"format": ("pt", "imagefolder", "labelworth"), "normalised": ("auto", "true", "false")}
     required = ("path", "format")
     yaml_booleans = ("normalised",)
+    non_negative = ("experiment",)
 
     def check(self) -> None:
         if not self.path:
@@ -596,6 +599,9 @@ class ExternalImageSetSettings(Checked):
         if self.normalised != "auto" and self.format != "pt":
             raise LabelworthError(f"normalised: {self.format} sets are read as they are "
                                   "(imagefolder: pixels; labelworth: normalised); set it for pt only")
+        if self.experiment and self.format != "pt":
+            raise LabelworthError(f"experiment: picks one set of a DC/DSA/DM res_*.pt file (format pt), not of a "
+                                  f"{self.format} set")
 
 
 @dataclass(frozen=True)
@@ -669,14 +675,18 @@ def _option_text(value) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def to_options(settings) -> list[str]:
-    """`key=value` strings that `from_options` reads back to an equal object (floats exactly): the
-    keys a config must give, and the others where they differ from their defaults, so that a
-    setting added later, at its default, changes no job's options and reruns nothing."""
+def explicit_fields(settings) -> dict:
+    """The keys a config must give, and the others where they differ from their defaults: what a
+    settings object says, so that a setting added later, at its default, changes nothing written."""
     defaults = {field.name: field.default for field in dataclasses.fields(settings)}
     shown = set(required_keys(type(settings)))
-    return [f"{key}={_option_text(value)}" for key, value in dataclasses.asdict(settings).items()
-            if key in shown or value != defaults[key]]
+    return {key: value for key, value in dataclasses.asdict(settings).items() if key in shown or value != defaults[key]}
+
+
+def to_options(settings) -> list[str]:
+    """`key=value` strings that `from_options` reads back to an equal object (floats exactly): its
+    `explicit_fields`, so that a setting added later changes no job's options and reruns nothing."""
+    return [f"{key}={_option_text(value)}" for key, value in explicit_fields(settings).items()]
 
 
 def _option_value(hint, text: str):
