@@ -12,7 +12,9 @@ from labelworth import io
 from labelworth.cli import main
 from labelworth.distill.random import distill_random
 from labelworth.errors import LabelworthError
-from labelworth.external import export_image_set, input_space, read_as, read_external_set, save_external_set
+from labelworth.external import (
+    class_order_p_value, export_image_set, input_space, read_as, read_external_set, save_external_set,
+)
 from labelworth.settings import ExternalImageSetSettings, to_options
 
 
@@ -181,6 +183,42 @@ def test_a_dc_dsa_dm_results_file_gives_the_experiment_asked(fashion_mnist_data,
     torch.save({"data": [first], "accs_all_exps": {}}, tmp_path / "res_bad.pt")
     with pytest.raises(LabelworthError, match="'data' is not a list of \\[images, labels\\] pairs"):
         read(tmp_path / "res_bad.pt", fashion_mnist_data, format="pt")
+
+
+def inspect(path, data_dir, summary, **settings) -> tuple[int, str]:
+    """`labelworth import-external-set --summary` (the checkpoint that inspects a set): status, stderr."""
+    import contextlib
+    import io as text_io
+
+    options = to_options(ExternalImageSetSettings(path=str(path), **settings))
+    error = text_io.StringIO()
+    with contextlib.redirect_stderr(error):
+        status = main(["import-external-set", "--name", "x", "--options", *options, "--data-dir", str(data_dir),
+                       "--summary", str(summary)])
+    return status, error.getvalue()
+
+
+def test_integrity_gates_refuse_a_permuted_or_misread_set_unless_told(fashion_mnist_data, own_set, tmp_path):
+    torch.save({"images": own_set["images"], "labels": own_set["labels"]}, tmp_path / "good.pt")
+    assert inspect(tmp_path / "good.pt", fashion_mnist_data, tmp_path / "good.json") == (0, "")
+    torch.save({"images": own_set["images"], "labels": (own_set["labels"] + 1) % 10}, tmp_path / "permuted.pt")
+    status, error = inspect(tmp_path / "permuted.pt", fashion_mnist_data, tmp_path / "permuted.json")
+    assert status == 2 and error.count("\n") == 1 and str(tmp_path / "permuted.pt") in error
+    assert "its classes look permuted" in error and "integrity_checks: false" in error
+    assert not (tmp_path / "permuted.json").exists()
+    # its values once more normalised, as if the set's own normalisation were taken for pixels
+    torch.save({"images": (own_set["images"] - 0.2861) / 0.3530, "labels": own_set["labels"]}, tmp_path / "twice.pt")
+    status, error = inspect(tmp_path / "twice.pt", fashion_mnist_data, tmp_path / "twice.json")
+    assert status == 2 and "its values have mean" in error and "is `normalised` right" in error
+    assert inspect(tmp_path / "permuted.pt", fashion_mnist_data, tmp_path / "told.json", integrity_checks=False)[0] == 0
+
+
+def test_the_class_order_test_tells_a_matching_order_from_shuffled_ones():
+    similarity = torch.eye(10) + 0.05 * torch.rand(10, 10, generator=torch.Generator().manual_seed(0))
+    assert class_order_p_value(similarity) == 0.0
+    shuffled = [class_order_p_value(similarity[torch.randperm(10, generator=torch.Generator().manual_seed(seed))])
+                for seed in range(20)]
+    assert sum(p > 0.01 for p in shuffled) >= 18  # a shuffled order passes as rarely as the limit allows
 
 
 def test_settings_refuse_what_a_format_does_not_read():

@@ -164,13 +164,19 @@ def _evaluate_students(args) -> None:
 def _import_external_set(args) -> None:
     from labelworth import io
     from labelworth.data import input_space
-    from labelworth.external import read_external_set, save_external_set
+    from labelworth.external import integrity_problems, read_external_set, real_sample, save_external_set
     from labelworth.settings import ExternalImageSetSettings, from_options
     from labelworth.specs import external_method
 
     settings = from_options(ExternalImageSetSettings, args.options)
     space = input_space(args.data_dir)
     external = read_external_set(settings, space)
+    if settings.integrity_checks and args.summary:  # once, when the set is inspected, before any student
+        problems = integrity_problems(external.images, external.classes, *real_sample(args.data_dir),
+                                      space.num_classes)
+        if problems:
+            raise LabelworthError(f"{settings.path}: {'; '.join(problems)}; fix the set, or set "
+                                  "integrity_checks: false (evaluate --no-integrity-checks) to use it as it is")
     if args.summary:
         io.write_json(args.summary, io.provenance("inspect_external_set", name=args.name, **external.summary()))
         print(f"{external_method(args.name)}: {external.summary()}")
@@ -194,7 +200,7 @@ def _evaluate(args) -> None:
         raise LabelworthError(f"--images {args.images}: no such file or folder")
     settings = ExternalImageSetSettings(path=args.images, format=args.format or guess_format(args.images),
                                         labels=args.labels or "", normalised=args.normalised,
-                                        experiment=args.experiment)
+                                        experiment=args.experiment, integrity_checks=not args.no_integrity_checks)
     config = Path(args.configfile) if args.configfile else default_config(args.dataset)
     args.status = run_evaluate(settings, args.name or set_name(args.images), config, args.cores, args.dry_run)
 
@@ -351,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="pt only: whether the values are normalised; auto decides from them")
     stage.add_argument("--experiment", type=int, default=0,
                        help="a DC/DSA/DM res_*.pt (one set per experiment): which experiment's set (default 0)")
+    stage.add_argument("--no-integrity-checks", action="store_true",
+                       help="use a set whose values or class order do not look like the dataset's")
     stage.add_argument("--name", help="its name in external_image_sets (default: from the file name)")
     stage.add_argument("--dataset", default="fashion_mnist", help="picks the repository's config for it")
     stage.add_argument("--configfile", help="the config to add the set to (default: the dataset's)")

@@ -577,14 +577,16 @@ class Sre2lSettings(Checked):
 class ExternalImageSetSettings(Checked):
     """An image set distilled elsewhere (config `external_image_sets.<name>`, labelworth/external.py):
     its file or folder, its format, an optional file of labels beside it (`pt` only: MTT's
-    labels_best.pt), whether its values are normalised (`auto`: decided from the values), and which
-    experiment's set a DC/DSA/DM `res_*.pt` file gives (they save one set per experiment)."""
+    labels_best.pt), whether its values are normalised (`auto`: decided from the values), which
+    experiment's set a DC/DSA/DM `res_*.pt` file gives (they save one set per experiment), and
+    whether the integrity gates run (labelworth/external.py)."""
 
     path: str = ""
     format: str = "pt"
     labels: str = ""  # empty: none, or inside the pt file
     normalised: str = "auto"  # true | false | auto (the config may write true/false as YAML booleans)
     experiment: int = 0  # DC/DSA/DM res_*.pt: the index in its 'data' list
+    integrity_checks: bool = True  # refuse a set whose values or class order do not look like the dataset's
 
     choices = {"format": ("pt", "imagefolder", "labelworth"), "normalised": ("auto", "true", "false")}
     required = ("path", "format")
