@@ -294,6 +294,11 @@ def test_labelworth_evaluate_runs_one_set_without_a_config_edit_and_prints_its_r
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"external-{name}: 1 images per class, read as normalised (detected)" in result.stdout
     assert f"label robustness of external-{name}" in result.stdout and "LRS" in result.stdout
+    # the summary: the set is random-ipc1 itself, so its paired difference with its twin is zero
+    assert "| regime | the set | random twin | set - twin (paired) |" in result.stdout
+    summary = {row["regime"]: row for row in csv.DictReader(open(results / "evaluations" / f"{name}.csv"))}
+    assert float(summary["hard (hard, convnet-d2-w8)"]["difference_mean"]) == 0.0
+    assert {"md", "png", "pdf"} <= {path.suffix[1:] for path in (results / "evaluations").glob(f"{name}.*")}
     ours = json.loads((results / "students" / f"external-{name}-ipc1" / "hard" / "convnet-d2-w8.json").read_text())
     theirs = json.loads((results / "students" / "random-ipc1" / "hard" / "convnet-d2-w8.json").read_text())
     assert [s["curve"] for s in ours["students"]] == [s["curve"] for s in theirs["students"]]
