@@ -10,6 +10,7 @@ from PIL import Image
 
 from labelworth import io
 from labelworth.cli import main
+from labelworth.config import STUDENT_EXPERIMENTS
 from labelworth.distill.random import distill_random
 from labelworth.errors import LabelworthError
 from labelworth.external import (
@@ -234,27 +235,34 @@ def test_settings_refuse_what_a_format_does_not_read():
         ExternalImageSetSettings(path="x", experiment=-1)
 
 
-def test_evaluation_config_adds_the_set_and_a_missing_ipc_without_changing_the_rest():
+def test_an_evaluation_plans_only_the_set_its_twin_and_the_teachers_labels(tmp_path):
     import yaml
 
     from conftest import TINY
-    from labelworth.config import with_external_set as evaluation_config
-    from labelworth.evaluate import set_name
+    from labelworth.config import load_config
+    from labelworth.evaluate import evaluation_config, set_name
+    from labelworth.plan import WorkflowPlan, student_runs
 
     base = yaml.safe_load(TINY.read_text())
-    settings = ExternalImageSetSettings(path="sets/My Set.pt", format="pt")
-    same_ipc = evaluation_config(base, set_name(settings.path), settings, 2)
-    assert same_ipc["external_image_sets"]["my_set"] == {"path": "sets/My Set.pt", "format": "pt"}
-    assert same_ipc["external_image_sets"] == {**base["external_image_sets"], "my_set": same_ipc["external_image_sets"]["my_set"]}
-    assert {key: value for key, value in same_ipc.items() if key != "external_image_sets"} == \
-        {key: value for key, value in base.items() if key != "external_image_sets"} | {
-            "benchmark": {**base["benchmark"], "enabled": True}}
-    new_ipc = evaluation_config(base, "my_set", settings, 5)
-    assert new_ipc["benchmark"]["images_per_class"] == [1, 2, 5]
-    assert new_ipc["benchmark"]["synthesis_images_per_class"] == [1]  # the methods do not run at IPC 5
-    assert new_ipc["benchmark"]["soft_labels"][0]["expert_epoch"] == ["auto", 3, 3]  # nearest IPC's epoch
-    assert {key: new_ipc[key] for key in ("label_swap", "zero_shot", SWEEP_KEY)} == \
-        {key: base[key] for key in ("label_swap", "zero_shot", SWEEP_KEY)}
+    (tmp_path / "My Set.pt").touch()
+    settings = ExternalImageSetSettings(path=str(tmp_path / "My Set.pt"), format="pt")
+    raw = evaluation_config(base, set_name(settings.path), settings, 2, [1, 3], ["soft", "online"], None)
+    assert raw["external_image_sets"] == {"my_set": {"path": str(tmp_path / "My Set.pt"), "format": "pt"}}
+    assert {key: raw[key] for key in ("experts", "students", "dataset")} == {key: base[key] for key in
+                                                                             ("experts", "students", "dataset")}
+    config = load_config(raw)
+    assert all(config.block(experiment) is None for experiment in STUDENT_EXPERIMENTS[1:])  # no experiment
+    runs = student_runs(config, "soft_vs_hard", external={"my_set": {"images_per_class": 2, "learned_labels": False}})
+    assert {images for images, _, _ in runs} == {"random-ipc2", "external-my_set-ipc2"}  # no method's images
+    labels = {(labels, student) for images, labels, student in runs if images == "random-ipc2"}
+    assert labels == {("hard", "convnet-d2-w8"), ("expert-e1", "convnet-d2-w8"), ("expert-e3", "convnet-d2-w8"),
+                      ("expert-e1", "online"), ("expert-e3", "online")}
+    assert labels == {(labels, student) for images, labels, student in runs if images == "external-my_set-ipc2"}
+    assert WorkflowPlan(config).figures() and not [m for m in config.benchmark.methods if m != "random"]
+    # another student count is a protocol of its own: a finished run's populations stay as they are
+    counted = load_config(evaluation_config(base, "my_set", settings, 2, [1], ["soft"], 5))
+    assert config.students["convnet-d2-w8"] == counted.students["convnet-d2-w8"]
+    assert counted.benchmark.students == ("convnet-d2-w8-5students",)
+    assert counted.students["convnet-d2-w8-5students"].at(2).seeds == (0, 1, 2, 3, 4)
 
 
-SWEEP_KEY = "expert_epoch_sweep"

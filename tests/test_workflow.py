@@ -277,8 +277,8 @@ def dc_results_file(exported, path) -> list[str]:
 def test_labelworth_evaluate_runs_one_set_without_a_config_edit_and_prints_its_robustness(finished_run, tmp_path,
                                                                                          layout):
     """`labelworth evaluate --images` on random-ipc1 written out in MTT's layout, or as DC/DSA/DM save
-    their sets: in a finished run only the new set's jobs run, its students are random-ipc1's, and its
-    robustness row is printed."""
+    their sets: in a finished run only the new set's jobs run (no table or figure of the benchmark is
+    rewritten), its students are random-ipc1's, and its summary is printed and written."""
     workdir = tmp_path / "evaluate"
     shutil.copytree(finished_run, workdir, symlinks=True)
     results = workdir / "results" / "fashion_mnist"
@@ -293,7 +293,8 @@ def test_labelworth_evaluate_runs_one_set_without_a_config_edit_and_prints_its_r
                             cwd=workdir, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"external-{name}: 1 images per class, read as normalised (detected)" in result.stdout
-    assert f"label robustness of external-{name}" in result.stdout and "LRS" in result.stdout
+    assert "teacher epoch" in result.stdout and "the expert-epoch sweep's table" in result.stdout
+    assert "label robustness (expert soft)" in result.stdout and "LRS" in result.stdout
     # the summary: the set is random-ipc1 itself, so its paired difference with its twin is zero
     assert "| regime | the set | random twin | set - twin (paired) |" in result.stdout
     summary = {row["regime"]: row for row in csv.DictReader(open(results / "evaluations" / f"{name}.csv"))}
@@ -305,3 +306,6 @@ def test_labelworth_evaluate_runs_one_set_without_a_config_edit_and_prints_its_r
     ran = {path.parent.name for path in (workdir / "logs" / "fashion_mnist").rglob("*.log")
            if path.stat().st_mtime_ns > (results / "tables" / "expert_epoch_sweep.csv").stat().st_mtime_ns}
     assert "train_expert" not in ran and "synthesise_images" not in ran
+    for table in ("soft_vs_hard.csv", "label_robustness.csv", "accuracy_vs_storage.csv"):  # none rewritten
+        ours, theirs = results / "tables" / table, finished_run / "results" / "fashion_mnist" / "tables" / table
+        assert ours.read_bytes() == theirs.read_bytes() and ours.stat().st_mtime_ns == theirs.stat().st_mtime_ns

@@ -202,7 +202,10 @@ def _evaluate(args) -> None:
                                         labels=args.labels or "", normalised=args.normalised,
                                         experiment=args.experiment, integrity_checks=not args.no_integrity_checks)
     config = Path(args.configfile) if args.configfile else default_config(args.dataset)
-    args.status = run_evaluate(settings, args.name or set_name(args.images), config, args.cores, args.dry_run)
+    if args.students is not None and args.students < 1:
+        raise LabelworthError(f"--students {args.students}: give at least 1")
+    args.status = run_evaluate(settings, args.name or set_name(args.images), config, args.cores, args.dry_run,
+                               args.teacher_epochs, args.regimes, args.students, args.profile)
 
 
 def _population_member(args) -> None:
@@ -245,6 +248,8 @@ def _figure(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from labelworth.specs import EVALUATION_REGIMES
+
     parser = argparse.ArgumentParser(prog="labelworth", description=__doc__.splitlines()[0])
     stages = parser.add_subparsers(dest="stage", required=True, metavar="stage")
 
@@ -362,6 +367,13 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--name", help="its name in external_image_sets (default: from the file name)")
     stage.add_argument("--dataset", default="fashion_mnist", help="picks the repository's config for it")
     stage.add_argument("--configfile", help="the config to add the set to (default: the dataset's)")
+    stage.add_argument("--teacher-epoch", type=int, nargs="+", dest="teacher_epochs",
+                       help="the expert epochs of the fixed soft labels (default: the sweep's table of a finished "
+                            "run, else the paper's Table 7, else the config's number for the set's IPC)")
+    stage.add_argument("--regimes", nargs="+", choices=EVALUATION_REGIMES, default=list(EVALUATION_REGIMES),
+                       help="label regimes besides hard labels and the set's own: soft (fixed), online")
+    stage.add_argument("--students", type=int, help="students per population (default: the protocol's)")
+    stage.add_argument("--profile", choices=("local", "gpu", "slurm"), help="Snakemake's workflow profile")
     stage.add_argument("--cores", type=int, default=2)
     stage.add_argument("--dry-run", action="store_true", help="plan only")
     stage.set_defaults(run=_evaluate)

@@ -814,41 +814,6 @@ def read_config_file(path) -> dict:
     return config
 
 
-def with_external_set(raw: dict, name: str, settings: ExternalImageSetSettings, images_per_class: int) -> dict:
-    """A raw config with the external set `name` added, and its IPC added to the benchmark when
-    missing (`labelworth evaluate`: one set without a config edit).
-
-    Property (tests): the other experiments' blocks are unchanged, so every result the base config
-    has made stays valid; the benchmark's existing IPCs keep their soft-label epochs and runs. At a
-    new IPC each soft-label source takes the epoch (and run) of the nearest listed IPC, and the
-    synthesis methods do not run."""
-    import copy
-
-    config = load_config(raw)  # what it says, resolved; the copy below changes only what it must
-    derived = copy.deepcopy(raw)
-    derived["external_image_sets"] = {**(derived.get("external_image_sets") or {}), name: explicit_fields(settings)}
-    benchmark = derived["benchmark"]
-    benchmark["enabled"] = True  # the set is evaluated by the benchmark
-    ipcs = config.benchmark.images_per_class
-    if images_per_class in ipcs:
-        return derived
-    nearest = min(range(len(ipcs)), key=lambda position: abs(ipcs[position] - images_per_class))
-    benchmark["synthesis_images_per_class"] = list(config.benchmark.synthesis_images_per_class)
-    auto = False
-    for source, resolved in zip(benchmark.get("soft_labels", []), config.benchmark.soft_labels):
-        epoch = resolved.expert_epoch[nearest]
-        auto = auto or epoch == AUTO
-        source["expert_epoch"] = list(resolved.expert_epoch) + [epoch]
-        if isinstance(source.get("expert_run"), list):
-            source["expert_run"].append(source["expert_run"][nearest])
-    if auto and not config.enabled(SWEEP):
-        raise LabelworthError("benchmark.soft_labels: auto needs the expert-epoch sweep, which is disabled; give epochs")
-    if auto and images_per_class not in config.expert_epoch_sweep.images_per_class:
-        derived[SWEEP]["images_per_class"] = sorted(list(config.expert_epoch_sweep.images_per_class) + [images_per_class])
-    benchmark["images_per_class"] = list(ipcs) + [images_per_class]
-    return derived
-
-
 def load_config_file(path) -> Config:
     """`labelworth check-config` and `labelworth evaluate`: a file read strictly, then its model."""
     return load_config(read_config_file(path))

@@ -1,10 +1,11 @@
-"""`labelworth evaluate --images my_set.pt`: one distilled set through the workflow's benchmark,
-without editing the config.
+"""`labelworth evaluate --images my_set.pt`: one distilled set, and only what it needs, without
+editing the config.
 
-It reads and checks the set first (so bad files stop before anything runs), then writes a copy of the
-dataset's config with the set added to `external_image_sets` (config.with_external_set), and runs
-Snakemake on that copy for the benchmark's tables only. Every other experiment keeps its place in the
-config but is not asked for, so what is already in results/ is reused and nothing else trains. At the
+It reads and checks the set first (so bad files stop before anything runs), then writes an evaluation
+config (`evaluation_config`): the dataset's config cut down to the set, its random twin (random real
+images at its IPC), the teacher's labels at the epochs asked and the label regimes asked, under the
+config's protocols; no experiment and no synthesis method. Snakemake runs it in the same results
+folder, so what a finished run made (the expert, the twin's labels and students) is reused. At the
 end it prints and writes one summary (`results/{dataset}/evaluations/{name}.md|csv|png`): per label
 regime, the set's and its random twin's accuracy with 95% intervals over students and their paired
 difference, the set's label-robustness scores, and its image and label bytes.
@@ -12,7 +13,6 @@ difference, the set's label-robustness scores, and its image and label bytes.
 
 from __future__ import annotations
 
-import csv
 import re
 import subprocess
 import sys
@@ -22,10 +22,9 @@ from labelworth.errors import LabelworthError
 from labelworth.intervals import mean_interval, paired_difference
 from labelworth.io import read_json
 from labelworth.settings import ExternalImageSetSettings
-from labelworth.specs import external_method, external_set, random_set
+from labelworth.specs import EVALUATION_REGIMES, external_method, external_set, random_set
 
 REPOSITORY = Path(__file__).resolve().parents[2]  # workflow/labelworth/evaluate.py -> the repository
-TABLES = ("soft_vs_hard", "label_robustness", "accuracy_vs_storage")
 
 
 def default_config(dataset: str) -> Path:
@@ -56,9 +55,94 @@ def guess_format(path: str) -> str:
     return "labelworth" if isinstance(content, dict) and "meta" in content else "pt"
 
 
-def robustness_rows(table: str, name: str) -> list[dict]:
-    with open(table, newline="") as handle:
-        return [row for row in csv.DictReader(handle) if row["method"] == external_method(name)]
+def _expert_accuracy(config) -> float | None:
+    """The full-data accuracy: the soft-label run's expert after its last epoch, when it was trained."""
+    import pandas as pd
+
+    from labelworth.plan import WorkflowPlan
+
+    if not config.benchmark.soft_labels:
+        return None
+    run = config.benchmark.soft_labels[0].expert_run
+    metrics = Path(WorkflowPlan(config).main_metrics(run[0] if isinstance(run, tuple) else run))
+    return float(pd.read_csv(metrics)["test_accuracy"].iloc[-1]) if metrics.exists() else None
+
+
+def published_expert_epoch(dataset: str, arch: str, images_per_class: int) -> int | None:
+    """The paper's Table 7 expert epoch for this dataset, expert architecture and IPC, or None."""
+    from labelworth.figures.published import published
+
+    for entry in published()["table7"]:
+        if (entry["dataset"], entry["ipc"]) == (dataset, images_per_class) and arch.startswith(entry["expert"]):
+            return int(entry["expert_epoch"])
+    return None
+
+
+def teacher_epoch(config, layout, run: str, images_per_class: int) -> tuple[int, str]:
+    """The teacher's epoch for a set at `images_per_class`, and where it came from: the sweep's
+    table of a finished run, else the paper's Table 7, else the config's own number for that IPC."""
+    from labelworth.plan import read_best_epochs
+
+    sweep = Path(layout.table("expert_epoch_sweep", "csv"))
+    if sweep.exists() and images_per_class in (best := read_best_epochs(sweep)):
+        return best[images_per_class], f"the expert-epoch sweep's table ({sweep})"
+    published = published_expert_epoch(config.dataset, config.experts[run].arch, images_per_class)
+    if published is not None:
+        return published, "the paper's Table 7"
+    benchmark = config.benchmark
+    if images_per_class in benchmark.images_per_class and benchmark.soft_labels:
+        epoch = benchmark.soft_labels[0].expert_epoch[benchmark.images_per_class.index(images_per_class)]
+        if isinstance(epoch, int):
+            return epoch, "the config's benchmark.soft_labels"
+    raise LabelworthError(f"no teacher epoch for IPC {images_per_class}: no sweep table ({sweep}) has it, the paper's "
+                          f"Table 7 has none for {config.dataset} with {config.experts[run].arch}, and the config says "
+                          "auto; give --teacher-epoch")
+
+
+def evaluation_config(raw: dict, name: str, settings: ExternalImageSetSettings, images_per_class: int,
+                      epochs: list[int], regimes: list[str], students: int | None) -> dict:
+    """The config of one set's evaluation: the base's dataset, experts and protocols; the benchmark
+    on random images (the twin) and the set at its IPC, with hard labels, the teacher's soft labels at
+    `epochs` ("soft" in regimes) and the base's online rows ("online"); no experiment, no synthesis.
+    With `students`, each protocol is copied under a name of its own with that many student seeds,
+    so a finished run's populations are never overwritten.
+
+    Property (tests): its plan holds no synthesis and no experiment's job; the expert runs and
+    protocols it uses are the base's, unchanged, so a finished run's jobs are reused."""
+    import copy
+
+    from labelworth.config import load_config
+    from labelworth.settings import explicit_fields
+
+    config = load_config(raw)
+    benchmark = config.benchmark
+    derived = {key: copy.deepcopy(raw[key]) for key in ("dataset", "data_root", "device", "image_seed", "zca",
+                                                         "experts", "defaults", "students", "student_populations",
+                                                         "methods") if key in raw}
+    ipcs = benchmark.images_per_class
+    nearest = min(range(len(ipcs)), key=lambda position: abs(ipcs[position] - images_per_class))
+    source = benchmark.soft_labels[0] if benchmark.soft_labels else None
+    protocols = list(benchmark.students)
+    if students is not None:
+        for protocol in list(protocols):
+            copied = copy.deepcopy(raw["students"][protocol])
+            copied["seeds"] = list(range(students))
+            for override in copied.get("by_images_per_class", []):
+                override.pop("seeds", None)
+            derived["students"][f"{protocol}-{students}students"] = copied
+        protocols = [f"{protocol}-{students}students" for protocol in protocols]
+    soft = [] if source is None or "soft" not in regimes else [
+        {"expert_epoch": [epoch], "expert_run": source.expert_run[nearest], "temperature": source.temperature}
+        for epoch in epochs]
+    online = [] if "online" not in regimes else [
+        {"student": row.student, "methods": ["random", "external"]} for row in benchmark.online_students]
+    derived["benchmark"] = {"methods": ["random"], "images_per_class": [images_per_class],
+                            "synthesis_images_per_class": [images_per_class], "students": protocols,
+                            "soft_labels": soft, "online_students": online}
+    if raw.get("benchmark", {}).get("full_data_accuracy") is not None:
+        derived["benchmark"]["full_data_accuracy"] = raw["benchmark"]["full_data_accuracy"]
+    derived["external_image_sets"] = {name: explicit_fields(settings)}
+    return derived
 
 
 def final_accuracies(path: str | Path) -> dict[int, float]:
@@ -74,29 +158,48 @@ def _interval_text(interval: dict | None) -> str:
     return f"{interval['mean']:.1f} ± {interval['std']:.1f} [{interval['low']:.1f}, {interval['high']:.1f}]"
 
 
-def summary_rows(layout, name: str, images_per_class: int) -> list[dict]:
-    """One row per label regime the benchmark evaluated the set under (soft_vs_hard's rows of the set
-    at its IPC): the set's and its random twin's final accuracies over students (mean, std, 95%
-    interval), their paired difference over the students' common seeds, and the bytes; the twin is
-    random real images at the same IPC, same labels and protocol (none for the set's own labels)."""
-    with open(layout.table("soft_vs_hard", "csv"), newline="") as handle:
-        table = [row for row in csv.DictReader(handle)
-                 if row["method"] == external_method(name) and int(row["images_per_class"]) == images_per_class]
+def summary_rows(layout, runs: list[tuple[str, str, str]], name: str, images_per_class: int) -> list[dict]:
+    """One row per label regime the set was evaluated under (its populations among `runs`, each an
+    (image set, label spec, protocol)): the set's and its random twin's final accuracies over
+    students (mean, std, 95% interval), their paired difference over the students' common seeds, and
+    the bytes; the twin is random real images at the same IPC, labels and protocol (none for the
+    set's own labels)."""
+    from labelworth.figures.results import student_results
+
     ours_set, twin_set = external_set(name, images_per_class), random_set(images_per_class)
+    planned = set(runs)
     rows = []
-    for row in table:
-        ours = final_accuracies(layout.student(ours_set, row["label_spec"], row["student"]))
-        twin_path = Path(layout.student(twin_set, row["label_spec"], row["student"]))
-        twin = final_accuracies(twin_path) if twin_path.exists() else None
+    for images, labels, protocol in runs:
+        if images != ours_set:
+            continue
+        path = layout.student(images, labels, protocol)
+        described = student_results([path]).iloc[0]
+        ours = final_accuracies(path)
+        twin = (final_accuracies(layout.student(twin_set, labels, protocol))
+                if (twin_set, labels, protocol) in planned else None)
+        kind = "online" if described["online"] else "own" if labels == "learned" else described["source"]
         rows.append({
-            "regime": f"{row['labels']} ({row['label_spec']}, {row['student']})", "labels": row["labels"],
-            "label_spec": row["label_spec"], "student": row["student"],
+            "regime": f"{kind} ({labels}, {protocol})", "labels": labels, "student": protocol,
             "set": mean_interval(list(ours.values())),
             "twin": None if twin is None else mean_interval(list(twin.values())),
             "difference": None if twin is None else paired_difference(ours, twin),
-            "image_bytes": int(row["image_bytes"]), "label_bytes": int(row["label_bytes"]),
+            "image_bytes": int(described["image_bytes"]), "label_bytes": int(described["label_bytes"]),
         })
     return rows
+
+
+def robustness_scores(layout, runs: list[tuple[str, str, str]], name: str, full_data: float) -> list[dict]:
+    """The set's HLR, IOR and LRS (labelworth/figures/label_robustness.py) from the same populations;
+    [] when the regimes asked leave out what they need (the twin's soft labels)."""
+    from labelworth.figures.label_robustness import robustness_table
+    from labelworth.figures.results import student_results
+
+    frame = student_results([layout.student(*run) for run in runs])
+    try:
+        table = robustness_table(frame[~frame["online"]], full_data)
+    except LabelworthError:
+        return []
+    return table[table["method"] == external_method(name)].to_dict("records")
 
 
 def summary_table(rows: list[dict], robustness: list[dict]):
@@ -130,8 +233,8 @@ def draw_summary(rows: list[dict], name: str, png: Path, pdf: Path) -> None:
     from labelworth.figures.style import PALETTE, new_figure, save_figure
 
     figure, axes = new_figure(width=5.0, height=0.5 * len(rows) + 1.2)
-    for offset, (part, label, color) in enumerate((("set", external_method(name), PALETTE[0]),
-                                                   ("twin", "random real images", PALETTE[1]))):
+    for offset, (part, label, color) in enumerate((("set", "the set", PALETTE[0]),
+                                                   ("twin", "random real images (its twin)", PALETTE[1]))):
         for position, row in enumerate(rows):
             interval = row[part]
             if interval is None:
@@ -143,20 +246,18 @@ def draw_summary(rows: list[dict], name: str, png: Path, pdf: Path) -> None:
     axes.set_yticks(range(len(rows)), [row["regime"] for row in rows])
     axes.invert_yaxis()
     axes.set_xlabel("student test accuracy (%), final, 95% interval")
-    axes.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
+    axes.set_title(external_method(name), loc="left")
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2)
     save_figure(figure, png, pdf)
 
 
-def write_summary(layout, name: str, images_per_class: int) -> str:
+def write_summary(layout, runs: list[tuple[str, str, str]], name: str, images_per_class: int,
+                  full_data: float | None) -> str:
     """Write evaluations/{name}.md|csv|png|pdf under the results folder; returns the markdown."""
     from labelworth.figures.style import markdown_table, save_table
 
-    rows = summary_rows(layout, name, images_per_class)
-    if not rows:
-        raise LabelworthError(f"{layout.table('soft_vs_hard', 'csv')}: no rows for {external_set(name, images_per_class)}; "
-                              "the benchmark did not evaluate the set")
-    robustness = [row for row in robustness_rows(layout.table("label_robustness", "csv"), name)
-                  if int(row["images_per_class"]) == images_per_class]
+    rows = summary_rows(layout, runs, name, images_per_class)
+    robustness = [] if full_data is None else robustness_scores(layout, runs, name, full_data)
     plain, shown = summary_table(rows, robustness)
     folder = Path(layout.root) / "evaluations"
     folder.mkdir(parents=True, exist_ok=True)
@@ -169,20 +270,25 @@ def write_summary(layout, name: str, images_per_class: int) -> str:
 
 
 def run_evaluate(settings: ExternalImageSetSettings, name: str, config_path: Path, cores: int,
-                 dry_run: bool = False) -> int:
-    """Check the set, run the benchmark with it, print its robustness rows; returns Snakemake's status."""
+                 dry_run: bool = False, teacher_epochs: list[int] | None = None, regimes: tuple[str, ...] = EVALUATION_REGIMES,
+                 students: int | None = None, profile: str | None = None) -> int:
+    """Check the set, evaluate it with only what it needs, print and write its summary; returns
+    Snakemake's status."""
     import yaml
 
-    from labelworth.config import load_config, read_config_file, with_external_set
+    from labelworth.config import load_config, read_config_file
     from labelworth.data import input_space
     from labelworth.external import read_external_set
     from labelworth.layout import Layout
-    from labelworth.plan import figure_rule
+    from labelworth.plan import student_runs
 
     base = read_config_file(config_path)
-    layout = Layout.of(load_config(base).dataset)
+    config = load_config(base)
+    layout = Layout.of(config.dataset)
     snakemake = [sys.executable, "-m", "snakemake", "-s", str(REPOSITORY / "Snakefile"), "--cores", str(cores),
                  "--rerun-incomplete", "--show-failed-logs"]
+    if profile:
+        snakemake += ["--workflow-profile", str(REPOSITORY / "profiles" / profile)]
     # Targets before --configfile, which takes every argument after it as a config file.
     data = subprocess.run(snakemake + [layout.data("train"), "--configfile", str(config_path)])
     if data.returncode:
@@ -190,26 +296,28 @@ def run_evaluate(settings: ExternalImageSetSettings, name: str, config_path: Pat
     external = read_external_set(settings, input_space(Path(layout.data("train")).parent))  # bad files stop here
     print(f"{external_method(name)}: {external.images_per_class} images per class, read as "
           f"{external.read_as}" + (", with its own labels" if external.learned_labels is not None else ""))
-    config = with_external_set(base, name, settings, external.images_per_class)
+    if teacher_epochs is None and "soft" in regimes and config.benchmark.soft_labels:
+        run = config.benchmark.soft_labels[0].expert_run
+        run = run[0] if isinstance(run, tuple) else run
+        epoch, where = teacher_epoch(config, layout, run, external.images_per_class)
+        print(f"teacher epoch {epoch}, from {where}")
+        teacher_epochs = [epoch]
+    config = evaluation_config(base, name, settings, external.images_per_class, teacher_epochs or [], list(regimes),
+                               students)
     derived = Path("work") / "evaluate" / f"{name}.yaml"
     derived.parent.mkdir(parents=True, exist_ok=True)
     derived.write_text(yaml.safe_dump(config, sort_keys=False))
-    targets = [layout.table(table, "csv") for table in TABLES]
-    # The set's summary first (a checkpoint), then the tables, their figure jobs forced: in a finished
-    # run Snakemake does not look behind a new checkpoint of tables that exist.
+    evaluated = load_config(config)
+    runs = student_runs(evaluated, "soft_vs_hard", external={name: external.summary()})
+    # The set's summary first (a checkpoint: the set's jobs are planned behind it), then its and its
+    # twin's populations; no table or figure of the benchmark is touched.
     plan = ["--dry-run"] if dry_run else []
-    status = subprocess.run(snakemake + [layout.external_summary(name)] + plan
-                            + ["--configfile", str(derived)]).returncode
-    if not status:
-        status = subprocess.run(snakemake + targets + plan + ["--forcerun"] + [figure_rule(table) for table in TABLES]
-                                + ["--configfile", str(derived)]).returncode
-    if status or dry_run:
-        return status
-    rows = robustness_rows(layout.table("label_robustness", "csv"), name)
-    print(f"label robustness of {external_set(name, external.images_per_class)} "
-          f"({layout.table('label_robustness', 'md')}; config {derived}):")
-    for row in rows:
-        print("  " + ", ".join(f"{key} {value}" for key, value in row.items()))
-    print(write_summary(layout, name, external.images_per_class))
+    for targets in ([layout.external_summary(name)], [layout.student(*run) for run in runs]):
+        status = subprocess.run(snakemake + targets + plan + ["--configfile", str(derived)]).returncode
+        if status or dry_run:
+            return status
+    full_data = (evaluated.benchmark.full_data_accuracy / 100 if evaluated.benchmark.full_data_accuracy
+                 else _expert_accuracy(evaluated))
+    print(write_summary(layout, runs, name, external.images_per_class, full_data))
     print(f"written: {Path(layout.root) / 'evaluations' / name}.md, .csv, .png, .pdf")
     return 0

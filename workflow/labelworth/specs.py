@@ -344,6 +344,9 @@ LABELLING_METHODS = ("bptt", "sre2l")  # methods whose images.pt also holds thei
 LOSS_BIN = "lossbin"
 IMAGE_SELECTION_BINS = 10  # loss bins: deciles of each class's expert loss, lossbin0 (easiest) .. lossbin9
 EXTERNAL = "external"
+# `labelworth evaluate --regimes`: the label regimes besides hard labels (always evaluated) and an
+# external set's own labels (whenever it ships some): fixed soft labels, and online teacher labels.
+EVALUATION_REGIMES = ("soft", "online")
 EXTERNAL_PREFIX = f"{EXTERNAL}-"
 EXTERNAL_NAME_PATTERN = r"[a-z0-9_]+"  # an external_image_sets key: no '-', so `-ipc` ends it unambiguously
 
