@@ -309,3 +309,36 @@ def test_labelworth_evaluate_runs_one_set_without_a_config_edit_and_prints_its_r
     for table in ("soft_vs_hard.csv", "label_robustness.csv", "accuracy_vs_storage.csv"):  # none rewritten
         ours, theirs = results / "tables" / table, finished_run / "results" / "fashion_mnist" / "tables" / table
         assert ours.read_bytes() == theirs.read_bytes() and ours.stat().st_mtime_ns == theirs.stat().st_mtime_ns
+
+
+def evaluation_plan(workdir, config, images) -> dict[str, int]:
+    """`labelworth evaluate --dry-run` in `workdir`: the rules of the populations' plan, with counts."""
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run([sys.executable, "-m", "labelworth", "evaluate", "--images", str(images), "--configfile",
+                             str(config), "--dry-run"], cwd=workdir, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    # Snakemake prints a dry run's plan on stdout, a run's (the set's inspection) on stderr
+    return planned_jobs(subprocess.CompletedProcess(result.args, 0, result.stdout, ""))
+
+
+@pytest.mark.e2e
+def test_an_evaluation_from_an_empty_folder_plans_no_synthesis(tmp_path):
+    """From an empty folder, on the CIFAR-10 paper config (whitened): the expert, the twin's images,
+    the labels and the populations of the set and its twin; no synthesis, no experiment, no figure."""
+    import numpy as np
+    import torch
+
+    from test_data import write_cifar10
+
+    cifar = tmp_path / "cifar"
+    rows = write_cifar10(cifar / "raw")["train"]
+    config = yaml.safe_load((ROOT / "configs" / "cifar10.yaml").read_text()) | {"data_root": str(cifar / "raw")}
+    (cifar / "cifar10.yaml").write_text(yaml.safe_dump(config))
+    pixels, labels = rows
+    first = [int(np.flatnonzero(labels == c)[0]) for c in range(10)]  # a real image of each class, class-major
+    torch.save(torch.from_numpy(pixels[first].reshape(10, 3, 32, 32).copy()), cifar / "set.pt")
+    plan = evaluation_plan(cifar, cifar / "cifar10.yaml", cifar / "set.pt")
+    # the expert, the twin's random images, the set read in; hard and Table 7's soft labels for both
+    # sets; one grouped population per set (the config groups them) and its two members
+    assert plan == {"train_expert": 1, "distill_images": 1, "external_image_set": 1, "make_labels": 4,
+                    "train_population": 2, "population_member": 4}, plan

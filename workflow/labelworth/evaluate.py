@@ -309,13 +309,16 @@ def run_evaluate(settings: ExternalImageSetSettings, name: str, config_path: Pat
     derived.write_text(yaml.safe_dump(config, sort_keys=False))
     evaluated = load_config(config)
     runs = student_runs(evaluated, "soft_vs_hard", external={name: external.summary()})
-    # The set's summary first (a checkpoint: the set's jobs are planned behind it), then its and its
-    # twin's populations; no table or figure of the benchmark is touched.
-    plan = ["--dry-run"] if dry_run else []
-    for targets in ([layout.external_summary(name)], [layout.student(*run) for run in runs]):
+    # The set's summary first (a checkpoint, one short job that a dry run runs too: Snakemake plans
+    # nothing behind a checkpoint it has not run), then its and its twin's populations; no table or
+    # figure of the benchmark is touched.
+    for targets, plan in (([layout.external_summary(name)], []),
+                          ([layout.student(*run) for run in runs], ["--dry-run"] if dry_run else [])):
         status = subprocess.run(snakemake + targets + plan + ["--configfile", str(derived)]).returncode
-        if status or dry_run:
+        if status:
             return status
+    if dry_run:
+        return 0
     full_data = (evaluated.benchmark.full_data_accuracy / 100 if evaluated.benchmark.full_data_accuracy
                  else _expert_accuracy(evaluated))
     print(write_summary(layout, runs, name, external.images_per_class, full_data))
