@@ -44,6 +44,23 @@ def test_every_format_reads_a_labelworth_set_back_bit_for_bit(fashion_mnist_data
         assert external.images_per_class == 2 and external.learned_labels is None
 
 
+def test_a_zca_whitened_set_in_mtt_layout_reads_back_in_the_whitened_space(tmp_path):
+    """CIFAR-10 whitened as the paper does (zca: true): MTT saves its images in that space, and they
+    read back as they are, bit for bit, passing the integrity gates."""
+    from labelworth.data import prepare_data
+    from test_data import write_cifar10
+
+    prepare_data("cifar10", write_cifar10(tmp_path / "raw")["folder"].parent, tmp_path / "data", zca=True)
+    distill_random(tmp_path / "data", 2, 42, tmp_path / "images.pt", tmp_path / "grid.png")
+    own = io.load_tensors(tmp_path / "images.pt")
+    export_image_set(tmp_path / "images.pt", tmp_path / "data", "pt", tmp_path / "mtt")
+    status, error = inspect(tmp_path / "mtt" / "images_best.pt", tmp_path / "data", tmp_path / "summary.json")
+    assert status == 0, error
+    external = read(tmp_path / "mtt" / "images_best.pt", tmp_path / "data", format="pt")
+    assert external.read_as == "normalised (detected)" and input_space(tmp_path / "data").zca is not None
+    assert torch.equal(external.images, own["images"]) and torch.equal(external.classes, own["labels"])
+
+
 def test_pixels_in_any_range_give_the_normalised_images(fashion_mnist_data, own_set, tmp_path):
     export_image_set(tmp_path / "images.pt", fashion_mnist_data, "imagefolder", tmp_path / "folder")
     pixels = torch.stack([torch.from_numpy(np.array(Image.open(path)))[None]
@@ -266,3 +283,17 @@ def test_an_evaluation_plans_only_the_set_its_twin_and_the_teachers_labels(tmp_p
     assert counted.students["convnet-d2-w8-5students"].at(2).seeds == (0, 1, 2, 3, 4)
 
 
+
+
+def test_a_teacher_far_from_table_7_is_named_in_one_line(tmp_path):
+    from labelworth.evaluate import table7_entry, teacher_accuracy_problem
+
+    entry = table7_entry("cifar10", "convnet-d3", 10)
+    assert entry["expert_epoch"] == 44 and entry["expert_test_accuracy"] == 65.1
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("epoch,train_loss,train_accuracy,test_accuracy,train_label_entropy\n"
+                       "44,1.0,0.7,0.62,1.0\n45,1.0,0.7,0.40,1.0\n")
+    assert teacher_accuracy_problem(metrics, 44, entry) is None  # 62.0 is within 5 points of 65.1
+    problem = teacher_accuracy_problem(metrics, 44, {**entry, "expert_test_accuracy": 75.0})
+    assert "\n" not in problem and "is 62.0%, the paper's Table 7 says 75.0%" in problem and str(metrics) in problem
+    assert table7_entry("fashion_mnist", "convnet-d3-w32", 10) is None

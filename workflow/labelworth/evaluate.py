@@ -68,35 +68,59 @@ def _expert_accuracy(config) -> float | None:
     return float(pd.read_csv(metrics)["test_accuracy"].iloc[-1]) if metrics.exists() else None
 
 
-def published_expert_epoch(dataset: str, arch: str, images_per_class: int) -> int | None:
-    """The paper's Table 7 expert epoch for this dataset, expert architecture and IPC, or None."""
+TEACHER_ACCURACY_TOLERANCE = 5.0  # points between the teacher's test accuracy and Table 7's before it is refused
+
+
+def table7_entry(dataset: str, arch: str, images_per_class: int) -> dict | None:
+    """The paper's Table 7 cell for this dataset, expert architecture and IPC (its expert epoch and
+    the expert's test accuracy), or None."""
     from labelworth.figures.published import published
 
     for entry in published()["table7"]:
         if (entry["dataset"], entry["ipc"]) == (dataset, images_per_class) and arch.startswith(entry["expert"]):
-            return int(entry["expert_epoch"])
+            return entry
     return None
 
 
-def teacher_epoch(config, layout, run: str, images_per_class: int) -> tuple[int, str]:
-    """The teacher's epoch for a set at `images_per_class`, and where it came from: the sweep's
-    table of a finished run, else the paper's Table 7, else the config's own number for that IPC."""
+def teacher_epoch(config, layout, run: str, images_per_class: int) -> tuple[int, str, dict | None]:
+    """The teacher's epoch for a set at `images_per_class`, where it came from, and the Table 7 cell
+    it came from (else None): the sweep's table of a finished run, else the paper's Table 7, else the
+    config's own number for that IPC."""
     from labelworth.plan import read_best_epochs
 
     sweep = Path(layout.table("expert_epoch_sweep", "csv"))
     if sweep.exists() and images_per_class in (best := read_best_epochs(sweep)):
-        return best[images_per_class], f"the expert-epoch sweep's table ({sweep})"
-    published = published_expert_epoch(config.dataset, config.experts[run].arch, images_per_class)
-    if published is not None:
-        return published, "the paper's Table 7"
+        return best[images_per_class], f"the expert-epoch sweep's table ({sweep})", None
+    entry = table7_entry(config.dataset, config.experts[run].arch, images_per_class)
+    if entry is not None:
+        return int(entry["expert_epoch"]), "the paper's Table 7", entry
     benchmark = config.benchmark
     if images_per_class in benchmark.images_per_class and benchmark.soft_labels:
         epoch = benchmark.soft_labels[0].expert_epoch[benchmark.images_per_class.index(images_per_class)]
         if isinstance(epoch, int):
-            return epoch, "the config's benchmark.soft_labels"
+            return epoch, "the config's benchmark.soft_labels", None
     raise LabelworthError(f"no teacher epoch for IPC {images_per_class}: no sweep table ({sweep}) has it, the paper's "
                           f"Table 7 has none for {config.dataset} with {config.experts[run].arch}, and the config says "
                           "auto; give --teacher-epoch")
+
+
+def teacher_accuracy_problem(metrics: str | Path, epoch: int, entry: dict,
+                             tolerance: float = TEACHER_ACCURACY_TOLERANCE) -> str | None:
+    """What is wrong when the teacher's test accuracy at `epoch` (its metrics.csv) lies more than
+    `tolerance` points from the paper's Table 7 cell `entry`, else None: the first sign of data read
+    wrongly (class order, normalisation, ZCA) or of other expert settings."""
+    import pandas as pd
+
+    rows = pd.read_csv(metrics)
+    rows = rows[rows["epoch"] == epoch]
+    if rows.empty:
+        return f"{metrics}: no epoch {epoch}"
+    ours, theirs = 100 * float(rows["test_accuracy"].iloc[0]), float(entry["expert_test_accuracy"])
+    if abs(ours - theirs) <= tolerance:
+        return None
+    return (f"{metrics}: the teacher's test accuracy at epoch {epoch} is {ours:.1f}%, the paper's Table 7 says "
+            f"{theirs:.1f}% ({entry['dataset']}, {entry['expert']}, IPC {entry['ipc']}; allowed: {tolerance} points "
+            "apart): check the data (class order, normalisation, ZCA) and the expert's settings")
 
 
 def evaluation_config(raw: dict, name: str, settings: ExternalImageSetSettings, images_per_class: int,
@@ -280,7 +304,7 @@ def run_evaluate(settings: ExternalImageSetSettings, name: str, config_path: Pat
     from labelworth.data import input_space
     from labelworth.external import read_external_set
     from labelworth.layout import Layout
-    from labelworth.plan import student_runs
+    from labelworth.plan import WorkflowPlan, student_runs
 
     base = read_config_file(config_path)
     config = load_config(base)
@@ -296,10 +320,11 @@ def run_evaluate(settings: ExternalImageSetSettings, name: str, config_path: Pat
     external = read_external_set(settings, input_space(Path(layout.data("train")).parent))  # bad files stop here
     print(f"{external_method(name)}: {external.images_per_class} images per class, read as "
           f"{external.read_as}" + (", with its own labels" if external.learned_labels is not None else ""))
+    published = None
     if teacher_epochs is None and "soft" in regimes and config.benchmark.soft_labels:
         run = config.benchmark.soft_labels[0].expert_run
         run = run[0] if isinstance(run, tuple) else run
-        epoch, where = teacher_epoch(config, layout, run, external.images_per_class)
+        epoch, where, published = teacher_epoch(config, layout, run, external.images_per_class)
         print(f"teacher epoch {epoch}, from {where}")
         teacher_epochs = [epoch]
     config = evaluation_config(base, name, settings, external.images_per_class, teacher_epochs or [], list(regimes),
@@ -309,6 +334,16 @@ def run_evaluate(settings: ExternalImageSetSettings, name: str, config_path: Pat
     derived.write_text(yaml.safe_dump(config, sort_keys=False))
     evaluated = load_config(config)
     runs = student_runs(evaluated, "soft_vs_hard", external={name: external.summary()})
+    if published is not None and not dry_run:  # the teacher against Table 7, before any student trains
+        metrics = WorkflowPlan(evaluated).main_metrics(run)
+        status = subprocess.run(snakemake + [metrics, "--configfile", str(derived)]).returncode
+        if status:
+            return status
+        problem = teacher_accuracy_problem(metrics, teacher_epochs[0], published)
+        if problem and settings.integrity_checks:
+            raise LabelworthError(f"{problem}; --no-integrity-checks to go on")
+        if problem:
+            print(f"warning: {problem}")
     # The set's summary first (a checkpoint, one short job that a dry run runs too: Snakemake plans
     # nothing behind a checkpoint it has not run), then its and its twin's populations; no table or
     # figure of the benchmark is touched.
