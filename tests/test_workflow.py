@@ -14,9 +14,9 @@ import sys
 import pytest
 import yaml
 
-from conftest import ROOT, TINY, planned_jobs, snakemake
+from conftest import ROOT, TINY, planned_jobs, snakemake, write_fashion_mnist
 from labelworth.config import load_config
-from labelworth.plan import population_groups
+from labelworth.plan import expert_label, population_groups
 
 STAGE_RULES = {"prepare_data", "train_expert", "distill_images", "dump_trajectories", "make_labels",
                "class_similarity", "evaluate_students"}
@@ -342,3 +342,29 @@ def test_an_evaluation_from_an_empty_folder_plans_no_synthesis(tmp_path):
     # sets; one grouped population per set (the config groups them) and its two members
     assert plan == {"train_expert": 1, "distill_images": 1, "external_image_set": 1, "make_labels": 4,
                     "train_population": 2, "population_member": 4}, plan
+
+
+@pytest.mark.e2e
+def test_an_evaluation_without_a_teacher_epoch_runs_a_sweep_of_its_own(tmp_path):
+    """No sweep table, no Table 7 cell, `auto` in the config: the sweep at the set's IPC only, then the
+    populations at its best epoch; the sweep's table and figure are the only ones written."""
+    import gzip
+
+    import numpy as np
+    import torch
+
+    raw = write_fashion_mnist(tmp_path / "raw" / "fashion_mnist", train_per_class=20, test_per_class=10)
+    with gzip.open(raw / "train-images-idx3-ubyte.gz") as images, gzip.open(raw / "train-labels-idx1-ubyte.gz") as labels:
+        pixels = np.frombuffer(images.read()[16:], np.uint8).reshape(-1, 1, 28, 28)
+        classes = np.frombuffer(labels.read()[8:], np.uint8)
+    first = [int(np.flatnonzero(classes == c)[0]) for c in range(10)]
+    torch.save(torch.from_numpy(pixels[first].copy()), tmp_path / "my_set.pt")
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run([sys.executable, "-m", "labelworth", "evaluate", "--images", "my_set.pt", "--configfile",
+                             str(TINY), "--regimes", "soft"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    best = sweep_best_epochs(tmp_path / "results" / "fashion_mnist")
+    assert list(best) == [1] and f"teacher epoch {best[1]}, from its own sweep" in result.stdout
+    assert f"expert ({expert_label(best[1])}, convnet-d2-w8)" in result.stdout
+    written = {path.name for path in (tmp_path / "results" / "fashion_mnist").glob("tables/*")}
+    assert written == {"expert_epoch_sweep.csv", "expert_epoch_sweep.md"}

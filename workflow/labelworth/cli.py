@@ -369,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--configfile", help="the config to add the set to (default: the dataset's)")
     stage.add_argument("--teacher-epoch", type=int, nargs="+", dest="teacher_epochs",
                        help="the expert epochs of the fixed soft labels (default: the sweep's table of a finished "
-                            "run, else the paper's Table 7, else the config's number for the set's IPC)")
+                            "run, else the paper's Table 7, else the config's number for the set's IPC, else a "
+                            "sweep of its own where the results folder has no sweep table)")
     stage.add_argument("--regimes", nargs="+", choices=EVALUATION_REGIMES, default=list(EVALUATION_REGIMES),
                        help="label regimes besides hard labels and the set's own: soft (fixed), online")
     stage.add_argument("--students", type=int, help="students per population (default: the protocol's)")

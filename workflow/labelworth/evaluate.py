@@ -18,10 +18,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from labelworth.config import SWEEP
 from labelworth.errors import LabelworthError
 from labelworth.intervals import mean_interval, paired_difference
 from labelworth.io import read_json
-from labelworth.settings import ExternalImageSetSettings
+from labelworth.settings import AUTO, ExternalImageSetSettings
 from labelworth.specs import EVALUATION_REGIMES, external_method, external_set, random_set
 
 REPOSITORY = Path(__file__).resolve().parents[2]  # workflow/labelworth/evaluate.py -> the repository
@@ -68,6 +69,7 @@ def _expert_accuracy(config) -> float | None:
     return float(pd.read_csv(metrics)["test_accuracy"].iloc[-1]) if metrics.exists() else None
 
 
+OWN_SWEEP_EPOCHS = (1, 2, 4, 8)  # a sweep of its own where the config has no sweep block
 TEACHER_ACCURACY_TOLERANCE = 5.0  # points between the teacher's test accuracy and Table 7's before it is refused
 
 
@@ -82,10 +84,10 @@ def table7_entry(dataset: str, arch: str, images_per_class: int) -> dict | None:
     return None
 
 
-def teacher_epoch(config, layout, run: str, images_per_class: int) -> tuple[int, str, dict | None]:
+def teacher_epoch(config, layout, run: str, images_per_class: int) -> tuple[int | str, str, dict | None]:
     """The teacher's epoch for a set at `images_per_class`, where it came from, and the Table 7 cell
     it came from (else None): the sweep's table of a finished run, else the paper's Table 7, else the
-    config's own number for that IPC."""
+    config's own number for that IPC, else `auto` (a sweep of its own) where no sweep table exists."""
     from labelworth.plan import read_best_epochs
 
     sweep = Path(layout.table("expert_epoch_sweep", "csv"))
@@ -99,9 +101,11 @@ def teacher_epoch(config, layout, run: str, images_per_class: int) -> tuple[int,
         epoch = benchmark.soft_labels[0].expert_epoch[benchmark.images_per_class.index(images_per_class)]
         if isinstance(epoch, int):
             return epoch, "the config's benchmark.soft_labels", None
-    raise LabelworthError(f"no teacher epoch for IPC {images_per_class}: no sweep table ({sweep}) has it, the paper's "
-                          f"Table 7 has none for {config.dataset} with {config.experts[run].arch}, and the config says "
-                          "auto; give --teacher-epoch")
+    if not sweep.exists():  # a sweep of its own writes the sweep's table: only where there is none
+        return AUTO, "a sweep of its own at this IPC (no sweep table, no Table 7 cell)", None
+    raise LabelworthError(f"no teacher epoch for IPC {images_per_class}: the sweep's table {sweep} has no row for it, "
+                          f"the paper's Table 7 has none for {config.dataset} with {config.experts[run].arch}, and "
+                          "the config says auto; give --teacher-epoch")
 
 
 def teacher_accuracy_problem(metrics: str | Path, epoch: int, entry: dict,
@@ -124,10 +128,12 @@ def teacher_accuracy_problem(metrics: str | Path, epoch: int, entry: dict,
 
 
 def evaluation_config(raw: dict, name: str, settings: ExternalImageSetSettings, images_per_class: int,
-                      epochs: list[int], regimes: list[str], students: int | None) -> dict:
+                      epochs: list, regimes: list[str], students: int | None) -> dict:
     """The config of one set's evaluation: the base's dataset, experts and protocols; the benchmark
     on random images (the twin) and the set at its IPC, with hard labels, the teacher's soft labels at
     `epochs` ("soft" in regimes) and the base's online rows ("online"); no experiment, no synthesis.
+    An epoch `auto` adds the expert-epoch sweep at the set's IPC only, on the base's sweep grid (a
+    sweep of its own, for a results folder that has none).
     With `students`, each protocol is copied under a name of its own with that many student seeds,
     so a finished run's populations are never overwritten.
 
@@ -166,6 +172,9 @@ def evaluation_config(raw: dict, name: str, settings: ExternalImageSetSettings, 
     if raw.get("benchmark", {}).get("full_data_accuracy") is not None:
         derived["benchmark"]["full_data_accuracy"] = raw["benchmark"]["full_data_accuracy"]
     derived["external_image_sets"] = {name: explicit_fields(settings)}
+    if AUTO in epochs:
+        sweep = copy.deepcopy(raw.get(SWEEP) or {"expert_epochs": list(OWN_SWEEP_EPOCHS)})
+        derived[SWEEP] = sweep | {"enabled": True, "images_per_class": [images_per_class], "student": protocols[0]}
     return derived
 
 
@@ -304,7 +313,7 @@ def run_evaluate(settings: ExternalImageSetSettings, name: str, config_path: Pat
     from labelworth.data import input_space
     from labelworth.external import read_external_set
     from labelworth.layout import Layout
-    from labelworth.plan import WorkflowPlan, student_runs
+    from labelworth.plan import WorkflowPlan, read_best_epochs, student_runs
 
     base = read_config_file(config_path)
     config = load_config(base)
@@ -333,7 +342,16 @@ def run_evaluate(settings: ExternalImageSetSettings, name: str, config_path: Pat
     derived.parent.mkdir(parents=True, exist_ok=True)
     derived.write_text(yaml.safe_dump(config, sort_keys=False))
     evaluated = load_config(config)
-    runs = student_runs(evaluated, "soft_vs_hard", external={name: external.summary()})
+    best = None
+    if AUTO in (teacher_epochs or []):  # the sweep first: the populations at its best epoch follow from it
+        table = layout.table(SWEEP, "csv")
+        status = subprocess.run(snakemake + [table] + (["--dry-run"] if dry_run else [])
+                                + ["--configfile", str(derived)]).returncode
+        if status or dry_run:
+            return status
+        best = read_best_epochs(table)
+        print(f"teacher epoch {best[external.images_per_class]}, from its own sweep ({table})")
+    runs = student_runs(evaluated, "soft_vs_hard", best=best, external={name: external.summary()})
     if published is not None and not dry_run:  # the teacher against Table 7, before any student trains
         metrics = WorkflowPlan(evaluated).main_metrics(run)
         status = subprocess.run(snakemake + [metrics, "--configfile", str(derived)]).returncode
