@@ -204,3 +204,16 @@ def test_the_server_ends_with_its_parent(tmp_path):
     launcher.kill()
     launcher.wait()
     wait_for(lambda: not alive(server), "the server to end after its parent", seconds=10)
+
+
+def test_a_server_that_finds_cuda_initialised_serves_nothing(tmp_path):
+    """A forked worker cannot use a CUDA context its parent made: then the server does not listen,
+    and every job runs in its own process."""
+    script = textwrap.dedent(f"""
+        import torch
+        torch.cuda.is_initialized = lambda: True  # as if an import had initialised CUDA
+        from labelworth import job_server
+        job_server.main(["--socket", {str(tmp_path / 'jobs.sock')!r}, "--parent", "1"])""")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=WAIT_S)
+    assert result.returncode == 0 and "CUDA was initialised while importing" in result.stdout
+    assert not (tmp_path / "jobs.sock").exists()

@@ -5,7 +5,7 @@
 A worker runs the same `run_job` as a `labelworth` process would, so its files, its log, its one-line
 errors and its exit status are those of an in-process job (tests/test_job_server.py). Forking is
 safe only from a process that never started a thread pool or CUDA: the server imports, but never runs
-a torch operation, and serves from one thread. What a fresh process would take from its start, a
+a torch operation, and serves from one thread; should an import have initialised CUDA, it serves nothing. What a fresh process would take from its start, a
 worker takes from its client: the folder, umask, environment, standard streams, the intra-op thread
 count torch reads from OMP_NUM_THREADS, default signal handlers and a fresh cost meter.
 
@@ -218,6 +218,12 @@ def main(argv: list[str] | None = None) -> None:
     cli.keep_freed_memory()  # before torch allocates anything; workers inherit it
     started = time.perf_counter()
     modules = preload()
+    import torch
+
+    if torch.cuda.is_initialized():  # a forked worker could not use CUDA: jobs run in their own processes
+        print("job server: CUDA was initialised while importing, so no job is forked (each runs in its own "
+              "process)", flush=True)
+        return
     server = Server(args.socket, args.parent)
     gc.freeze()  # what the server imported stays shared with its workers: no collection touches it
     METER.begin_work()
