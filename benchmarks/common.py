@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import resource
+import statistics
 import shlex
 import sys
 from pathlib import Path
@@ -62,6 +64,19 @@ def interleaved_rounds(ways: list[str], repeats: int, measure: Callable[[str], R
         for way in ways[shift:] + ways[:shift]:
             readings[way].append(measure(way))
     return readings
+
+
+def median_readings(readings: dict[str, list[dict]]) -> dict[str, dict]:
+    """Per way, the median of each figure over its rounds (`interleaved_rounds` of dict readings)."""
+    return {way: {key: statistics.median(reading[key] for reading in values) for key in values[0]}
+            for way, values in readings.items()}
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of all finished child processes so far: the difference of two
+    readings around one `subprocess.run` is that child's CPU time."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def command_line() -> str:

@@ -21,8 +21,6 @@ import argparse
 import hashlib
 import os
 import re
-import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,7 +30,7 @@ from pathlib import Path
 from labelworth.costs import parse_cost_line
 from labelworth.job_client import SERVER_ENV, SERVER_OFF, JobServer
 
-from common import interleaved_rounds, machine_header, write_table
+from common import children_cpu, interleaved_rounds, machine_header, median_readings, write_table
 
 WAYS = ("own process", "served")
 # (name, rule, a pattern its command must match): the first such job of the run
@@ -73,10 +71,6 @@ def outputs_digest(run: Path, command: str) -> str:
             digest.update(file.read_bytes())
     return digest.hexdigest()
 
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def run_command(run: Path, command: str, environ: dict, log: Path) -> dict:
@@ -128,8 +122,7 @@ def main() -> None:
                     run, command, ways[way], scratch / "job.log"))
                 if outputs_digest(run, command) != before:
                     raise SystemExit(f"{name}: the outputs changed; a served job must write bitwise the same")
-                medians = {way: {key: statistics.median(reading[key] for reading in values) for key in values[0]}
-                           for way, values in readings.items()}
+                medians = median_readings(readings)
                 rows.append((name, medians))
                 print(name, medians, flush=True)
         finally:

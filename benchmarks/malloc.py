@@ -25,14 +25,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import interleaved_rounds, machine_header, write_table
+from common import interleaved_rounds, machine_header, median_readings, write_table
 
 # The child: `python -c CHILD on|off <labelworth arguments>`.
 CHILD = """
@@ -127,8 +126,7 @@ def main() -> None:
 
         for name, job in cases:
             readings = interleaved_rounds(list(SETTINGS), args.repeats, lambda setting: run_job(setting, job()))
-            medians = {setting: {key: statistics.median(reading[key] for reading in values) for key in values[0]}
-                       for setting, values in readings.items()}
+            medians = median_readings(readings)
             rows.append((name, medians))
             print(name, medians, flush=True)
 

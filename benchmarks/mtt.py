@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,7 +51,7 @@ from labelworth.settings import MttSettings
 from labelworth.specs import dataset_spec
 from labelworth.trajectories import dump_trajectories, load_trajectories, unflatten_parameters
 
-from common import interleaved_rounds, machine_header, write_table
+from common import interleaved_rounds, machine_header, median_readings, write_table
 from students import reference_dsa
 
 VARIANTS = ("reference", "unrolled", "tesla")
@@ -267,8 +266,7 @@ def main() -> None:
                 args.variants, args.repeats,
                 lambda variant: time_in_fresh_process(variant, init_paths[ipc], buffer_path, batch_syn, iterations,
                                                       args))
-            medians = {variant: {key: statistics.median(reading[key] for reading in values) for key in values[0]}
-                       for variant, values in readings.items()}
+            medians = median_readings(readings)
             for variant in args.variants:
                 speed_up = {key: medians["reference"][key] / medians[variant][key] if "reference" in medians
                             else float("nan") for key in ("seconds", "cpu_seconds")}

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from pathlib import Path
 
 from labelworth.settings import StudentSettings, to_options
 
-from common import interleaved_rounds, machine_header, write_table
+from common import interleaved_rounds, machine_header, median_readings, write_table
 
 WAYS = ("separate", "grouped sequential 1 thread", "grouped sequential 2 threads", "grouped vectorised 2 threads")
 SEEDS = (0, 1, 2)
@@ -122,8 +121,7 @@ def main() -> None:
             images, labels = inputs[ipc]
             readings = interleaved_rounds(list(WAYS), args.repeats,
                                           lambda way: measure(way, images, labels, scratch / "data", scratch, epochs))
-            medians = {way: {key: statistics.median(reading[key] for reading in values) for key in values[0]}
-                       for way, values in readings.items()}
+            medians = median_readings(readings)
             print(f"IPC {ipc}:", medians, flush=True)
             rows.append((ipc, epochs, medians))
 

@@ -14,23 +14,17 @@ interleaved rounds.
 from __future__ import annotations
 
 import argparse
-import resource
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, interleaved_rounds, machine_header, write_table
+from common import ROOT, children_cpu, interleaved_rounds, machine_header, median_readings, write_table
 
 WAYS = {"compiled": [], "lazily compiled": ["--no-compile"]}
 FIRST_IMPORTS = "import snakemake.cli, torch, torchvision, torch._dynamo, matplotlib.pyplot, pandas, labelworth.job_server"
 
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def install(flags: list[str]) -> dict:
@@ -51,8 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     info = machine_header()
     readings = interleaved_rounds(list(WAYS), args.repeats, lambda way: install(WAYS[way]))
-    medians = {way: {key: statistics.median(reading[key] for reading in values) for key in values[0]}
-               for way, values in readings.items()}
+    medians = median_readings(readings)
     compiled = medians["compiled"]
     lines = [f"A fresh venv with envs/requirements.txt and this repository, then the first imports of a run; "
              f"medians of {args.repeats} interleaved rounds.", "", info, "",

@@ -85,3 +85,12 @@ def test_evaluate_names_a_missing_set_before_anything_runs(capsys, tmp_path, mon
     [line] = _error_lines(capsys)
     assert line == "labelworth evaluate: error: --images missing_set.pt: no such file or folder"
     assert not (tmp_path / "results").exists() and not (tmp_path / ".snakemake").exists()
+
+
+def test_evaluate_refuses_no_students_before_anything_runs(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "set.pt").touch()
+    assert main(["evaluate", "--images", "set.pt", "--students", "0"]) == 2
+    [line] = _error_lines(capsys)
+    assert line == "labelworth evaluate: error: --students 0: give at least 1"
+    assert not (tmp_path / ".snakemake").exists()

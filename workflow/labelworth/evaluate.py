@@ -56,17 +56,20 @@ def guess_format(path: str) -> str:
     return "labelworth" if isinstance(content, dict) and "meta" in content else "pt"
 
 
-def _expert_accuracy(config) -> float | None:
-    """The full-data accuracy: the soft-label run's expert after its last epoch, when it was trained."""
-    import pandas as pd
-
+def _full_data_accuracy(config) -> float | None:
+    """The label-robustness figure's full-data accuracy: the configured value, else the soft-label
+    run's expert after its last epoch; None when neither exists (no soft labels were asked for)."""
+    from labelworth.figures.label_robustness import full_data_accuracy
     from labelworth.plan import WorkflowPlan
+    from labelworth.settings import LabelRobustnessFigure
 
-    if not config.benchmark.soft_labels:
-        return None
-    run = config.benchmark.soft_labels[0].expert_run
-    metrics = Path(WorkflowPlan(config).main_metrics(run[0] if isinstance(run, tuple) else run))
-    return float(pd.read_csv(metrics)["test_accuracy"].iloc[-1]) if metrics.exists() else None
+    settings = LabelRobustnessFigure(full_data_accuracy=config.benchmark.full_data_accuracy)
+    metrics = []
+    if config.benchmark.soft_labels:
+        run = config.benchmark.soft_labels[0].expert_run
+        metrics = [path for path in [WorkflowPlan(config).main_metrics(run[0] if isinstance(run, tuple) else run)]
+                   if Path(path).exists()]
+    return full_data_accuracy(metrics, settings) if metrics or settings.full_data_accuracy else None
 
 
 OWN_SWEEP_EPOCHS = (1, 2, 4, 8)  # a sweep of its own where the config has no sweep block
@@ -372,8 +375,7 @@ def run_evaluate(settings: ExternalImageSetSettings, name: str, config_path: Pat
             return status
     if dry_run:
         return 0
-    full_data = (evaluated.benchmark.full_data_accuracy / 100 if evaluated.benchmark.full_data_accuracy
-                 else _expert_accuracy(evaluated))
+    full_data = _full_data_accuracy(evaluated)
     print(write_summary(layout, runs, name, external.images_per_class, full_data))
     print(f"written: {Path(layout.root) / 'evaluations' / name}.md, .csv, .png, .pdf")
     return 0
