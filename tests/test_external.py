@@ -101,6 +101,36 @@ def test_a_dict_with_soft_labels_gives_the_sets_own_labels(fashion_mnist_data, o
                           "external-datm-ipc3", tmp_path / "out.pt", tmp_path / "out.png")
 
 
+def test_datm_and_dd_ranking_files_read_as_their_code_writes_them(fashion_mnist_data, own_set, tmp_path):
+    """DATM (distill/DATM.py) saves bare tensors under no_grad: images_best.pt (float32, class-major,
+    in the training space), labels_best.pt (learned soft-label logits, N x classes, a leaf that
+    required grad) and lr_best.pt (a 0-dim tensor); DD-Ranking's demos load images.pt, labels.pt and
+    lr.pt of that layout, and its writers put image folders as {class:05d}/{i:05d}.jpg."""
+    logits = torch.randn(20, 10, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    for folder, stem in (("datm", "_best"), ("dd_ranking", "")):
+        (tmp_path / folder).mkdir()
+        with torch.no_grad():
+            torch.save(own_set["images"].clone(), tmp_path / folder / f"images{stem}.pt")
+            torch.save(logits.cpu(), tmp_path / folder / f"labels{stem}.pt")
+            torch.save(torch.tensor(0.0123), tmp_path / folder / f"lr{stem}.pt")
+        external = read(tmp_path / folder / f"images{stem}.pt", fashion_mnist_data, format="pt",
+                        labels=str(tmp_path / folder / f"labels{stem}.pt"))
+        assert torch.equal(external.images, own_set["images"]) and torch.equal(external.classes, own_set["labels"])
+        assert torch.allclose(external.learned_labels, logits.detach().softmax(1)), folder  # logits, softmaxed
+        assert external.learned_lr == pytest.approx(0.0123), folder
+        assert external.read_as == "normalised (detected)"
+    for c in range(10):
+        for i in range(2):
+            path = tmp_path / "dd_ranking_folder" / f"{c:05d}" / f"{i:05d}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((28, 28), 20 * c + 5, dtype=np.uint8), mode="L").save(path, format="JPEG")
+    external = read(tmp_path / "dd_ranking_folder", fashion_mnist_data, format="imagefolder")
+    assert external.classes.tolist() == sorted(list(range(10)) * 2) and external.images_per_class == 2
+    levels = torch.tensor([20 * c + 5 for c in range(10)], dtype=torch.uint8).repeat_interleave(2)
+    expected = input_space(fashion_mnist_data).from_pixels(levels[:, None, None, None].expand(20, 1, 28, 28))
+    assert torch.allclose(external.images, expected, atol=0.05)  # a solid JPEG keeps its level to within 2 or so
+
+
 def _png(path, array, mode):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(array, mode=mode).save(path)

@@ -2,19 +2,21 @@
 
 Three formats are read:
 
-* `pt`: a tensor file as MTT and DATM save it (`images_best.pt`, N x C x H x W); a dict as DC, DSA
+* `pt`: a tensor file as MTT and DATM save it (`images_best.pt`, N x C x H x W, with `lr_best.pt`
+  beside it read as the learned lr) or as DD-Ranking's demos load one (`images.pt`, `lr.pt`); a dict as DC, DSA
   and DM save their results (`res_*.pt`: `{'data': [[images, labels], ...], 'accs_all_exps': {...}}`,
   one set per experiment, `experiment` picks one, the first by default; the accuracies are numpy
   floats, read without running code); or a dict holding
   `images` (or `image_syn`) with optional `labels` (`label_syn`) and a learned `lr` (`syn_lr`). Labels
-  may also come from a file of their own (`labels:`, MTT's `labels_best.pt`). Integer labels are the
+  may also come from a file of their own (`labels:`, MTT's and DATM's `labels_best.pt`, DD-Ranking's
+  `labels.pt`). Integer labels are the
   images' classes; float labels (N x classes) are the set's own soft labels, which the label spec
   `learned` then trains on: rows that are distributions as given, anything else read as logits and
   softmaxed. Without integer labels the images are class-major with an equal count per class, as
   MTT and DATM order them.
 * `imagefolder`: one folder per class of PNG/JPEG files, as SRe2L, RDED and most decoupled methods
-  write them. A folder is a class by its name: the dataset's class name (a '/' in it written as '_')
-  or its index (digits, any prefix: `3`, `003`, `new003`).
+  write them (DD-Ranking's writers: `00003/00000.jpg`). A folder is a class by its name: the dataset's
+  class name (a '/' in it written as '_') or its index (digits, any prefix: `3`, `003`, `new003`).
 * `labelworth`: an `images.pt` of this workflow (the same dataset), its own labels as `learned`.
 
 Images come as pixels (uint8 0..255, or floats in [0, 1] or [0, 255]) or already normalised into the
@@ -159,6 +161,9 @@ def _read_pt(settings: ExternalImageSetSettings) -> tuple:
         labels = (labels, labels_path)
     elif labels is not None:
         labels = (_tensor(labels, path, "the labels"), path)
+    beside = path.with_name("lr" + path.name[len("images"):])  # MTT/DATM's lr_best.pt, DD-Ranking's lr.pt
+    if lr is None and path.name.startswith("images") and beside.is_file():
+        lr, path = _load_torch(beside), beside
     if lr is not None:
         lr = float(_tensor(lr, path, "the lr").reshape(-1)[0]) if isinstance(lr, torch.Tensor) else float(lr)
     return images, labels, lr
