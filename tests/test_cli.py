@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 
 from labelworth.cli import main
 
@@ -93,4 +94,20 @@ def test_evaluate_refuses_no_students_before_anything_runs(capsys, tmp_path, mon
     assert main(["evaluate", "--images", "set.pt", "--students", "0"]) == 2
     [line] = _error_lines(capsys)
     assert line == "labelworth evaluate: error: --students 0: give at least 1"
+    assert not (tmp_path / ".snakemake").exists()
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--teacher", "absent.pt"], "--teacher absent.pt: no such file"),
+    (["--teacher", "teacher.pt"], "--teacher teacher.pt: give --teacher-arch (the architecture its weights are"),
+    (["--teacher", "teacher.pt", "--teacher-arch", "resnet18", "--teacher-epoch", "3", "5"],
+     "--teacher teacher.pt: give --teacher-arch"),
+])
+def test_evaluate_names_a_bad_teacher_before_anything_runs(options, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "set.pt").touch()
+    (tmp_path / "teacher.pt").touch()
+    assert main(["evaluate", "--images", "set.pt", *options]) == 2
+    [line] = _error_lines(capsys)
+    assert line.startswith(f"labelworth evaluate: error: {message}")
     assert not (tmp_path / ".snakemake").exists()

@@ -439,9 +439,11 @@ def test_the_generated_schema_is_the_models(default_config):
     assert student["optimizer"]["enum"] == list(StudentSettings.choices["optimizer"])
     assert student["momentum"] == {"type": "number", "minimum": 0, "exclusiveMaximum": 1.0, "default": 0.9,
                                    "description": "SGD's; AdamW has none"}
-    expert = properties["experts"]["additionalProperties"]
-    assert set(expert["properties"]) == {field.name for field in dataclasses.fields(ExpertSettings)}
-    assert expert["required"] == list(ExpertSettings.required)
+    trained, brought = properties["experts"]["additionalProperties"]["oneOf"]  # a run you train, or one you bring
+    assert set(trained["properties"]) == {field.name for field in dataclasses.fields(ExpertSettings)}
+    assert trained["required"] == list(ExpertSettings.required)
+    assert set(brought["properties"]) == {"arch", "checkpoint", "epochs", "trusted"}
+    assert brought["required"] == ["arch", "checkpoint", "epochs"]
     mtt = properties["methods"]["properties"]["mtt"]["oneOf"][0]  # or null: `mtt:` with nothing under it
     assert set(mtt["properties"]) >= {"syn_steps", "expert_run", "num_experts", "by_images_per_class"}
     for path in ["config.yaml", "tests/config.tiny.yaml", "tests/config.distill.yaml", *sorted(

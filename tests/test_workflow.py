@@ -289,7 +289,8 @@ def test_labelworth_evaluate_runs_one_set_without_a_config_edit_and_prints_its_r
         name, options = "images_best", ["--images", "my_set/images_best.pt", "--labels", "my_set/labels_best.pt"]
     else:
         name, options = "res_dm_fashionmnist", dc_results_file(exported, workdir / "my_set" / "res_DM_FashionMNIST.pt")
-    result = subprocess.run([sys.executable, "-m", "labelworth", "evaluate", *options, "--configfile", str(TINY)],
+    result = subprocess.run([sys.executable, "-m", "labelworth", "evaluate", *options, "--configfile", str(TINY),
+                             "--students", "2"],  # the tiny protocol's: the finished run's twin is reused
                             cwd=workdir, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"external-{name}: 1 images per class, read as normalised (detected)" in result.stdout
@@ -361,7 +362,7 @@ def test_an_evaluation_without_a_teacher_epoch_runs_a_sweep_of_its_own(tmp_path)
     torch.save(torch.from_numpy(pixels[first].copy()), tmp_path / "my_set.pt")
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run([sys.executable, "-m", "labelworth", "evaluate", "--images", "my_set.pt", "--configfile",
-                             str(TINY), "--regimes", "soft"], cwd=tmp_path, capture_output=True, text=True, env=env)
+                             str(TINY), "--regimes", "soft", "--students", "2"], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     best = sweep_best_epochs(tmp_path / "results" / "fashion_mnist")
     assert list(best) == [1] and f"teacher epoch {best[1]}, from its own sweep" in result.stdout

@@ -83,6 +83,14 @@ def _train_expert(args) -> None:
     train_expert(args.data_dir, settings, ExpertFiles(args.checkpoint_dir, args.metrics, args.work_dir), args.device)
 
 
+def _import_expert(args) -> None:
+    from labelworth.brought_experts import import_expert
+    from labelworth.settings import BroughtExpertSettings, from_options
+
+    import_expert(args.data_dir, from_options(BroughtExpertSettings, args.options), args.checkpoint_dir, args.metrics,
+                  args.device)
+
+
 def _with_threads(argv: list[str], threads: int) -> list[str]:
     """`argv` with its --threads value (if any) replaced by `threads`."""
     kept = [word for index, word in enumerate(argv) if word != "--threads" and (index == 0 or argv[index - 1] != "--threads")]
@@ -202,10 +210,20 @@ def _evaluate(args) -> None:
                                         labels=args.labels or "", normalised=args.normalised,
                                         experiment=args.experiment, integrity_checks=not args.no_integrity_checks)
     config = Path(args.configfile) if args.configfile else default_config(args.dataset)
-    if args.students is not None and args.students < 1:
+    if args.students < 1:
         raise LabelworthError(f"--students {args.students}: give at least 1")
+    teacher = None
+    if args.teacher and not Path(args.teacher).is_file():
+        raise LabelworthError(f"--teacher {args.teacher}: no such file")
+    if args.teacher:
+        if not args.teacher_arch or not args.teacher_epochs or len(args.teacher_epochs) != 1:
+            raise LabelworthError(f"--teacher {args.teacher}: give --teacher-arch (the architecture its weights are, "
+                                  "e.g. resnet18) and one --teacher-epoch (the epoch it was trained to, which names "
+                                  "its labels)")
+        teacher = {"arch": args.teacher_arch, "checkpoint": str(Path(args.teacher).resolve()),
+                   "epochs": args.teacher_epochs[0]} | ({"trusted": True} if args.trusted_teacher else {})
     args.status = run_evaluate(settings, args.name or set_name(args.images), config, args.cores, args.dry_run,
-                               args.teacher_epochs, args.regimes, args.students, args.profile)
+                               args.teacher_epochs, args.regimes, args.students, args.profile, teacher)
 
 
 def _population_member(args) -> None:
@@ -275,6 +293,15 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--work-dir", required=True, help="scratch folder the run resumes from")
     _add_compute_options(stage)
     stage.set_defaults(run=_train_expert)
+
+    stage = stages.add_parser("import-expert", help="read a trained network you bring (state_dict, TorchScript, "
+                              "or a pickled module when trusted) in as an expert checkpoint")
+    stage.add_argument("--data-dir", required=True)
+    _add_settings_option(stage, "BroughtExpertSettings: arch, checkpoint, epochs, trusted")
+    stage.add_argument("--checkpoint-dir", required=True)
+    stage.add_argument("--metrics", required=True, help="metrics.csv to write (its one epoch's accuracies)")
+    _add_compute_options(stage)
+    stage.set_defaults(run=_import_expert)
 
     stage = stages.add_parser("distill-images", help="choose or synthesise the images of an image set")
     stage.add_argument("--image-set", required=True,
@@ -370,10 +397,19 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--teacher-epoch", type=int, nargs="+", dest="teacher_epochs",
                        help="the expert epochs of the fixed soft labels (default: the sweep's table of a finished "
                             "run, else the paper's Table 7, else the config's number for the set's IPC, else a "
-                            "sweep of its own where the results folder has no sweep table)")
+                            "sweep of its own where the results folder has no sweep table); with --teacher, the one "
+                            "epoch it was trained to")
     stage.add_argument("--regimes", nargs="+", choices=EVALUATION_REGIMES, default=list(EVALUATION_REGIMES),
                        help="label regimes besides hard labels and the set's own: soft (fixed), online")
-    stage.add_argument("--students", type=int, help="students per population (default: the protocol's)")
+    stage.add_argument("--teacher", help="a trained network's file to label with instead of the config's expert "
+                       "(a state_dict or TorchScript; a pickled module needs --trusted-teacher)")
+    stage.add_argument("--teacher-arch", help="with --teacher: the architecture its weights are (resnet18, "
+                       "convnet-d3-w128, ...)")
+    stage.add_argument("--trusted-teacher", action="store_true",
+                       help="with --teacher: load a whole pickled module, which runs the file's code")
+    stage.add_argument("--students", type=int, default=5,
+                       help="students per population (default 5, the paper's; a protocol with other seeds is "
+                            "copied under a name of its own)")
     stage.add_argument("--profile", choices=("local", "gpu", "slurm"), help="Snakemake's workflow profile")
     stage.add_argument("--cores", type=int, default=2)
     stage.add_argument("--dry-run", action="store_true", help="plan only")

@@ -31,13 +31,14 @@ from pathlib import Path
 from typing import Literal
 
 from labelworth.errors import LabelworthError
+from labelworth.io import file_sha256
 from labelworth.settings import (
-    AUTO, Auto, ByIpc, BpttSettings, Checked, DmSettings, ExpertSettings, ExternalImageSetSettings, MttSettings,
+    AUTO, Auto, ByIpc, BpttSettings, BroughtExpertSettings, Checked, DmSettings, ExpertSettings, ExternalImageSetSettings, MttSettings,
     Sre2lSettings, StudentSettings, close_match, explicit_fields, from_raw,
 )
 from labelworth.specs import (
     DATASETS, EXTERNAL_NAME_PATTERN, IMAGE_SELECTION_BINS, NAME_PATTERN, SYNTHESIS_METHODS, LabelSpec, dataset_spec,
-    format_expert_run, parse_arch,
+    format_brought_run, format_expert_run, parse_arch,
 )
 
 BENCHMARK_METHODS = ("random",) + SYNTHESIS_METHODS
@@ -354,7 +355,7 @@ class Config(Checked):
     device: str  # auto = CUDA when present, else CPU
     image_seed: int  # the seed of the random real-image choice (the reference's: 42)
     zca: bool = False  # ZCA-whiten the images (METHOD.md 2.2), as the paper does for CIFAR-10
-    experts: dict[str, ExpertSettings]
+    experts: dict[str, ExpertSettings | BroughtExpertSettings]  # runs you train, or checkpoints you bring
     students: dict[str, ByIpc[StudentSettings]]
     defaults: Defaults = field(default_factory=Defaults)
     student_populations: str = "per_label_set"  # per_image_set: one job per image set of an experiment
@@ -387,7 +388,7 @@ class Config(Checked):
             if block is not None:
                 resolve(name, self._resolved_block(name, block))
         resolve("methods", self._resolved_methods())
-        self.trained_runs  # raises for two names of one run that disagree
+        self.runs  # raises for two names of one run that disagree
         _check_config(self)
 
     # ---- resolution ----
@@ -505,6 +506,8 @@ class Config(Checked):
     def run_folder(self, name: str) -> str:
         """The trained run (its folder under experts/ and its token in label specs) a named run is."""
         settings = self.experts[name]
+        if isinstance(settings, BroughtExpertSettings):
+            return format_brought_run(settings.arch, file_sha256(settings.checkpoint))
         return format_expert_run(settings.arch, settings.lr)
 
     @functools.cached_property
@@ -517,6 +520,8 @@ class Config(Checked):
         trained: dict[str, ExpertSettings] = {}
         first_name: dict[str, str] = {}
         for name, settings in self.experts.items():
+            if isinstance(settings, BroughtExpertSettings):
+                continue
             folder = self.run_folder(name)
             known = trained.get(folder)
             if known is None:
@@ -532,6 +537,25 @@ class Config(Checked):
             seeds = tuple(sorted(set(known.seeds) | set(settings.seeds)))
             trained[folder] = dataclasses.replace(known, seeds=seeds, epochs=max(known.epochs, settings.epochs))
         return trained
+
+    @functools.cached_property
+    def brought_runs(self) -> dict[str, BroughtExpertSettings]:
+        """Brought run (its folder, `{arch}-file{digest}`) -> its settings: two names of one file read
+        as one architecture are one run, so they must say the same epoch."""
+        brought: dict[str, BroughtExpertSettings] = {}
+        for name, settings in self.experts.items():
+            if isinstance(settings, BroughtExpertSettings):
+                folder = self.run_folder(name)
+                known = brought.setdefault(folder, settings)
+                if known.epochs != settings.epochs:
+                    raise LabelworthError(f"experts.{name}.epochs: {settings.epochs}, but another run brings the same "
+                                          f"file as {settings.arch} at epoch {known.epochs}; one file is one epoch")
+        return brought
+
+    @property
+    def runs(self) -> dict[str, ExpertSettings | BroughtExpertSettings]:
+        """Every run's folder -> its settings: the trained runs and the brought ones."""
+        return {**self.trained_runs, **self.brought_runs}
 
     @property
     def default_run_folder(self) -> str:
@@ -558,7 +582,7 @@ class Config(Checked):
     def mtt_buffer(self) -> tuple[str, tuple[int, ...]]:
         """(trained run, seeds) of MTT's replay buffer: methods.mtt.expert_run's first num_experts seeds."""
         folder = self.run_folder(self.methods.mtt.expert_run)
-        seeds = self.trained_runs[folder].seeds
+        seeds = self.runs[folder].seeds
         return folder, seeds[: self.methods.mtt.num_experts or len(seeds)]
 
     @property
@@ -605,7 +629,7 @@ def _check_config(config: Config) -> None:
     """What no single block can check: runs, protocols and methods against the dataset and each other."""
     dataset = config.dataset_spec
     for name, settings in config.experts.items():
-        if settings.processes > 1 and dataset.cached_as_tensors:
+        if isinstance(settings, ExpertSettings) and settings.processes > 1 and dataset.cached_as_tensors:
             raise LabelworthError(f"experts.{name}.processes is {settings.processes}, but data-parallel experts are for "
                                   f"datasets read from image files (imagenet); {dataset.name} trains in one process")
         check_arch_fits(settings.arch, dataset.name, f"experts.{name}.arch")
@@ -616,6 +640,7 @@ def _check_config(config: Config) -> None:
         for settings in getattr(config.methods, method).settings.every():
             if hasattr(settings, "arch"):
                 check_arch_fits(settings.arch, dataset.name, f"methods.{method}.arch")
+    _check_brought_runs(config)
     if config.uses_method("sre2l"):
         _check_sre2l_teacher(config)
     _check_benchmark(config)
@@ -634,6 +659,21 @@ def _check_config(config: Config) -> None:
         _check_auto(config, experiment)
 
 
+def _check_brought_runs(config: Config) -> None:
+    """A brought checkpoint is one network at one epoch: nothing may train it further, replay its
+    trajectory or sweep its epochs."""
+    uses = [("methods.mtt.expert_run", config.methods.mtt.expert_run, config.uses_method("mtt"),
+             "MTT replays the trajectories of experts it trains")]
+    for name in ("expert_epoch_sweep", "soft_label_pictures", "ensembles"):
+        block = getattr(config, name)
+        uses.append((f"{name}.expert_run", block and block.expert_run, block is not None and block.enabled,
+                     "it compares epochs or seeds of one run"))
+    for where, name, used, why in uses:
+        if used and isinstance(config.experts[name], BroughtExpertSettings):
+            raise LabelworthError(f"{where}: {name} is a checkpoint you bring, one network at one epoch; {why}, "
+                                  "so name a run the workflow trains")
+
+
 def _check_sre2l_teacher(config: Config) -> None:
     name = config.methods.sre2l.teacher_run
     settings = config.experts[name]
@@ -642,6 +682,9 @@ def _check_sre2l_teacher(config: Config) -> None:
             f"methods.sre2l.teacher_run: run {name!r} ({settings.arch}) has no batch norm, whose statistics "
             "SRe2L matches; name a run of a convnet with -batchnorm or of a resnet")
     epoch = config.methods.sre2l.teacher_epoch
+    if isinstance(settings, BroughtExpertSettings) and epoch != settings.epochs:
+        raise LabelworthError(f"methods.sre2l.teacher_epoch: {epoch}, but experts.{name} is a checkpoint you bring "
+                              f"at epoch {settings.epochs} only")
     if epoch > settings.epochs:
         raise LabelworthError(f"methods.sre2l.teacher_epoch: {epoch} is past experts.{name}.epochs "
                               f"({settings.epochs}), the teacher's training length")

@@ -130,22 +130,32 @@ def teacher_accuracy_problem(metrics: str | Path, epoch: int, entry: dict,
             "apart): check the data (class order, normalisation, ZCA) and the expert's settings")
 
 
+TEACHER_RUN = "evaluation_teacher"  # the expert run a brought teacher (--teacher) is in the evaluation's config
+
+
 def evaluation_config(raw: dict, name: str, settings: ExternalImageSetSettings, images_per_class: int,
-                      epochs: list, regimes: list[str], students: int | None) -> dict:
+                      epochs: list, regimes: list[str], students: int | None, teacher: dict | None = None,
+                      finished_epochs: dict[str, int] | None = None) -> dict:
     """The config of one set's evaluation: the base's dataset, experts and protocols; the benchmark
     on random images (the twin) and the set at its IPC, with hard labels, the teacher's soft labels at
     `epochs` ("soft" in regimes) and the base's online rows ("online"); no experiment, no synthesis.
     An epoch `auto` adds the expert-epoch sweep at the set's IPC only, on the base's sweep grid (a
     sweep of its own, for a results folder that has none).
-    With `students`, each protocol is copied under a name of its own with that many student seeds,
-    so a finished run's populations are never overwritten.
+    With `students`, each protocol whose seeds at this IPC are not 0..students-1 is copied under a
+    name of its own with those seeds, so a finished run's populations are never overwritten.
+    `teacher`: a run you bring (`experts.<name>` keys: arch, checkpoint, epochs, trusted), which then
+    gives the soft labels and teaches the online rows at its epoch.
+    Each trained teacher trains only as far as these labels read, or as far as `finished_epochs`
+    (run folder -> epochs its expert already has in the results folder) says it went, so that a
+    finished run's expert is reused as it is.
 
-    Property (tests): its plan holds no synthesis and no experiment's job; the expert runs and
-    protocols it uses are the base's, unchanged, so a finished run's jobs are reused."""
+    Property (tests): its plan holds no synthesis and no experiment's job; the protocols it uses and
+    the expert runs of a finished run are the base's, unchanged, so a finished run's jobs are reused."""
     import copy
 
     from labelworth.config import load_config
-    from labelworth.settings import explicit_fields
+    from labelworth.plan import needed_epochs
+    from labelworth.settings import BroughtExpertSettings, explicit_fields
 
     config = load_config(raw)
     benchmark = config.benchmark
@@ -157,18 +167,29 @@ def evaluation_config(raw: dict, name: str, settings: ExternalImageSetSettings, 
     source = benchmark.soft_labels[0] if benchmark.soft_labels else None
     protocols = list(benchmark.students)
     if students is not None:
-        for protocol in list(protocols):
+        seeds = tuple(range(students))
+        for position, protocol in enumerate(protocols):
+            if config.student(protocol, images_per_class).seeds == seeds:
+                continue
             copied = copy.deepcopy(raw["students"][protocol])
-            copied["seeds"] = list(range(students))
+            copied["seeds"] = list(seeds)
             for override in copied.get("by_images_per_class", []):
                 override.pop("seeds", None)
-            derived["students"][f"{protocol}-{students}students"] = copied
-        protocols = [f"{protocol}-{students}students" for protocol in protocols]
+            protocols[position] = f"{protocol}-{students}students"
+            derived["students"][protocols[position]] = copied
+    if teacher is not None:
+        derived["experts"][TEACHER_RUN] = dict(teacher)
+        epochs = [teacher["epochs"]]
     soft = [] if source is None or "soft" not in regimes else [
-        {"expert_epoch": [epoch], "expert_run": source.expert_run[nearest], "temperature": source.temperature}
-        for epoch in epochs]
-    online = [] if "online" not in regimes else [
-        {"student": row.student, "methods": ["random", "external"]} for row in benchmark.online_students]
+        {"expert_epoch": [epoch], "expert_run": TEACHER_RUN if teacher else source.expert_run[nearest],
+         "temperature": source.temperature} for epoch in epochs]
+    online = []
+    for row in benchmark.online_students if "online" in regimes else ():
+        online.append({"student": row.student, "methods": ["random", "external"], "temperature": row.temperature})
+        if teacher is not None:
+            online[-1] |= {"expert_run": TEACHER_RUN, "expert_epoch": teacher["epochs"]}
+        elif row.expert_epoch is not None:  # a teacher of its own (ImageNet's fully trained ResNet-18)
+            online[-1] |= {"expert_run": row.expert_run[nearest], "expert_epoch": row.expert_epoch[nearest]}
     derived["benchmark"] = {"methods": ["random"], "images_per_class": [images_per_class],
                             "synthesis_images_per_class": [images_per_class], "students": protocols,
                             "soft_labels": soft, "online_students": online}
@@ -178,7 +199,29 @@ def evaluation_config(raw: dict, name: str, settings: ExternalImageSetSettings, 
     if AUTO in epochs:
         sweep = copy.deepcopy(raw.get(SWEEP) or {"expert_epochs": list(OWN_SWEEP_EPOCHS)})
         derived[SWEEP] = sweep | {"enabled": True, "images_per_class": [images_per_class], "student": protocols[0]}
+    evaluated = load_config(derived)
+    needed = needed_epochs(evaluated)
+    for run_name, run in evaluated.experts.items():
+        if isinstance(run, BroughtExpertSettings):
+            continue
+        folder = evaluated.run_folder(run_name)
+        first = evaluated.trained_runs[folder].seeds[0]
+        if (folder, first) in needed:
+            derived["experts"][run_name]["epochs"] = max(needed[(folder, first)], (finished_epochs or {}).get(folder, 0))
     return derived
+
+
+def finished_epochs(config, layout) -> dict[str, int]:
+    """Trained run folder -> how many epochs its first expert has in the results folder (its
+    metrics.csv), for the runs that have one."""
+    import pandas as pd
+
+    found = {}
+    for folder, settings in config.trained_runs.items():
+        metrics = Path(layout.metrics(folder, settings.seeds[0]))
+        if metrics.exists():
+            found[folder] = int(pd.read_csv(metrics)["epoch"].max())
+    return found
 
 
 def final_accuracies(path: str | Path) -> dict[int, float]:
@@ -307,9 +350,9 @@ def write_summary(layout, runs: list[tuple[str, str, str]], name: str, images_pe
 
 def run_evaluate(settings: ExternalImageSetSettings, name: str, config_path: Path, cores: int,
                  dry_run: bool = False, teacher_epochs: list[int] | None = None, regimes: tuple[str, ...] = EVALUATION_REGIMES,
-                 students: int | None = None, profile: str | None = None) -> int:
+                 students: int | None = None, profile: str | None = None, teacher: dict | None = None) -> int:
     """Check the set, evaluate it with only what it needs, print and write its summary; returns
-    Snakemake's status."""
+    Snakemake's status. `teacher`: a run you bring (evaluation_config)."""
     import yaml
 
     from labelworth.config import load_config, read_config_file
@@ -333,14 +376,16 @@ def run_evaluate(settings: ExternalImageSetSettings, name: str, config_path: Pat
     print(f"{external_method(name)}: {external.images_per_class} images per class, read as "
           f"{external.read_as}" + (", with its own labels" if external.learned_labels is not None else ""))
     published = None
-    if teacher_epochs is None and "soft" in regimes and config.benchmark.soft_labels:
+    if teacher is not None:
+        print(f"teacher: {teacher['checkpoint']} read as {teacher['arch']}, at epoch {teacher['epochs']}")
+    elif teacher_epochs is None and "soft" in regimes and config.benchmark.soft_labels:
         run = config.benchmark.soft_labels[0].expert_run
         run = run[0] if isinstance(run, tuple) else run
         epoch, where, published = teacher_epoch(config, layout, run, external.images_per_class)
         print(f"teacher epoch {epoch}, from {where}")
         teacher_epochs = [epoch]
     config = evaluation_config(base, name, settings, external.images_per_class, teacher_epochs or [], list(regimes),
-                               students)
+                               students, teacher, finished_epochs(config, layout))
     derived = Path("work") / "evaluate" / f"{name}.yaml"
     derived.parent.mkdir(parents=True, exist_ok=True)
     derived.write_text(yaml.safe_dump(config, sort_keys=False))

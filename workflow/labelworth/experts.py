@@ -39,9 +39,9 @@ def load_expert(checkpoint_path: str | os.PathLike, device: str | torch.device =
 
 
 def expert_run_of(checkpoint_path: str | os.PathLike) -> str:
-    """The trained run a checkpoint belongs to, `{arch}-lr{lr}`, from its meta."""
+    """The run a checkpoint belongs to, `{arch}-lr{lr}` (or a brought one's `{arch}-file{digest}`), from its meta."""
     meta = io.load_tensors(checkpoint_path, required=("state_dict",))["meta"]
-    return format_expert_run(meta["arch"], meta["lr"])
+    return meta.get("run") or format_expert_run(meta["arch"], meta["lr"])  # run: a brought checkpoint's
 
 
 def prepared_dataset(data_dir: str | os.PathLike) -> DatasetSpec:
@@ -49,7 +49,9 @@ def prepared_dataset(data_dir: str | os.PathLike) -> DatasetSpec:
     return dataset_spec(io.load_tensors(Path(data_dir) / "test.pt", required=("labels",))["meta"]["dataset"])
 
 
-def _measure(model, measured_train: tuple[torch.Tensor, torch.Tensor], test, epoch: int, train_loss: float) -> dict:
+def measure_epoch(model, measured_train: tuple[torch.Tensor, torch.Tensor], test, epoch: int, train_loss: float) -> dict:
+    """An epoch's metric row: clean accuracy on the measured training images and the test set, and
+    the mean softmax entropy on those training images."""
     train_images, train_labels = measured_train
     with test_pass():  # the clean passes over the measured training images and the test set
         train_logits = predict_logits(model, train_images)
@@ -101,5 +103,5 @@ def train_expert(data_dir: str | os.PathLike, settings: ExpertSettings, files: E
                            generator)[0]
 
     return run_epochs(model, settings.run_identity(spec.name), settings.epochs, files,
-                      train_one_epoch, lambda epoch, loss: _measure(model, measured_train, test, epoch, loss),
+                      train_one_epoch, lambda epoch, loss: measure_epoch(model, measured_train, test, epoch, loss),
                       {"optimizer": optimizer, "generator": GeneratorState(generator)})

@@ -221,7 +221,7 @@ def _train_one_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, f
 
 
 @torch.no_grad()
-def _accuracy_and_entropy(model: torch.nn.Module, files: ImageFiles, processes: Processes,
+def accuracy_and_entropy(model: torch.nn.Module, files: ImageFiles, processes: Processes,
                           indices: torch.Tensor | None = None) -> tuple[float, float]:
     """(accuracy, mean softmax entropy) on the images of `files` at `indices` (None: every image)
     with the eval preset; each process takes every count-th of them, and the sums are added over
@@ -238,6 +238,15 @@ def _accuracy_and_entropy(model: torch.nn.Module, files: ImageFiles, processes: 
                               mean_entropy(logits.softmax(1)) * len(batch)], dtype=torch.float64)
     correct, entropy_sum = processes.summed(sums.to(processes.device)).tolist()
     return correct / len(measured), entropy_sum / len(measured)
+
+
+def measure_files(model: torch.nn.Module, train: ImageFiles, test: ImageFiles, processes: Processes,
+                  train_sample: torch.Tensor | None, epoch: int, train_loss: float) -> dict:
+    """An epoch's metric row, as experts.measure_epoch's, with the eval preset over image files."""
+    train_accuracy, train_entropy = accuracy_and_entropy(model, train, processes, train_sample)
+    test_accuracy, _ = accuracy_and_entropy(model, test, processes)
+    return {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
+            "test_accuracy": test_accuracy, "train_label_entropy": train_entropy}
 
 
 def train_expert_from_files(data_dir: str | os.PathLike, settings: ExpertSettings, files: ExpertFiles,
@@ -272,12 +281,8 @@ def train_expert_from_files(data_dir: str | os.PathLike, settings: ExpertSetting
             schedule.step()
             return loss
 
-        def measure(epoch: int, train_loss: float) -> dict:
-            train_accuracy, train_entropy = _accuracy_and_entropy(model, train, processes, train_sample)
-            test_accuracy, _ = _accuracy_and_entropy(model, test, processes)
-            return {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
-                    "test_accuracy": test_accuracy, "train_label_entropy": train_entropy}
-
         return run_epochs(model, settings.run_identity(train.spec.name), settings.epochs, files,
-                          train_one_epoch, measure, {"optimizer": optimizer, "schedule": schedule},
+                          train_one_epoch,
+                          lambda epoch, loss: measure_files(model, train, test, processes, train_sample, epoch, loss),
+                          {"optimizer": optimizer, "schedule": schedule},
                           writes_files=processes.rank == 0, after_resume=processes.barrier)

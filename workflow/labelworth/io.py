@@ -25,6 +25,7 @@ torch is imported by the functions that handle tensors, so a stage that only rea
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -74,6 +75,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.close(folder)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@functools.cache
+def _file_sha256(path: str, size: int, modified_ns: int) -> str:
+    hasher = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            hasher.update(block)
+    return hasher.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes (hex), read once per process while its size and time stay."""
+    status = os.stat(path)
+    return _file_sha256(str(Path(path).resolve()), status.st_size, status.st_mtime_ns)
 
 
 def provenance(stage: str, **details) -> dict:

@@ -19,7 +19,7 @@ from labelworth.config import AUTO, EXPERIMENT_BLOCK, EXTERNAL, STUDENT_EXPERIME
 from labelworth.errors import LabelworthError
 from labelworth.layout import Layout
 from labelworth.settings import (
-    ClassSimilarityFigure, ExpertSettings, ExpertTrainingFigure, LabelRobustnessFigure, LossRankingSettings, SoftLabelBarsFigure,
+    BroughtExpertSettings, ClassSimilarityFigure, ExpertSettings, ExpertTrainingFigure, LabelRobustnessFigure, LossRankingSettings, SoftLabelBarsFigure,
     StudentSettings,
 )
 from labelworth.specs import (
@@ -357,16 +357,11 @@ def trajectory_epochs(config: Config) -> int:
     return max(settings.max_start_epoch + settings.expert_epochs for settings in config.methods.mtt.settings.every())
 
 
-def trained_epochs(config: Config) -> dict[tuple[str, int], int]:
-    """(trained run, seed) -> how many epochs that expert trains.
-
-    The first seed of every run trains the run's epochs (its curve is the expert-training figure);
-    each other seed trains only as far as the labels and the replay buffer that use it need: an
-    ensemble of N reads the run's first N seeds, MTT's buffer its first num_experts. A seed nothing
-    uses is not trained. Labels waiting for `auto` are left out, so `auto` cannot pick ensemble
-    epochs (a config error)."""
+def needed_epochs(config: Config) -> dict[tuple[str, int], int]:
+    """(trained run, seed) -> the last epoch any label spec or replay buffer of the plan reads from
+    that expert. Labels waiting for `auto` are left out (the sweep's grid is in)."""
     trained = config.trained_runs
-    epochs = {(folder, settings.seeds[0]): settings.epochs for folder, settings in trained.items()}
+    epochs: dict[tuple[str, int], int] = {}
 
     def need(folder: str, seed: int, epoch: int) -> None:
         epochs[(folder, seed)] = max(epochs.get((folder, seed), 0), epoch)
@@ -374,7 +369,7 @@ def trained_epochs(config: Config) -> dict[tuple[str, int], int]:
     for experiment in config.enabled_experiments():
         for _, label, _ in student_runs(config, experiment):
             spec = parse_label_spec(label)
-            if spec.uses_experts:
+            if spec.uses_experts and config.labels_folder(spec) in trained:  # a brought run trains nothing
                 folder = config.labels_folder(spec)
                 for seed in trained[folder].seeds[: spec.ensemble_size]:
                     need(folder, seed, spec.expert_epoch)
@@ -382,6 +377,20 @@ def trained_epochs(config: Config) -> dict[tuple[str, int], int]:
         folder, seeds = config.mtt_buffer
         for seed in seeds:
             need(folder, seed, trajectory_epochs(config))
+    return epochs
+
+
+def trained_epochs(config: Config) -> dict[tuple[str, int], int]:
+    """(trained run, seed) -> how many epochs that expert trains.
+
+    The first seed of every run trains the run's epochs (its curve is the expert-training figure);
+    each other seed trains only as far as the labels and the replay buffer that use it need
+    (`needed_epochs`): an ensemble of N reads the run's first N seeds, MTT's buffer its first
+    num_experts. A seed nothing uses is not trained. Labels waiting for `auto` are left out, so
+    `auto` cannot pick ensemble epochs (a config error)."""
+    epochs = {(folder, settings.seeds[0]): settings.epochs for folder, settings in config.trained_runs.items()}
+    for expert, epoch in needed_epochs(config).items():
+        epochs[expert] = max(epochs.get(expert, 0), epoch)
     return epochs
 
 
@@ -397,7 +406,11 @@ def check_label_spec(config: Config, text: str, where: str) -> LabelSpec:
         raise LabelworthError(f"{where}: {error}") from None
     if spec.uses_experts:
         folder = config.labels_folder(spec)
-        run = config.trained_runs[folder]
+        run = config.runs[folder]
+        if isinstance(run, BroughtExpertSettings) and spec.expert_epoch != run.epochs:
+            raise LabelworthError(
+                f"{where}: label spec {text!r} uses expert epoch {spec.expert_epoch}, but the run {folder} is a "
+                f"checkpoint you bring ({run.checkpoint}), at epoch {run.epochs} only")
         if spec.expert_epoch > run.epochs:
             raise LabelworthError(
                 f"{where}: label spec {text!r} uses expert epoch {spec.expert_epoch}, but the run {folder} trains "
@@ -465,6 +478,13 @@ class WorkflowPlan:
         """Every expert the config trains, as the `{expert}` wildcard {run}/seed{seed}."""
         return [format_expert(run, seed) for run, seed in self.trained_epochs]
 
+    def brought_experts(self) -> list[str]:
+        """Every checkpoint the config brings, as the `{expert}` wildcard {run}/seed0."""
+        return [format_expert(run, settings.seeds[0]) for run, settings in self.config.brought_runs.items()]
+
+    def brought_job(self, expert: str) -> BroughtExpertSettings:
+        return self.config.brought_runs[parse_expert(expert)[0]]
+
     def expert_job(self, expert: str) -> ExpertSettings:
         """The settings of one expert job: its run's, with its one seed and its own epoch count."""
         run, seed = parse_expert(expert)
@@ -473,11 +493,11 @@ class WorkflowPlan:
     def main_checkpoint(self, run_name: str, epoch: int) -> str:
         """The checkpoint of a named run's first expert at `epoch`."""
         folder = self.config.run_folder(run_name)
-        return self.layout.checkpoint(folder, self.config.trained_runs[folder].seeds[0], epoch)
+        return self.layout.checkpoint(folder, self.config.runs[folder].seeds[0], epoch)
 
     def main_metrics(self, run_name: str) -> str:
         folder = self.config.run_folder(run_name)
-        return self.layout.metrics(folder, self.config.trained_runs[folder].seeds[0])
+        return self.layout.metrics(folder, self.config.runs[folder].seeds[0])
 
     def label_checkpoints(self, labels: str) -> list[str]:
         """The checkpoints a label spec reads: its run's first expert, or the first N for an ensemble."""
@@ -486,7 +506,7 @@ class WorkflowPlan:
             return []
         run = self.config.labels_folder(spec)
         return [self.layout.checkpoint(run, seed, spec.expert_epoch)
-                for seed in self.config.trained_runs[run].seeds[: spec.ensemble_size]]
+                for seed in self.config.runs[run].seeds[: spec.ensemble_size]]
 
     def buffer_checkpoint_dirs(self) -> list[str]:
         """One checkpoints/ folder per expert of MTT's replay buffer."""

@@ -112,7 +112,8 @@ def _require_finite(model: torch.nn.Module) -> None:
         raise FloatingPointError(f"weights became non-finite after the last batch ({', '.join(spoilt)})")
 
 
-def _metrics_csv(rows: list[dict]) -> str:
+def metrics_csv(rows: list[dict]) -> str:
+    """An expert's metrics.csv: one row per epoch, METRIC_COLUMNS."""
     buffer = text_io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -201,7 +202,7 @@ def run_epochs(
     if writes_files:
         for epoch in range(epochs + 1):
             _link_or_copy(work_dir / checkpoint_name(epoch), files.checkpoint_dir / checkpoint_name(epoch))
-        io.write_text(files.metrics_path, _metrics_csv(metrics))
+        io.write_text(files.metrics_path, metrics_csv(metrics))
     return metrics
 
 

@@ -25,6 +25,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Generic, Literal, TypeVar
 
 from labelworth.errors import LabelworthError
@@ -111,8 +112,11 @@ def typed(value, hint, where: str):
         if value is None:
             return None
         alternatives = [arg for arg in args if arg is not type(None)]
-        # The one alternative of a mapping's or a list's shape says what is wrong inside it.
+        # The one alternative of a mapping's or a list's shape says what is wrong inside it; of two
+        # blocks, the one the mapping's keys fit best (an expert run you train or one you bring).
         shaped = [arg for arg in alternatives if _shape(arg) == _shape(value)]
+        if isinstance(value, dict) and len(shaped) > 1 and all(dataclasses.is_dataclass(arg) for arg in shaped):
+            shaped = [min(shaped, key=lambda arg: len(set(value) - set(settings_keys(arg))))]
         if len(shaped) == 1 and _shape(value) != "scalar":
             return typed(value, shaped[0], where)
         for alternative in shaped or alternatives:
@@ -410,6 +414,33 @@ class ExpertSettings(Checked):
     def run_identity(self, dataset: str) -> dict:
         """What makes two expert jobs' epochs interchangeable: the dataset, the seed and `computation`."""
         return {"dataset": dataset, **self.computation(), "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class BroughtExpertSettings(Checked):
+    """An expert you bring instead of training one: a trained network's weights in a file, read into
+    the workflow's `arch` for the dataset (labelworth/brought_experts.py). It is one expert at one
+    epoch, `epochs`, which label specs and `expert_epoch` name it by; it labels like a trained expert
+    at that epoch, fixed or online. A state_dict (alone or under `state_dict`/`model`) or a
+    TorchScript file loads without running code; a whole pickled module runs code as it is
+    unpickled, so it loads only with `trusted: true`."""
+
+    arch: str
+    checkpoint: str  # the file: a state_dict (or a dict holding one) or TorchScript; a pickled module needs trusted
+    epochs: int  # the epoch it stands for: how long it was trained, the epoch label specs name it by
+    trusted: bool = False  # load a whole pickled module (runs the file's code): only a file you trust
+
+    non_negative = ("epochs",)
+
+    def check(self) -> None:
+        if not Path(self.checkpoint).is_file():
+            raise LabelworthError(f"checkpoint: {self.checkpoint} not found (paths are relative to the folder "
+                                  "snakemake runs in)")
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """One expert: the run's seed folder is seed0."""
+        return (0,)
 
 
 STUDENT_OPTIMIZERS = ("sgd", "adamw")

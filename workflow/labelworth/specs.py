@@ -159,7 +159,8 @@ def format_arch(arch: ArchSpec) -> str:
 # config names for the same settings share one trained expert.
 
 _NUMBER = r"\d+(?:\.\d+)?(?:e[+-]?\d+)?"
-EXPERT_RUN_PATTERN = rf"(?:{ARCH_PATTERN})-lr{_NUMBER}"
+FILE_DIGEST_LENGTH = 10  # hex digits of a brought checkpoint's sha256 in its run's name
+EXPERT_RUN_PATTERN = rf"(?:{ARCH_PATTERN})-(?:lr{_NUMBER}|file[0-9a-f]{{{FILE_DIGEST_LENGTH}}})"
 
 
 def format_expert_run(arch: str, lr: float) -> str:
@@ -167,14 +168,23 @@ def format_expert_run(arch: str, lr: float) -> str:
     return f"{arch}-lr{format_number(lr)}"
 
 
-_EXPERT_RUN = re.compile(rf"(?P<arch>{ARCH_PATTERN})-lr(?P<lr>{_NUMBER})")
+def format_brought_run(arch: str, sha256: str) -> str:
+    """`{arch}-file{digest}`: the run of a checkpoint you bring, named by its content (the first
+    FILE_DIGEST_LENGTH hex digits of its sha256), so that a moved file keeps its labels and a
+    changed one gets new ones."""
+    return f"{arch}-file{sha256[:FILE_DIGEST_LENGTH]}"
 
 
-def parse_expert_run(text: str) -> tuple[str, float]:
-    """(arch, lr) of a trained run's name."""
+_EXPERT_RUN = re.compile(rf"(?P<arch>{ARCH_PATTERN})-(?:lr(?P<lr>{_NUMBER})|file(?P<digest>[0-9a-f]{{{FILE_DIGEST_LENGTH}}}))")
+
+
+def parse_expert_run(text: str) -> tuple[str, float | None]:
+    """(arch, lr) of a trained run's name; (arch, None) for a brought checkpoint's."""
     match = _EXPERT_RUN.fullmatch(text)
+    if match and match["digest"]:
+        return match["arch"], None
     if not match or format_expert_run(match["arch"], float(match["lr"])) != text:
-        raise LabelworthError(f"expert run {text!r} does not parse; expected '<arch>-lr<lr>'")
+        raise LabelworthError(f"expert run {text!r} does not parse; expected '<arch>-lr<lr>' or '<arch>-file<digest>'")
     return match["arch"], float(match["lr"])
 
 
@@ -246,8 +256,8 @@ class LabelSpec:
                                       (bptt: learned by distillation; sre2l: its teacher's relabel)
 
     e.g. `expert-e4-swap1`, `expert-e4-top2r`, `ensemble3-e4-t2`, `expert-resnet50-lr0.1-e31`.
-    `{run}` is a trained expert run, `{arch}-lr{lr}` (`format_expert_run`); without one the spec
-    means the config's default run (the first of `experts:`).
+    `{run}` is a trained expert run, `{arch}-lr{lr}` (`format_expert_run`), or a brought checkpoint's,
+    `{arch}-file{digest}` (`format_brought_run`); without one the spec means the config's default run.
     `T` is a true temperature (T > 1 flattens). The reference code multiplies the logits by its
     `temp` argument instead, i.e. its `temp` is 1/T (METHOD.md section 12.2); `-t2` here equals its
     `--temp 0.5`. Epoch 0 is the untrained initialisation.
@@ -259,7 +269,7 @@ class LabelSpec:
     temperature: float = 1.0
     transforms: tuple[LabelTransform, ...] = ()
     true_class_mass: float | None = None  # noise{p}
-    expert_run: str | None = None  # `{arch}-lr{lr}`; None: the config's default run
+    expert_run: str | None = None  # `{arch}-lr{lr}` or `{arch}-file{digest}`; None: the config's default run
 
     @property
     def uses_experts(self) -> bool:
@@ -277,8 +287,8 @@ _EXPERT_SOURCE = re.compile(
 _LEARNED_SOURCE = re.compile(r"learned(?P<rest>(?:-[a-z0-9.+]+)*)")
 _NOISE_SOURCE = re.compile(rf"noise(?P<p>{_NUMBER})")
 _GRAMMAR_HINT = (
-    "expected 'hard', 'noise<p>', 'learned', or 'expert[-<arch>-lr<lr>]-e<epoch>' / "
-    "'ensemble<N>[-<arch>-lr<lr>]-e<epoch>' followed by an optional '-t<T>'; expert and learned labels take transforms '-swap<k>', '-top<k>[r]', '-shuffle', "
+    "expected 'hard', 'noise<p>', 'learned', or 'expert[-<run>]-e<epoch>' / 'ensemble<N>[-<run>]-e<epoch>' "
+    "(<run>: '<arch>-lr<lr>' or '<arch>-file<digest>') followed by an optional '-t<T>'; expert and learned labels take transforms '-swap<k>', '-top<k>[r]', '-shuffle', "
     "'-zeroclass<c>', '-smooth', '-boost<q>a<alpha>'"
 )
 

@@ -39,6 +39,37 @@ rule train_expert:
         " --work-dir {params.work_dir:q} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 
+# An expert you bring (experts.<name>.checkpoint): its file read into the run's arch and stored as
+# the checkpoint of its one epoch, with that epoch's accuracies, so that every job reads it as it
+# reads a trained expert (labelworth/brought_experts.py). Its run is named by the file's content.
+rule import_expert:
+    input:
+        **LAYOUT.data_files(),
+        weights=lambda wildcards: PLAN.brought_job(wildcards.expert).checkpoint,
+    output:
+        checkpoints=directory(f"{LAYOUT.expert_folder('{expert}')}/checkpoints"),
+        metrics=f"{LAYOUT.expert_folder('{expert}')}/metrics.csv",
+    log:
+        LAYOUT.log("import_expert", "{expert}"),
+    wildcard_constraints:
+        expert=any_of(PLAN.brought_experts()),
+    priority: CRITICAL_PATH_PRIORITY
+    conda:
+        "../../envs/labelworth.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=lambda wildcards: gpu_resource(),
+    params:
+        options=lambda wildcards: options(PLAN.brought_job(wildcards.expert)),
+        device=DEVICE,
+    shell:
+        "labelworth import-expert --data-dir $(dirname {input.train:q}) {params.options}"
+        " --checkpoint-dir {output.checkpoints:q} --metrics {output.metrics:q} --device {params.device}"
+        " --threads {threads} > {log:q} 2>&1"
+
+
 # The replay buffer of trajectory matching (mtt): the buffered experts' weights for epochs
 # 0..max_start_epoch + expert_epochs in one file (labelworth/trajectories.py has the layout).
 rule dump_trajectories:
