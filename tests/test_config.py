@@ -248,6 +248,9 @@ def test_scientific_notation_without_dot_is_named(config):
          "zero_shot.subject_classes: 3 is not a list of whole numbers or all"),
         (lambda c: c["experts"].update(copy={**c["experts"]["convnet"], "processes": 2}),
          "experts.copy.processes: 2, but experts.convnet trains the same run"),
+        (lambda c: c["label_budget"].update(stored=["int8-top2"]),
+         "label_budget.stored: 'int8-top2' is not a transform chain .* one of them comes last"),
+        (lambda c: c["label_budget"].update(hard_images_per_class=[1, 7000]), "7000 is more than the smallest"),
     ],
 )
 def test_semantic_errors_name_the_key(default_config, change, message):

@@ -178,7 +178,8 @@ def expected_jobs(config: dict) -> dict[str, int]:
     # A `-without<c>` set is cut from its full set, which must exist too.
     image_sets = {images for images, _ in label_files}
     image_sets |= {images.split("-without")[0] for images in image_sets}
-    figures = ["soft_vs_hard", "benchmark_images", "expert_training", "accuracy_vs_storage"] + [
+    figures = ["soft_vs_hard", "benchmark_images", "expert_training", "accuracy_vs_storage", "pass_inflation",
+               "rank_stability"] + [
         name for name in EXPERIMENT_BLOCKS if name in config]
     if pictures:
         figures += ["soft_label_bars", "class_similarity"]

@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from labelworth.labels import hard_labels, soft_labels
+from labelworth.labels import hard_labels, keep_top_k, quantise_int8, soft_labels, stored_as_fp16, stored_as_int8
 from labelworth.training import mean_entropy
 
 
@@ -137,3 +137,22 @@ def test_learned_labels_come_from_the_image_set_and_take_transforms(tmp_path):
     with pytest.raises(LabelworthError, match="random-ipc1.*holds no labels of its own"):
         make_labels(tmp_path / "random.pt", "learned", [], tmp_path / "none.pt")
     assert not (tmp_path / "none.pt").exists()
+
+
+def test_labels_stored_as_fp16_or_int8_read_back_within_their_precision():
+    """Round trips (label budgets): fp16 within a relative 2^-11 (or 2^-25 below its normal range); int8
+    within half a scale step,
+    with each row's largest value exact, top-k's zeros kept, and storing twice a no-op."""
+    generator = torch.Generator().manual_seed(0)
+    labels = soft_labels([torch.randn(64, 10, generator=generator) * 3])
+    half = stored_as_fp16(labels)
+    # within a relative 2^-11 of each value, or half fp16's smallest step (2^-24) below its normal range
+    assert ((half - labels).abs() <= labels.abs() * 2 ** -11 + 2 ** -25).all() and torch.equal(stored_as_fp16(half), half)
+    for rows in (labels, keep_top_k(labels, 2)):
+        codes, scale = quantise_int8(rows)
+        assert codes.dtype == torch.int8 and scale.shape == (64, 1) and int(codes.abs().max()) <= 127
+        back = stored_as_int8(rows)
+        assert ((back - rows).abs() <= scale / 2 + 1e-7).all()
+        assert torch.equal(back.amax(1), (codes.float() * scale).amax(1)) and torch.allclose(back.amax(1), rows.amax(1))
+        assert torch.equal(back == 0, rows.abs() < scale / 2) and torch.equal(stored_as_int8(back), back)
+    assert torch.equal(stored_as_int8(torch.zeros(2, 10)), torch.zeros(2, 10))  # an all-zero row

@@ -31,7 +31,8 @@ SMALL = {
     "student": {"epochs": 2, "seeds": [0], "eval_every": 1},
     "benchmark": {"images_per_class": [1], "soft_labels": [{"expert_epoch": [1]}]},
 }
-LOCAL_RULES = {"figure_soft_vs_hard", "figure_expert_training", "figure_benchmark_images", "figure_accuracy_vs_storage"}
+LOCAL_RULES = {"figure_soft_vs_hard", "figure_expert_training", "figure_benchmark_images", "figure_accuracy_vs_storage",
+               "figure_pass_inflation", "figure_rank_stability"}
 
 
 def port_in_use(port: int) -> bool:
@@ -152,7 +153,7 @@ def test_every_rule_wrote_its_log(runs):
     logs = {name: sorted(str(path.relative_to(runs[name])) for path in (runs[name] / "logs").rglob("*.log"))
             for name in ("slurm", "local")}
     server_log = "logs/job_server/job_server.log"
-    assert len(logs["slurm"]) == 11 and logs["slurm"] == [log for log in logs["local"] if log != server_log]
+    assert len(logs["slurm"]) == 13 and logs["slurm"] == [log for log in logs["local"] if log != server_log]
     assert server_log in logs["local"]
 
 

@@ -60,7 +60,8 @@ def test_registry_constants_follow_method_md():
 @pytest.mark.parametrize("text", ["noise0.9", "noise1", "expert-e4-swap1", "expert-e4-top2", "expert-e4-top2r",
                                   "expert-e4-shuffle", "expert-e4-zeroclass6", "expert-e4-smooth",
                                   "expert-e4-boost0.3a0.05", "ensemble3-e4-t2-swap2-top4", "learned-swap1",
-                                  "learned-top2r-shuffle"])
+                                  "learned-top2r-shuffle", "expert-e4-fp16", "expert-e4-int8", "expert-e4-top2-int8",
+                                  "learned-top3r-fp16", "expert-resnet18-filee3b0c44298-e90-int8"])
 def test_transform_chains_round_trip(text):
     assert format_label_spec(parse_label_spec(text)) == text
 
@@ -72,7 +73,8 @@ def test_transform_fields():
 
 
 @pytest.mark.parametrize("text", ["hard-swap1", "noise0", "noise1.5", "expert-e4-swap1r", "expert-e4-flip",
-                                  "noise0.9-swap1", "expert-e4-boost0.3", "learned-t2", "learned-e4", "learned-flip"])
+                                  "noise0.9-swap1", "expert-e4-boost0.3", "learned-t2", "learned-e4", "learned-flip",
+                                  "expert-e4-int8-top2", "expert-e4-fp16-int8", "hard-int8", "expert-e4-int4"])
 def test_bad_transform_chains_are_refused(text):
     with pytest.raises(LabelworthError):
         parse_label_spec(text)

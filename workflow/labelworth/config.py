@@ -38,7 +38,7 @@ from labelworth.settings import (
 )
 from labelworth.specs import (
     DATASETS, EXTERNAL_NAME_PATTERN, IMAGE_SELECTION_BINS, NAME_PATTERN, SYNTHESIS_METHODS, LabelSpec, dataset_spec,
-    format_brought_run, format_expert_run, parse_arch,
+    format_brought_run, format_expert_run, parse_arch, parse_transform_chain,
 )
 
 BENCHMARK_METHODS = ("random",) + SYNTHESIS_METHODS
@@ -268,6 +268,33 @@ class GeneratedLabels(StudentBlock):
     at_most = {"true_class_mass": 1.0, "boost_fraction": 1.0, "boost_alpha": 1.0}
 
 
+@dataclass(frozen=True, kw_only=True)
+class LabelBudget(StudentBlock):
+    """Label budgets: random images at each IPC with the expert's full soft labels and those labels
+    stored smaller (`stored`: transform chains as in a label spec, such as fp16, int8 or top2-int8),
+    and hard labels at `hard_images_per_class` (default: the same IPCs). The figure plots accuracy
+    against label bytes; the table sets each soft population against hard labels on as many total
+    bytes, interpolated between the hard-label IPCs."""
+
+    images_per_class: tuple[int, ...]
+    expert_epoch: EpochOrAuto
+    stored: tuple[str, ...]
+    hard_images_per_class: tuple[int, ...] = ()
+
+    at_least_one = ("images_per_class", "hard_images_per_class")
+
+    def check(self) -> None:
+        for text in self.stored:
+            try:
+                parse_transform_chain(text)
+            except LabelworthError as error:
+                raise LabelworthError(f"stored: {text!r} is not a transform chain ({error})") from None
+
+    @property
+    def ipcs(self) -> tuple[int, ...]:
+        return tuple(sorted(set(self.images_per_class) | set(self.hard_images_per_class)))
+
+
 # --------------------------------------------------------------------------------------------------
 # The synthesis methods: each block's settings per IPC, beside the keys that choose its inputs (which
 # experts), which are not settings of the synthesis itself: they change its input files instead.
@@ -341,7 +368,7 @@ class Defaults(Checked):
 # Experiments whose figures compare student populations, in the order `rule all` lists them, and the
 # config block of each (the benchmark block draws the soft_vs_hard figure).
 STUDENT_EXPERIMENTS = ("soft_vs_hard", "expert_epoch_sweep", "temperature_grid", "label_swap", "zero_shot",
-                       "scaling_law", "pareto", "ensembles", "image_selection", "generated_labels")
+                       "scaling_law", "pareto", "ensembles", "image_selection", "generated_labels", "label_budget")
 EXPERIMENT_BLOCK = {name: name for name in STUDENT_EXPERIMENTS} | {"soft_vs_hard": "benchmark"}
 SWEEP = "expert_epoch_sweep"  # the experiment whose table gives `auto` its meaning
 
@@ -372,6 +399,7 @@ class Config(Checked):
     ensembles: Ensembles | None = None
     image_selection: ImageSelection | None = None
     generated_labels: GeneratedLabels | None = None
+    label_budget: LabelBudget | None = None
 
     non_negative = ("image_seed",)
     choices = {"dataset": tuple(DATASETS), "student_populations": ("per_label_set", "per_image_set")}

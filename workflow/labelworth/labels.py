@@ -63,6 +63,34 @@ def keep_top_k(labels: torch.Tensor, k: int, renormalise: bool = False) -> torch
     return out / out.sum(1, keepdim=True) if renormalise else out
 
 
+def stored_as_fp16(labels: torch.Tensor) -> torch.Tensor:
+    """What a reader gets back from labels stored as float16: each value rounded to half precision.
+
+    Property (tests): every value within a relative 2^-11 of its own, or 2^-25 for values below fp16's
+    normal range (zeros stay zero), and storing twice changes nothing."""
+    return labels.half().float()
+
+
+INT8_LEVELS = 127  # codes -127..127, symmetric, so a row's largest magnitude is exact
+
+
+def quantise_int8(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(int8 codes, float32 scale per row): codes = round(labels / scale), scale = the row's largest
+    magnitude / 127 (1 for an all-zero row)."""
+    scale = labels.abs().amax(1, keepdim=True) / INT8_LEVELS
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return torch.round(labels / scale).clamp(-INT8_LEVELS, INT8_LEVELS).to(torch.int8), scale
+
+
+def stored_as_int8(labels: torch.Tensor) -> torch.Tensor:
+    """What a reader gets back from labels stored as int8 codes and a per-row scale.
+
+    Property (tests): each value within half a scale step of its own, zeros (top-k's dropped entries)
+    stay zero, each row's largest value is exact, and storing twice changes nothing."""
+    codes, scale = quantise_int8(labels)
+    return codes.float() * scale
+
+
 def shuffle_all_but_top(labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Keep each row's top entry (index and value) and permute the other values at random: the same
     entropy and the same top class, but no class-similarity structure (reproduction report R4)."""
@@ -146,6 +174,10 @@ def apply_transform(labels: torch.Tensor, transform: LabelTransform, classes: to
         return remove_class_knowledge(labels, classes, int(transform.value))
     if transform.kind == "smooth":
         return smoothed_to_entropy(labels, classes)
+    if transform.kind == "fp16":
+        return stored_as_fp16(labels)
+    if transform.kind == "int8":
+        return stored_as_int8(labels)
     return boost_low_entropy(labels, transform.value, transform.alpha, generator)
 
 

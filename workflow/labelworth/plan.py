@@ -24,7 +24,7 @@ from labelworth.settings import (
 )
 from labelworth.specs import (
     LABELLING_METHODS, LOSS_BIN, SYNTHESIS_METHODS, LabelSpec, LabelTransform, external_set, format_expert,
-    format_label_spec, loss_bin_set, method_set, parse_expert, parse_image_set, parse_label_spec, random_set,
+    format_label_spec, loss_bin_set, method_set, parse_expert, parse_image_set, parse_label_spec, parse_transform_chain, random_set,
 )
 
 # Experiments whose blocks may add the external sets (`external_sets: true`) beside random images.
@@ -248,6 +248,18 @@ def _scaling_runs(config: Config, best: Best) -> list[LabelledSet]:
     return runs
 
 
+def _budget_runs(config: Config, best: Best) -> list[LabelledSet]:
+    block = config.label_budget
+    runs = [(random_set(ipc), "hard") for ipc in block.hard_images_per_class or block.images_per_class]
+    for ipc in block.images_per_class:
+        epoch = _epoch_for(block.expert_epoch, ipc, best, "label_budget.expert_epoch")
+        if epoch is not None:
+            runs += [(random_set(ipc), _block_label(config, block, epoch))]
+            runs += [(random_set(ipc), _block_label(config, block, epoch, transforms=parse_transform_chain(text)))
+                     for text in block.stored]
+    return runs
+
+
 def _pareto_runs(config: Config, best: Best) -> list[LabelledSet]:
     return _epoch_grid(config, config.pareto)
 
@@ -284,7 +296,7 @@ _PLANNERS = {
     "soft_vs_hard": _benchmark_runs, "expert_epoch_sweep": _sweep_runs, "temperature_grid": _temperature_runs,
     "label_swap": _swap_runs, "zero_shot": _zero_shot_runs, "scaling_law": _scaling_runs,
     "pareto": _pareto_runs, "ensembles": _ensemble_runs, "image_selection": _selection_runs,
-    "generated_labels": _generated_runs,
+    "generated_labels": _generated_runs, "label_budget": _budget_runs,
 }
 
 
@@ -459,7 +471,8 @@ def figure_rule(figure: str) -> str:
     return f"figure_{figure}"
 
 
-BENCHMARK_FIGURES = ("label_robustness", "accuracy_vs_storage")  # drawn from the benchmark's students
+# drawn from the benchmark's students
+BENCHMARK_FIGURES = ("label_robustness", "accuracy_vs_storage", "pass_inflation", "rank_stability")
 TABLED_FIGURES = STUDENT_EXPERIMENTS + BENCHMARK_FIGURES  # figures that also write a table
 
 
@@ -562,7 +575,7 @@ class WorkflowPlan:
         config = self.config
         names = ["expert_training", "benchmark_images"] + config.enabled_experiments()
         if config.enabled("soft_vs_hard"):
-            names.append("accuracy_vs_storage")
+            names += ["accuracy_vs_storage", "pass_inflation", "rank_stability"]
         if config.pictures_enabled:
             names += ["soft_label_bars", "class_similarity"]
         others = set(config.benchmark.methods) - {"random"}

@@ -203,6 +203,12 @@ class LabelTransform:
     zeroclass  zeroclass{c}   c              zero class c's column outside class c's own images
     smooth     smooth         -              one-hot true label smoothed to the row's entropy
     boost      boost{q}a{a}   q, alpha       mix noise into the fraction q of lowest-entropy rows
+    fp16       fp16           -              store the values as float16 (2 bytes each)
+    int8       int8           -              store each row as int8 codes and one float32 scale
+                                             (the row's largest magnitude / 127)
+
+    fp16 and int8 say how the labels are stored, so they come last, and once (a spec reads what a
+    reader of the stored labels gets back).
     """
 
     kind: str
@@ -211,8 +217,9 @@ class LabelTransform:
     renormalise: bool = False
 
 
+PRECISIONS = ("fp16", "int8")  # label transforms that store the values smaller (labels.py, storage.py)
 _TRANSFORM = re.compile(
-    rf"(?P<kind>swap|top|zeroclass)(?P<int>\d+)(?P<r>r)?|(?P<plain>shuffle|smooth)"
+    rf"(?P<kind>swap|top|zeroclass)(?P<int>\d+)(?P<r>r)?|(?P<plain>shuffle|smooth|{'|'.join(PRECISIONS)})"
     rf"|boost(?P<q>{_NUMBER})a(?P<alpha>{_NUMBER})"
 )
 
@@ -231,7 +238,7 @@ def _parse_transform(token: str) -> LabelTransform | None:
 
 
 def format_transform(transform: LabelTransform) -> str:
-    if transform.kind in ("shuffle", "smooth"):
+    if transform.kind in ("shuffle", "smooth") + PRECISIONS:
         return transform.kind
     if transform.kind == "boost":
         return f"boost{format_number(transform.value)}a{format_number(transform.alpha)}"
@@ -289,7 +296,7 @@ _NOISE_SOURCE = re.compile(rf"noise(?P<p>{_NUMBER})")
 _GRAMMAR_HINT = (
     "expected 'hard', 'noise<p>', 'learned', or 'expert[-<run>]-e<epoch>' / 'ensemble<N>[-<run>]-e<epoch>' "
     "(<run>: '<arch>-lr<lr>' or '<arch>-file<digest>') followed by an optional '-t<T>'; expert and learned labels take transforms '-swap<k>', '-top<k>[r]', '-shuffle', "
-    "'-zeroclass<c>', '-smooth', '-boost<q>a<alpha>'"
+    "'-zeroclass<c>', '-smooth', '-boost<q>a<alpha>', and last '-fp16' or '-int8'"
 )
 
 
@@ -299,7 +306,16 @@ def _parse_transforms(text: str, rest: str) -> tuple[LabelTransform, ...]:
     if None in transforms:
         bad = tokens[transforms.index(None)]
         raise LabelworthError(f"label spec {text!r}: unknown transform {bad!r}; {_GRAMMAR_HINT}")
+    stored = [position for position, transform in enumerate(transforms) if transform.kind in PRECISIONS]
+    if stored and stored != [len(transforms) - 1]:
+        raise LabelworthError(f"label spec {text!r}: {' and '.join(PRECISIONS)} say how the labels are stored, so one "
+                              "of them comes last (e.g. 'expert-e4-top2-int8')")
     return transforms
+
+
+def parse_transform_chain(text: str) -> tuple[LabelTransform, ...]:
+    """The transforms of a chain written as in a label spec after its source, e.g. 'top2-int8'."""
+    return _parse_transforms(text, text)
 
 
 def parse_label_spec(text: str) -> LabelSpec:

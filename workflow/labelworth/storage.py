@@ -6,8 +6,9 @@ label-compression papers (LPLD, NeurIPS 2024) report it. Plain Python, no torch.
   synthesised and external images are float32 tensors (as images.pt holds them), four;
 * labels: hard labels a class index each (1 byte up to 256 classes, else 2); a full soft label
   (expert, ensemble, noise, learned) num_classes float32 values; a top-k label k (index, float32
-  value) pairs. Online labels, made by a teacher on every batch, cost the teacher's weights (the
-  student result records them as `teacher_bytes`).
+  value) pairs. A spec ending in fp16 stores its values in 2 bytes; one ending in int8 in 1, with
+  a float32 scale per row. Online labels, made by a teacher on every batch, cost the teacher's
+  weights (the student result records them as `teacher_bytes`).
 """
 
 from __future__ import annotations
@@ -32,13 +33,22 @@ def image_bytes(image_set: ImageSetSpec, dataset: DatasetSpec) -> int:
     return values * (1 if image_set.is_real else FLOAT32)
 
 
+VALUE_BYTES = {"fp16": 2, "int8": 1}  # a stored value under the spec's precision transform (else float32)
+ROW_SCALE_BYTES = {"int8": FLOAT32}  # what each row stores besides its values
+
+
 def label_bytes(labels: LabelSpec, image_set: ImageSetSpec, dataset: DatasetSpec) -> int:
     """Bytes of the set's labels as stored: hard class indices, full soft rows, or top-k pairs (the
-    smallest k of the spec's top transforms)."""
+    smallest k of the spec's top transforms), each value in the bytes of its precision (float32,
+    fp16 or int8 with a scale per row).
+
+    Property (tests): fp16 halves a float32 row's values, int8 quarters them plus 4 bytes a row."""
     count, classes = num_images(image_set, dataset), dataset.num_classes
     if labels.source == "hard":
         return count * index_bytes(classes)
+    precision = next((t.kind for t in labels.transforms if t.kind in VALUE_BYTES), None)
+    value, row_extra = VALUE_BYTES.get(precision, FLOAT32), ROW_SCALE_BYTES.get(precision, 0)
     kept = min([int(t.value) for t in labels.transforms if t.kind == "top"], default=None)
     if kept is not None:
-        return count * kept * (index_bytes(classes) + FLOAT32)
-    return count * classes * FLOAT32
+        return count * (kept * (index_bytes(classes) + value) + row_extra)
+    return count * (classes * value + row_extra)

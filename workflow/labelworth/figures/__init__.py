@@ -21,7 +21,7 @@ FIGURE_NAMES = (
     "soft_vs_hard", "benchmark_images", "expert_training", "expert_epoch_sweep", "temperature_grid", "soft_label_bars",
     "class_similarity", "label_swap", "zero_shot", "scaling_law", "pareto", "ensembles",
     "image_selection", "generated_labels", "label_robustness",
-    "accuracy_vs_storage",
+    "accuracy_vs_storage", "pass_inflation", "rank_stability", "label_budget",
 )
 
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from labelworth.figures.results import accuracy_grid, expert_epochs_note, student_results
+from labelworth.figures.results import HEADLINE_NOTE, accuracy_grid, expert_epochs_note, student_results
 from labelworth.figures.style import ACCURACY_LABEL, new_figure, plot_groups, save_figure, save_table
 from labelworth.figures import FigureFiles
 
@@ -28,5 +28,5 @@ def draw(files: FigureFiles, settings) -> None:
 
     save_table(accuracy_grid(results, "images_per_class", "ensemble_size", "IPC", experts_title),
                files.table_csv, files.table_md,
-               title="Ensemble soft labels: student best accuracy (%, mean ± std over students) by the number "
-                     f"of experts whose logits are averaged; {expert_epochs_note(results)}.")
+               title="Ensemble soft labels: student accuracy (%) by the number of experts whose logits are averaged; "
+                     f"{expert_epochs_note(results)}; {HEADLINE_NOTE}.")

@@ -11,13 +11,14 @@ import matplotlib.lines
 import pandas as pd
 
 from labelworth.errors import LabelworthError
-from labelworth.figures.results import best_rows, hard_cells, mean_std, student_results
+from labelworth.figures.results import HEADLINE_NOTE, best_rows, hard_cells, interval_text, student_results
 from labelworth.figures.style import (
     ACCURACY_LABEL, REFERENCE_GREY, new_figure, plot_groups, save_figure, save_table,
 )
 from labelworth.figures import FigureFiles
 
-TABLE_COLUMNS = ("images_per_class", "best_expert_epoch", "best_accuracy", "best_std", "hard_accuracy",
+TABLE_COLUMNS = ("images_per_class", "best_expert_epoch", "best_accuracy", "best_std", "best_low", "best_high",
+                 "hard_accuracy",
                  "expert_test_accuracy", "expert_label_entropy", "grid_edge")
 
 
@@ -34,19 +35,21 @@ def expert_at_epochs(metrics_csv: str, epochs) -> pd.DataFrame:
 
 def sweep_table(results: pd.DataFrame, expert: pd.DataFrame) -> pd.DataFrame:
     """One row per IPC with exactly TABLE_COLUMNS: the expert epoch whose soft labels maximise the mean
-    best accuracy (a tie goes to the earlier epoch), that accuracy and its std, the hard-label
+    final accuracy (a tie goes to the earlier epoch), that accuracy, its std and 95% interval, the hard-label
     accuracy, the expert's test accuracy and label entropy at that epoch, and `grid_edge`: "last"
     when the best epoch is the last one swept (the true optimum may lie later: a lower bound), "first"
     when it is the first (an upper bound), "" when the grid brackets it."""
     soft = results[results["source"] == "expert"]
     best = best_rows(soft, "images_per_class")
-    hard = results[results["source"] == "hard"].set_index("images_per_class")["best_mean"]
+    hard = results[results["source"] == "hard"].set_index("images_per_class")["final_mean"]
     epochs = best["expert_epoch"].astype(int)
     return pd.DataFrame({
         "images_per_class": best["images_per_class"],
         "best_expert_epoch": epochs,
-        "best_accuracy": best["best_mean"],
-        "best_std": best["best_std"],
+        "best_accuracy": best["final_mean"],
+        "best_std": best["final_std"],
+        "best_low": best["final_low"],
+        "best_high": best["final_high"],
         "hard_accuracy": hard.reindex(best["images_per_class"]).to_numpy(),
         "expert_test_accuracy": expert.loc[epochs, "test_accuracy"].to_numpy(),
         "expert_label_entropy": expert.loc[epochs, "train_label_entropy"].to_numpy(),
@@ -68,7 +71,8 @@ def _display_table(table: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
         "best expert epoch": [f">= {epoch} (the grid's last)" if edge == "last" else
                               f"<= {epoch} (the grid's first)" if edge == "first" else str(epoch)
                               for epoch, edge in zip(table["best_expert_epoch"], table["grid_edge"])],
-        "soft labels": [mean_std(m, s) for m, s in zip(table["best_accuracy"], table["best_std"])],
+        "soft labels": [interval_text(*values) for values in zip(table["best_accuracy"], table["best_std"],
+                                                                table["best_low"], table["best_high"])],
         "hard labels": hard_cells(results, table["images_per_class"]),
         "expert test acc. (%)": table["expert_test_accuracy"].round(1),
         "label entropy (nats)": table["expert_label_entropy"].round(3),
@@ -90,7 +94,7 @@ def draw(files: FigureFiles, settings) -> None:
     colors = plot_groups(epoch_axes, soft, "expert_epoch", "images_per_class", lambda ipc: f"IPC {ipc}")
     plot_groups(entropy_axes, soft, "entropy", "images_per_class", lambda ipc: None, colors=colors)
     for _, row in results[results["source"] == "hard"].iterrows():
-        epoch_axes.axhline(row["best_mean"], color=colors.get(row["images_per_class"]), linestyle="--", linewidth=1)
+        epoch_axes.axhline(row["final_mean"], color=colors.get(row["images_per_class"]), linestyle="--", linewidth=1)
     for _, row in table.iterrows():
         entropy_axes.plot(row["expert_label_entropy"], row["best_accuracy"], marker="*", markersize=11,
                           color=colors[row["images_per_class"]], markeredgecolor="black", linestyle="none")
@@ -122,6 +126,6 @@ def draw(files: FigureFiles, settings) -> None:
 
     save_table(table, files.table_csv, files.table_md, md_frame=_display_table(table, results),
                title=f"Best expert epoch per images per class on {results['dataset'].iloc[0]} (the analogue of "
-                     "the paper's Table 7): student best accuracy (%), mean ± std over students; a tie goes "
+                     f"the paper's Table 7): student accuracy (%), {HEADLINE_NOTE}; a tie goes "
                      "to the earlier epoch; a best epoch at an end of the swept grid is only a bound (>= at "
                      "its last epoch, <= at its first).")

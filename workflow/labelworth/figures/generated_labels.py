@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from labelworth.figures.results import accuracy_grid, expert_epochs_note, student_results
+from labelworth.figures.results import HEADLINE_NOTE, accuracy_grid, expert_epochs_note, student_results
 from labelworth.figures.style import ACCURACY_LABEL, new_figure, plot_groups, save_figure, save_table
 from labelworth.specs import format_number, parse_label_spec
 from labelworth.figures import FigureFiles
@@ -46,7 +46,7 @@ def draw(files: FigureFiles, settings) -> None:
     figure, (noise_axes, boost_axes) = new_figure(width=6.8, height=2.7, ncols=2, sharey=True)
     colors = plot_groups(noise_axes, noise, "true_class_mass", "images_per_class", lambda ipc: f"IPC {ipc}")
     for _, row in results[results["labels"].isin(["hard", "expert"])].iterrows():
-        noise_axes.axhline(row["best_mean"], color=colors.get(row["images_per_class"]),
+        noise_axes.axhline(row["final_mean"], color=colors.get(row["images_per_class"]),
                            linestyle="--" if row["labels"] == "hard" else ":", linewidth=1)
     plot_groups(boost_axes, expert, "q", "images_per_class", lambda ipc: f"IPC {ipc}", colors=colors)
     noise_axes.set_xlabel("true-class mass p of generated labels")
@@ -59,6 +59,6 @@ def draw(files: FigureFiles, settings) -> None:
     save_figure(figure, files.png, files.pdf)
 
     save_table(accuracy_grid(results, "images_per_class", "labels", "IPC"), files.table_csv, files.table_md,
-               title="Generated and boosted labels: student best accuracy (%, mean ± std over students); noise p: "
+               title=f"Generated and boosted labels: student accuracy (%), {HEADLINE_NOTE}; noise p: "
                      "true class p, the rest random; boost q: the fraction q of lowest-entropy expert labels mixed "
                      f"with noise; {expert_epochs_note(results)}.")

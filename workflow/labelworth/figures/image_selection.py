@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from labelworth.figures.results import accuracy_grid, expert_epochs_note, student_results
+from labelworth.figures.results import HEADLINE_NOTE, accuracy_grid, expert_epochs_note, student_results
 from labelworth.figures.style import (
     ACCURACY_LABEL, HARD_COLOR, PALETTE, new_figure, plot_mean_std, save_figure, save_table,
 )
@@ -30,9 +30,9 @@ def draw(files: FigureFiles, settings) -> None:
     figure, axes = new_figure(width=3.4, height=2.6)
     for kind, color, marker in (("hard", HARD_COLOR, "s"), ("soft", PALETTE[0], "o")):
         rows = binned[binned["labels"] == kind]
-        plot_mean_std(axes, rows["loss_bin"], rows["best_mean"], rows["best_std"], color,
+        plot_mean_std(axes, rows["loss_bin"], rows["final_mean"], rows["final_ci"], color,
                       label=f"{kind} labels, loss-binned images", marker=marker)
-        for accuracy in results.loc[(results["method"] == "random") & (results["labels"] == kind), "best_mean"]:
+        for accuracy in results.loc[(results["method"] == "random") & (results["labels"] == kind), "final_mean"]:
             axes.axhline(accuracy, color=color, linestyle="--", linewidth=1, label=f"{kind} labels, random images")
     axes.set_xticks(sorted(binned["loss_bin"].unique().astype(int)))
     axes.set_xlabel("expert-loss decile of the images (0 = easiest)")
@@ -44,5 +44,5 @@ def draw(files: FigureFiles, settings) -> None:
     table = accuracy_grid(results, "method", "labels", "images", column_title=lambda kind: f"{kind} labels")
     table["images"] = table["images"].map(images_title)
     save_table(table, files.table_csv, files.table_md,
-               title="Image selection: student best accuracy (%, mean ± std over students) on images from one "
+               title=f"Image selection: student accuracy (%, {HEADLINE_NOTE}) on images from one "
                      f"decile of the expert's per-image loss (0 = easiest) or random; {expert_epochs_note(results)}.")

@@ -11,7 +11,8 @@ not followed here):
 * alpha = lambda IOR - (1 - lambda) HLR with lambda = 0.5, LRS = (e^alpha - e^-1) / (e - e^-1), in [0, 1];
 * soft share = (Acc(random, soft) - Acc(random, hard)) / (Acc(method, its labels) - Acc(random, hard)):
   the part of the method's gain over random images with hard labels that random images with soft
-  labels already achieve (1 or more: soft labels alone match the method).
+  labels already achieve; a share only inside [0, 1], and said in words where it is none (no gain,
+  or soft labels alone beat the method).
 The full-data accuracy is the expert run's test accuracy at its last epoch (its metrics.csv), or
 `extra` ["full_data_accuracy=<percent>"] when the config gives one.
 """
@@ -47,10 +48,27 @@ def full_data_accuracy(expert_metrics: list[str], settings: LabelRobustnessFigur
     return float(pd.read_csv(expert_metrics[0])["test_accuracy"].iloc[-1])
 
 
+def soft_share(random_hard: float, random_soft: float, theirs: float) -> tuple[float, str]:
+    """The share of a method's gain over random images with hard labels that random images with soft
+    labels already achieve, and '' ; or NaN and why it is no share: the method gains nothing, or the
+    ratio falls outside [0, 1] (soft labels alone beat the method, or do worse than hard ones).
+
+    Property (tests): a share is a number only inside [0, 1]."""
+    gain = theirs - random_hard
+    if gain <= 0:
+        return math.nan, "undefined: the method gains nothing over random images with hard labels"
+    ratio = (random_soft - random_hard) / gain
+    if ratio > 1:
+        return math.nan, f"none: random images with soft labels beat the method (ratio {ratio:.2f})"
+    if ratio < 0:
+        return math.nan, f"none: soft labels lose to hard ones on random images (ratio {ratio:.2f})"
+    return ratio, ""
+
+
 def robustness_table(results: pd.DataFrame, full: float) -> pd.DataFrame:
     """One row per (protocol, method other than random, IPC) that has hard labels and its labels, with
     the random images' hard and soft populations of the same IPC and protocol."""
-    results = results.assign(kind=label_kinds(results), accuracy=results["best_mean"] / 100)
+    results = results.assign(kind=label_kinds(results), accuracy=results["final_mean"] / 100)
     first_soft = results[results["kind"] == "expert"].groupby(["student", "method", "images_per_class"]).head(1)
     rows = []
     for (student, method, ipc), group in results.groupby(["student", "method", "images_per_class"], sort=False):
@@ -69,13 +87,13 @@ def robustness_table(results: pd.DataFrame, full: float) -> pd.DataFrame:
             continue
         theirs = float(labelled["accuracy"].iloc[0])
         hlr, ior = full - float(hard.iloc[0]), theirs - float(random_soft.iloc[0])
-        gain = theirs - float(random_hard.iloc[0])
+        share, share_note = soft_share(float(random_hard.iloc[0]), float(random_soft.iloc[0]), theirs)
         rows.append({
             "student": student, "method": method, "images_per_class": int(ipc),
             "its_labels": "own" if len(own) else "expert soft", "full_data": full, "hard": float(hard.iloc[0]),
             "its": theirs, "random_hard": float(random_hard.iloc[0]), "random_soft": float(random_soft.iloc[0]),
             "HLR": hlr, "IOR": ior, "LRS": label_robustness_score(hlr, ior),
-            "soft_share": (float(random_soft.iloc[0]) - float(random_hard.iloc[0])) / gain if gain > 0 else math.nan,
+            "soft_share": share, "soft_share_note": share_note,
         })
     if not rows:
         raise LabelworthError("label_robustness: the inputs hold no method with hard labels and its labels beside "
@@ -108,14 +126,15 @@ def draw(files: FigureFiles, settings) -> None:
         "hard": (100 * table["hard"]).round(1), "its labels": (100 * table["its"]).round(1),
         "random hard": (100 * table["random_hard"]).round(1), "random soft": (100 * table["random_soft"]).round(1),
         "HLR": table["HLR"].round(3), "IOR": table["IOR"].round(3), "LRS": table["LRS"].round(3),
-        "share of the gain soft labels alone give": table["soft_share"].round(2),
+        "share of the gain soft labels alone give": [note or f"{share:.2f}" for share, note
+                                                     in zip(table["soft_share"], table["soft_share_note"])],
     })
     if table["student"].nunique() > 1:
         display.insert(0, "student", table["student"])
     save_table(table, files.table_csv, files.table_md, md_frame=display,
                title=f"Label-robustness scores (DD-Ranking, arXiv 2505.13300; METHOD.md 14.2) on "
                      f"{results['dataset'].iloc[0]}, accuracies as fractions, full data {100 * full:.1f}% "
-                     "(accuracies are the best periodic test, mean over students). HLR = full - hard; IOR = its labels "
+                     "(accuracies are final, after the last epoch, mean over students). HLR = full - hard; IOR = its labels "
                      "- random with soft labels; LRS = (e^a - e^-1)/(e - e^-1), a = (IOR - HLR)/2. The last "
                      "column: the share of the method's gain over random images with hard labels that random "
                      "images with soft labels already achieve.")

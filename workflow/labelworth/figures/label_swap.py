@@ -9,7 +9,7 @@ import matplotlib.lines
 import numpy as np
 import pandas as pd
 
-from labelworth.figures.results import expert_epochs_note, mean_std, student_results
+from labelworth.figures.results import HEADLINE_NOTE, expert_epochs_note, final_cell, student_results
 from labelworth.figures.soft_vs_hard import method_title
 from labelworth.figures.style import (
     REFERENCE_GREY, group_colors, log_axis, new_figure, plot_groups, save_figure, save_table,
@@ -25,21 +25,21 @@ CONTROLS = {"shuffle": "--", "smooth": ":"}  # control label -> its line style
 
 
 def relative_to_unswapped(results: pd.DataFrame) -> pd.DataFrame:
-    """Each row's mean best accuracy divided by that of its image set's unswapped expert labels (`relative`),
+    """Each row's mean final accuracy divided by that of its image set's unswapped expert labels (`relative`),
     with the std of the ratio to first order for independent populations (`relative_std`); NaN where
     the unswapped students score 0 (no ratio to take)."""
     base = results[results["transforms"] == ""].set_index("image_set")
-    mean0 = base.loc[results["image_set"], "best_mean"].to_numpy()
-    std0 = base.loc[results["image_set"], "best_std"].to_numpy()
-    means = results["best_mean"].to_numpy()
+    mean0 = base.loc[results["image_set"], "final_mean"].to_numpy()
+    std0 = base.loc[results["image_set"], "final_std"].to_numpy()
+    means = results["final_mean"].to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         relative = np.where(mean0 > 0, means / np.where(mean0 > 0, mean0, 1), np.nan)
-        spread = relative * np.hypot(np.divide(results["best_std"].to_numpy(), means), std0 / mean0)
+        spread = relative * np.hypot(np.divide(results["final_std"].to_numpy(), means), std0 / mean0)
     return results.assign(relative=relative, relative_std=spread)
 
 
 def swap_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Per image set (random images by IPC, then any external set): the unswapped accuracy (mean ± std)
+    """Per image set (random images by IPC, then any external set): the unswapped accuracy (`final_cell`)
     and the relative accuracy of each swap rank and control, as plain numbers (3 decimals) a reader
     can compare with 1; the images column only when an external set is there."""
     rows = []
@@ -48,7 +48,7 @@ def swap_table(results: pd.DataFrame) -> pd.DataFrame:
     for (_, ipc, image_set), group in results.groupby(["external", "images_per_class", "image_set"]):
         base = group[group["transforms"] == ""].iloc[0]
         row = {"images": images_title(base["method"])} if external else {}
-        row |= {"IPC": ipc, "unswapped": mean_std(base["best_mean"], base["best_std"])}
+        row |= {"IPC": ipc, "unswapped": final_cell(base)}
         swaps = group[group["transform"] == "swap"].sort_values("transform_value")
         row |= {f"swap {int(k)}": round(r, 3) for k, r in zip(swaps["transform_value"], swaps["relative"])}
         row |= {name: round(group.loc[group["transforms"] == name, "relative"].iloc[0], 3)
@@ -90,5 +90,5 @@ def draw(files: FigureFiles, settings) -> None:
     save_figure(figure, files.png, files.pdf)
 
     save_table(swap_table(results), files.table_csv, files.table_md,
-               title="Label swap: unswapped student best accuracy (%, mean ± std) and each variant's accuracy "
+               title=f"Label swap: unswapped student accuracy (%, {HEADLINE_NOTE}) and each variant's mean accuracy "
                      f"relative to it (1 = no loss); {expert_epochs_note(results)}.")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from labelworth.figures.results import best_rows, hard_cells, mean_std, student_results
+from labelworth.figures.results import HEADLINE_NOTE, best_rows, final_cell, hard_cells, student_results
 from labelworth.figures.style import (
     ACCURACY_LABEL, HARD_COLOR, log_axis, new_figure, plot_groups, plot_mean_std, save_figure, save_table,
 )
@@ -14,13 +14,13 @@ from labelworth.figures import FigureFiles
 
 
 def frontier_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Per IPC: the expert epoch with the highest mean best accuracy (a tie goes to the earlier epoch),
-    that accuracy, and hard labels' accuracy (mean ± std)."""
+    """Per IPC: the expert epoch with the highest mean final accuracy (a tie goes to the earlier epoch),
+    that accuracy, and hard labels' accuracy (`final_cell`)."""
     best = best_rows(results[results["source"] == "expert"], "images_per_class")
     return pd.DataFrame({
         "IPC": best["images_per_class"],
         "best expert epoch": best["expert_epoch"].astype(int),
-        "best soft labels": [mean_std(m, s) for m, s in zip(best["best_mean"], best["best_std"])],
+        "best soft labels": [final_cell(row) for _, row in best.iterrows()],
         "hard labels": hard_cells(results, best["images_per_class"]),
     })
 
@@ -35,13 +35,13 @@ def draw(files: FigureFiles, settings) -> None:
 
     figure, axes = new_figure(width=3.4, height=2.8)
     # Behind the curves: the envelope, so the epoch lines stay readable where they attain it.
-    axes.plot(best["images_per_class"], best["best_mean"], color="0.2", linewidth=7, alpha=0.2,
+    axes.plot(best["images_per_class"], best["final_mean"], color="0.2", linewidth=7, alpha=0.2,
               solid_capstyle="round", label="best over epochs")
     plot_groups(axes, soft, "images_per_class", "expert_epoch", lambda epoch: f"expert epoch {int(epoch)}")
-    plot_mean_std(axes, hard["images_per_class"], hard["best_mean"], hard["best_std"], HARD_COLOR,
+    plot_mean_std(axes, hard["images_per_class"], hard["final_mean"], hard["final_ci"], HARD_COLOR,
                   label="hard labels", marker="s", linestyle="--")
     for _, row in best.iterrows():
-        axes.annotate(f"e{int(row['expert_epoch'])}", (row["images_per_class"], row["best_mean"]),
+        axes.annotate(f"e{int(row['expert_epoch'])}", (row["images_per_class"], row["final_mean"]),
                       textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
     log_axis(axes, results["images_per_class"])
     axes.set_xlabel("images per class")
@@ -52,5 +52,4 @@ def draw(files: FigureFiles, settings) -> None:
 
     save_table(frontier_table(results), files.table_csv, files.table_md,
                title="Pareto frontier: per images per class, the expert epoch whose soft labels give the highest "
-                     "student best accuracy (%, mean ± std over students; a tie goes to the earlier epoch), "
-                     "and hard labels.")
+                     f"student accuracy (%; a tie goes to the earlier epoch), and hard labels: {HEADLINE_NOTE}.")

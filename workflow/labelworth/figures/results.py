@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from labelworth.intervals import mean_interval, paired_difference
 from labelworth.io import read_json
 from labelworth.specs import dataset_spec, format_transform, parse_expert_run, parse_image_set, parse_label_spec
 from labelworth.storage import image_bytes, label_bytes
@@ -25,7 +26,12 @@ def student_results(paths: list[str]) -> pd.DataFrame:
     value of a spec's only transform: swap rank, top k, zeroclass class, boost fraction; NaN unless
     there is exactly one), loss_bin (b of a `lossbin{b}` image set, NaN otherwise), external_name (an external set's
     config name, '' otherwise).
-    Accuracy columns, in percent: final_mean, final_std, best_mean, best_std; students (count);
+    Accuracy columns, in percent, over students: final_mean, final_std (after the last epoch: every
+    table's headline), final_low and final_high (the 95% t-interval of the mean; NaN for one student),
+    final_ci (its half-width, 0 for one student: error bars), final_by_seed (student seed -> final
+    accuracy, for paired differences), best_mean, best_std, best_by_seed (the best of the periodic
+    test passes, the paper's convention), passes (test passes per student); stds are sample stds
+    (NaN for one student); students (count);
     per_class_final and per_class_final_std (lists, percent, mean and population std over
     students, as the students' own summaries use); class_names (list).
     """
@@ -36,6 +42,10 @@ def student_results(paths: list[str]) -> pd.DataFrame:
         images = parse_image_set(meta["image_set"])
         labels = parse_label_spec(meta["label_spec"])
         per_class = 100 * np.array([s["per_class_final_accuracy"] for s in result["students"]])
+        finals = {int(student["seed"]): 100 * float(student["final_accuracy"]) for student in result["students"]}
+        final = mean_interval(list(finals.values()))
+        bests = {int(student["seed"]): 100 * float(student["best_accuracy"]) for student in result["students"]}
+        best = mean_interval(list(bests.values()))
         rows.append({
             "dataset": meta["dataset"],
             "image_set": meta["image_set"],
@@ -60,10 +70,16 @@ def student_results(paths: list[str]) -> pd.DataFrame:
             "transform_value": labels.transforms[0].value if len(labels.transforms) == 1 else None,
             "loss_bin": images.loss_bin,
             "external_name": images.external_name or "",
-            "final_mean": 100 * result["final_accuracy"]["mean"],
-            "final_std": 100 * result["final_accuracy"]["std"],
-            "best_mean": 100 * result["best_accuracy"]["mean"],
-            "best_std": 100 * result["best_accuracy"]["std"],
+            "final_mean": final["mean"],
+            "final_std": _number(final["std"]),
+            "final_low": _number(final["low"]),
+            "final_high": _number(final["high"]),
+            "final_ci": 0.0 if final["low"] is None else (final["high"] - final["low"]) / 2,
+            "final_by_seed": finals,
+            "best_mean": best["mean"],
+            "best_std": _number(best["std"]),
+            "best_by_seed": bests,
+            "passes": len(result["students"][0]["curve"]),
             "students": len(result["students"]),
             "per_class_final": per_class.mean(0).tolist(),
             "per_class_final_std": per_class.std(0).tolist(),
@@ -72,22 +88,42 @@ def student_results(paths: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["image_set", "label_spec"], ignore_index=True)
 
 
+def _number(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
 def mean_std(mean: float, std: float) -> str:
-    return f"{mean:.1f} ± {std:.1f}"
+    return f"{mean:.1f}" if pd.isna(std) else f"{mean:.1f} ± {std:.1f}"
+
+
+def interval_text(mean: float, std: float, low: float, high: float) -> str:
+    """'mean ± std [low, high]' (the 95% interval of the mean); '(1 student)' where there is none."""
+    if low is None or pd.isna(low):
+        return f"{mean:.1f} (1 student)"
+    return f"{mean:.1f} ± {std:.1f} [{low:.1f}, {high:.1f}]"
+
+
+def final_cell(row) -> str:
+    """A population's headline cell: its final accuracy, 'mean ± std [95% interval]'."""
+    return interval_text(row["final_mean"], row["final_std"], row["final_low"], row["final_high"])
+
+
+HEADLINE_NOTE = ("final accuracy (after the last epoch), mean ± sample std over students [95% t-interval of the "
+                 "mean]")
 
 
 def best_rows(frame: pd.DataFrame, by: str) -> pd.DataFrame:
-    """Per value of `by`, the row with the highest mean best accuracy; a tie goes to the earliest
+    """Per value of `by`, the row with the highest mean final accuracy; a tie goes to the earliest
     expert epoch (the cheaper expert). Sorted by `by`."""
-    ranked = frame.sort_values(["best_mean", "expert_epoch"], ascending=[False, True], kind="stable")
+    ranked = frame.sort_values(["final_mean", "expert_epoch"], ascending=[False, True], kind="stable")
     return ranked.groupby(by).head(1).sort_values(by, ignore_index=True)
 
 
 def accuracy_grid(frame: pd.DataFrame, row: str, column: str, row_title: str, column_title=str) -> pd.DataFrame:
-    """A table of 'mean ± std' best accuracies: one row per value of `row`, one column per value of
+    """A table of headline cells (`final_cell`): one row per value of `row`, one column per value of
     `column` (named by `column_title(value)`), both in the order they first appear in `frame`; ''
     where no population was run. A repeated (row, column) pair is an error, not silently dropped."""
-    cells = frame.assign(cell=[mean_std(m, s) for m, s in zip(frame["best_mean"], frame["best_std"])])
+    cells = frame.assign(cell=[final_cell(row) for _, row in frame.iterrows()])
     grid = cells.pivot(index=row, columns=column, values="cell")
     grid = grid.reindex(index=cells[row].unique(), columns=cells[column].unique()).fillna("")
     grid.columns = [column_title(value) for value in grid.columns]
@@ -106,7 +142,19 @@ def expert_epochs_note(frame: pd.DataFrame) -> str:
 
 
 def hard_cells(frame: pd.DataFrame, ipcs) -> list[str]:
-    """'mean ± std' of the hard-label population at each IPC in `ipcs` ('' where none was run)."""
+    """The headline cell of the hard-label population at each IPC in `ipcs` ('' where none was run)."""
     hard = frame[frame["source"] == "hard"].set_index("images_per_class")
-    return [mean_std(hard.at[ipc, "best_mean"], hard.at[ipc, "best_std"]) if ipc in hard.index else ""
-            for ipc in ipcs]
+    return [final_cell(hard.loc[ipc]) if ipc in hard.index else "" for ipc in ipcs]
+
+
+def paired_cell(first, second) -> str:
+    """first - second, paired over the students' common seeds: 'mean [95% interval]' marked '*'
+    where the interval excludes zero and 'not resolved' where it does not ('' without common seeds)."""
+    seeds = set(first["final_by_seed"]) & set(second["final_by_seed"])
+    if not seeds:
+        return ""
+    difference = paired_difference(first["final_by_seed"], second["final_by_seed"])
+    if difference["low"] is None:
+        return f"{difference['mean']:+.1f} (1 student)"
+    mark = " *" if difference["excludes_zero"] else " not resolved"
+    return f"{difference['mean']:+.1f} [{difference['low']:+.1f}, {difference['high']:+.1f}]{mark}"

@@ -81,7 +81,7 @@ def fit_table(results: pd.DataFrame, kinds: list[str]) -> tuple[dict[str, PowerL
     fits = {}
     for kind in kinds:
         rows = results[results["labels"] == kind]
-        fits[kind] = fit_power_law(rows["images_per_class"], rows["best_mean"])
+        fits[kind] = fit_power_law(rows["images_per_class"], rows["final_mean"])
     smallest = results["images_per_class"].min()
     reference = fits.get(FULL_SOFT)
     table = pd.DataFrame([{
@@ -101,8 +101,8 @@ def worth_table(external: pd.DataFrame, fits: dict[str, PowerLaw]) -> pd.DataFra
     the same labels need (by their fit) to match it, its worth in random images."""
     return pd.DataFrame([{
         "labels": f"{row.labels}, {row.external_name} (external) at IPC {row.images_per_class}",
-        "accuracy": round(row.best_mean, 2),
-        "worth in random images per class": round(fits[row.labels].images_for(row.best_mean), 2)
+        "accuracy": round(row.final_mean, 2),
+        "worth in random images per class": round(fits[row.labels].images_for(row.final_mean), 2)
         if row.labels in fits else float("nan"),
     } for row in external.itertuples()])
 
@@ -128,7 +128,7 @@ def draw(files: FigureFiles, settings) -> None:
         axes.plot(span, fit(span), color=colors[kind], linewidth=1, alpha=0.8)
     for kind in kinds:  # each external set: hollow markers in its label kind's colour
         rows = external[external["labels"] == kind]
-        axes.scatter(rows["images_per_class"], rows["best_mean"], facecolors="none", edgecolors=colors[kind], s=30,
+        axes.scatter(rows["images_per_class"], rows["final_mean"], facecolors="none", edgecolors=colors[kind], s=30,
                      marker="D")
     log_axis(axes, everything["images_per_class"])
     log_axis(axes, axis="y")

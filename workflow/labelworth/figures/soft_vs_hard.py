@@ -9,7 +9,9 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from labelworth.figures.published import anchors, published_accuracy, source_text
-from labelworth.figures.results import expert_epochs_note, mean_std, student_results
+from labelworth.figures.results import (
+    HEADLINE_NOTE, expert_epochs_note, final_cell, mean_std, paired_cell, student_results,
+)
 from labelworth.figures.style import ACCURACY_LABEL, group_colors, log_axis, new_figure, plot_mean_std, save_figure, save_table
 from labelworth.specs import parse_image_method
 from labelworth.figures import FigureFiles
@@ -72,7 +74,7 @@ def draw(files: FigureFiles, settings) -> None:
         for kind, (_, linestyle, marker) in LABEL_KINDS.items():
             rows = shown[(shown["method"] == method) & (shown["labels"] == kind)]
             if len(rows):
-                plot_mean_std(axes, rows["images_per_class"], rows["best_mean"], rows["best_std"], colors[method],
+                plot_mean_std(axes, rows["images_per_class"], rows["final_mean"], rows["final_ci"], colors[method],
                               marker=marker, linestyle=linestyle)
     log_axis(axes, results["images_per_class"])
     axes.set_xlabel("images per class")
@@ -90,19 +92,23 @@ def draw(files: FigureFiles, settings) -> None:
     save_figure(figure, files.png, files.pdf)
 
     columns = ["student", "method", "images_per_class", "labels", "expert_run", "expert_arch", "student_arch",
-               "label_spec", "best_mean", "best_std", "final_mean", "final_std", "students", "image_bytes",
+               "label_spec", "final_mean", "final_std", "final_low", "final_high", "final_by_seed", "best_mean",
+               "best_std", "students", "image_bytes",
                "label_bytes"]
     table = results[columns].assign(order=results["method"].map(ordered_methods(results["method"]).index),
                                     protocol=results["student"].map(list(dict.fromkeys(results["student"])).index))
     table = table.sort_values(["protocol", "order", "images_per_class", "labels", "expert_run"],
                               ignore_index=True).drop(columns=["order", "protocol"])
     table = with_published(table, dataset)
-    save_table(table, files.table_csv, files.table_md, md_frame=_display_table(table),
-               title=f"Student test accuracy (%) on {dataset}, mean ± std over students, for each method's images "
-                     f"with hard labels, the method's own labels (if any) and expert soft labels "
-                     f"({expert_epochs_note(results)}); 'best' = best of the periodic tests, 'final' = after the "
-                     "last epoch; 'paper' = the published number of the cell (best of tests, as the paper "
-                     f"reports) and our best minus it.{anchor_note(dataset)}")
+    save_table(table.drop(columns="final_by_seed"), files.table_csv, files.table_md, md_frame=_display_table(table),
+               title=f"Student test accuracy (%) on {dataset} for each method's images with hard labels, the "
+                     f"method's own labels (if any) and expert soft labels ({expert_epochs_note(results)}): "
+                     f"{HEADLINE_NOTE}. 'best of passes' = the best of the periodic test passes, the paper's "
+                     "convention (it looks at the test set once per pass). Differences are paired over the "
+                     "students' seeds (the same initialisation and batches), with their 95% interval: * where "
+                     "it excludes zero, 'not resolved' where it does not. 'paper' = the published number of the "
+                     f"cell (best of passes, as the paper reports) and our best of passes minus it."
+                     f"{anchor_note(dataset)}")
 
 
 def human_bytes(count: int) -> str:
@@ -141,8 +147,9 @@ def anchor_note(dataset: str) -> str:
 
 
 def _display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per (protocol, method, IPC), a 'mean ± std' column per label kind (one per soft-label
-    source) and convention; the protocol column only when there are several."""
+    """One row per (protocol, method, IPC): per label kind (one per soft-label source) the headline
+    cell and the best of passes, the paired differences soft - hard and (for a method) method - random
+    images under the same labels; the protocol column only when there are several."""
     runs = soft_label_runs(table)
     kinds = [("hard", "", LABEL_KINDS["hard"][0])]
     kinds += [("expert", run, LABEL_KINDS["expert"][0] if len(runs) == 1 else f"soft, {run or 'default run'}")
@@ -152,15 +159,19 @@ def _display_table(table: pd.DataFrame) -> pd.DataFrame:
     kinds += [("online", run, LABEL_KINDS["online"][0] if len(online) == 1 else f"online, {run or 'default run'}")
               for run in online]
     rows = []
+    groups = {key: {(kind, run if kind in ("expert", "online") else ""): row for kind, run, (_, row)
+                    in zip(group["labels"], group["expert_run"], group.iterrows())}
+              for key, group in table.groupby(["student", "method", "images_per_class"], sort=False)}
     for (student, method, ipc), group in table.groupby(["student", "method", "images_per_class"], sort=False):
-        cells = {(kind, run if kind in ("expert", "online") else ""): row
-                 for kind, run, row in zip(group["labels"], group["expert_run"], group.itertuples())}
+        cells = groups[(student, method, ipc)]
+        randoms = groups.get((student, "random", ipc), {}) if method != "random" else {}
         row = {"student": student, "method": method_title(method), "IPC": ipc}
-        for convention in ("best", "final"):
-            for kind, run, title in kinds:
-                cell = cells.get((kind, run))
-                row[f"{title} ({convention})"] = (
-                    mean_std(getattr(cell, f"{convention}_mean"), getattr(cell, f"{convention}_std")) if cell else "")
+        for kind, run, title in kinds:
+            cell = cells.get((kind, run))
+            row[title] = final_cell(cell) if cell is not None else ""
+        for kind, run, title in kinds:
+            cell = cells.get((kind, run))
+            row[f"{title} (best of passes)"] = mean_std(cell.best_mean, cell.best_std) if cell is not None else ""
         for kind, run, title in kinds:
             cell = cells.get((kind, run))
             published = cell is not None and not pd.isna(cell.published_mean)
@@ -171,12 +182,16 @@ def _display_table(table: pd.DataFrame) -> pd.DataFrame:
         for kind, run, title in [entry for entry in kinds if entry[0] == "expert"]:
             soft = cells.get((kind, run))
             name = "soft - hard" if len(runs) == 1 else f"{title} - hard"
-            row[f"{name} (best)"] = f"{soft.best_mean - hard.best_mean:+.1f}" if hard and soft else ""
+            row[f"{name} (paired)"] = paired_cell(soft, hard) if hard is not None and soft is not None else ""
+        for kind, run, title in kinds:
+            ours, theirs = cells.get((kind, run)), randoms.get((kind, run))
+            row[f"{title}: - random images (paired)"] = (paired_cell(ours, theirs) if ours is not None
+                                                         and theirs is not None else "")
         row["students"] = int(group["students"].max())
         row["image bytes"] = human_bytes(int(group["image_bytes"].iloc[0]))
         for kind, run, title in kinds:
             cell = cells.get((kind, run))
-            row[f"{title}: label bytes"] = human_bytes(int(cell.label_bytes)) if cell else ""
+            row[f"{title}: label bytes"] = human_bytes(int(cell.label_bytes)) if cell is not None else ""
         rows.append(row)
     display = pd.DataFrame(rows)
     if display["student"].nunique() == 1:

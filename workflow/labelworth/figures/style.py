@@ -17,7 +17,7 @@ from labelworth.io import atomic_path  # noqa: E402
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 REFERENCE_GREY = "0.45"  # reference curves (e.g. the expert's own accuracy) that no legend colour may claim
 HARD_COLOR = PALETTE[-1]  # hard labels next to several soft-label curves: black squares
-ACCURACY_LABEL = "student test accuracy (%)"
+ACCURACY_LABEL = "student final test accuracy (%)"
 
 STYLE = {
     "figure.dpi": 150,
@@ -82,15 +82,17 @@ def group_colors(keys) -> dict:
     return {key: PALETTE[index % len(PALETTE)] for index, key in enumerate(keys)}
 
 
-def plot_mean_std(axes, x, mean, std, color, label=None, marker="o", **kwargs):
-    """One population curve: the mean with std error bars, points joined in increasing x."""
+def plot_mean_std(axes, x, mean, error, color, label=None, marker="o", **kwargs):
+    """One population curve: the mean with error bars (the tables' 95% interval half-widths, NaN
+    drawn as none), points joined in increasing x."""
     order = np.argsort(np.asarray(x, dtype=float), kind="stable")
-    return axes.errorbar(np.asarray(x, dtype=float)[order], np.asarray(mean)[order], yerr=np.asarray(std)[order],
+    error = np.nan_to_num(np.asarray(error, dtype=float)[order])
+    return axes.errorbar(np.asarray(x, dtype=float)[order], np.asarray(mean)[order], yerr=error,
                          color=color, label=label, marker=marker, markersize=4, capsize=2, **kwargs)
 
 
-def plot_groups(axes, frame, x: str, by: str, label, colors: dict | None = None, y: str = "best_mean",
-                yerr: str = "best_std", **kwargs) -> dict:
+def plot_groups(axes, frame, x: str, by: str, label, colors: dict | None = None, y: str = "final_mean",
+                yerr: str = "final_ci", **kwargs) -> dict:
     """One error-bar line per value of `by`, labelled `label(value)`, in the order of `colors` when
     given (else sorted); returns the colours used, so that reference lines can match their group."""
     present = set(frame[by])

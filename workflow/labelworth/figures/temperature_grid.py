@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from labelworth.figures.results import accuracy_grid, student_results
+from labelworth.figures.results import HEADLINE_NOTE, accuracy_grid, student_results
 from labelworth.figures.style import ACCURACY_LABEL, heatmap, new_figure, save_figure, save_table
 from labelworth.specs import format_number
 from labelworth.figures import FigureFiles
@@ -25,8 +25,8 @@ def draw(files: FigureFiles, settings) -> None:
     tables = []
     for axes, ipc in zip(axes_row[0], panels):
         rows = results[results["images_per_class"] == ipc]
-        means = rows.pivot(index="expert_epoch", columns="temperature", values="best_mean")
-        stds = rows.pivot(index="expert_epoch", columns="temperature", values="best_std")
+        means = rows.pivot(index="expert_epoch", columns="temperature", values="final_mean")
+        stds = rows.pivot(index="expert_epoch", columns="temperature", values="final_std")
         text = [[f"{m:.1f}\n±{s:.1f}" if pd.notna(m) else "" for m, s in zip(*pair)]
                 for pair in zip(means.to_numpy(), stds.to_numpy())]
         heatmap(figure, axes, means.to_numpy(), [format_number(t) for t in means.columns],
@@ -39,5 +39,5 @@ def draw(files: FigureFiles, settings) -> None:
         tables.append(grid)
     save_figure(figure, files.png, files.pdf)
     save_table(pd.concat(tables, ignore_index=True), files.table_csv, files.table_md,
-               title="Student best accuracy (%) by expert epoch (rows) and temperature T (columns; T > 1 "
-                     "flattens the labels), mean ± std over students.")
+               title="Student accuracy (%) by expert epoch (rows) and temperature T (columns; T > 1 flattens "
+                     f"the labels): {HEADLINE_NOTE}.")

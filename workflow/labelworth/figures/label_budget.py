@@ -1,0 +1,102 @@
+"""Label budgets: what soft labels are worth per byte. Random images at each IPC with hard labels, the
+expert's full float32 soft labels, and the same labels stored smaller (fp16, int8 with a scale per
+row, top-k pairs), their accuracy against the bytes their labels take (labelworth/storage.py counts
+each as it would be stored).
+
+The matched-budget table asks the paper's data-versus-knowledge question in bytes: for each soft
+population, the total bytes (images and labels) it takes, and the accuracy hard labels reach on as
+many bytes, that is, on more images. Hard labels' accuracy at that budget is interpolated, linearly in
+log images per class, between the measured hard-label populations; outside them it is not guessed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from labelworth.figures.results import HEADLINE_NOTE, final_cell, student_results
+from labelworth.figures.soft_vs_hard import human_bytes
+from labelworth.figures.style import (
+    ACCURACY_LABEL, HARD_COLOR, group_colors, new_figure, plot_mean_std, save_figure, save_table,
+)
+from labelworth.figures import FigureFiles
+
+
+def stored_as(row) -> str:
+    """How a population's labels are stored, in words: hard, float32 (full soft), or its transforms."""
+    if row["source"] == "hard":
+        return "hard"
+    return row["transforms"] or "float32"
+
+
+def hard_accuracy_at(hard: pd.DataFrame, images_per_class: float) -> float:
+    """Hard labels' mean final accuracy at a (fractional) IPC, linear in log IPC between the measured
+    hard populations; NaN outside them.
+
+    Property (tests): the measured points come back exactly; halfway in log IPC is the mean."""
+    points = hard.sort_values("images_per_class")
+    ipcs, accuracies = points["images_per_class"].to_numpy(float), points["final_mean"].to_numpy(float)
+    if not len(ipcs) or images_per_class < ipcs[0] or images_per_class > ipcs[-1]:
+        return float("nan")
+    return float(np.interp(np.log(images_per_class), np.log(ipcs), accuracies))
+
+
+def budget_table(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per soft population: IPC, how its labels are stored, label and total bytes, its final
+    accuracy (mean, interval), the IPC hard labels can have on the same total bytes, their
+    (interpolated) accuracy there and the difference; NaN where the budget lies beyond the measured
+    hard-label populations."""
+    hard = results[results["source"] == "hard"]
+    per_ipc_hard = (hard["image_bytes"] + hard["label_bytes"]) / hard["images_per_class"]
+    bytes_per_ipc = float(per_ipc_hard.iloc[0])  # images and hard labels grow linearly with IPC
+    rows = []
+    for _, row in results[results["source"] != "hard"].iterrows():
+        total = int(row["image_bytes"] + row["label_bytes"])
+        equivalent = total / bytes_per_ipc
+        at_budget = hard_accuracy_at(hard, equivalent)
+        rows.append({"images_per_class": int(row["images_per_class"]), "stored_as": stored_as(row),
+                     "label_spec": row["label_spec"], "label_bytes": int(row["label_bytes"]), "total_bytes": total,
+                     "final_mean": row["final_mean"], "final_std": row["final_std"], "final_low": row["final_low"],
+                     "final_high": row["final_high"], "hard_images_per_class": equivalent,
+                     "hard_at_budget": at_budget, "soft_minus_hard": row["final_mean"] - at_budget})
+    return pd.DataFrame(rows).sort_values(["images_per_class", "label_bytes"], ignore_index=True)
+
+
+def draw(files: FigureFiles, settings) -> None:
+    """Inputs: student JSONs of random images with hard labels, an expert's soft labels and the same
+    labels under storage transforms, at several IPCs."""
+    results = student_results(files.inputs)
+    results = results.assign(stored_as=results.apply(stored_as, axis=1))
+    ipcs = sorted(results["images_per_class"].unique())
+    colors = group_colors(ipcs)
+    figure, axes = new_figure(width=4.4, height=2.8)
+    for ipc in ipcs:
+        rows = results[results["images_per_class"] == ipc].sort_values("label_bytes")
+        plot_mean_std(axes, rows["label_bytes"], rows["final_mean"], rows["final_ci"], colors[ipc], label=f"IPC {ipc}",
+                      linestyle=":")
+        hard = rows[rows["source"] == "hard"]
+        axes.scatter(hard["label_bytes"], hard["final_mean"], marker="s", color=HARD_COLOR, zorder=3, s=20)
+        for _, row in rows[rows["source"] != "hard"].iterrows():
+            axes.annotate(row["stored_as"], (row["label_bytes"], row["final_mean"]), textcoords="offset points",
+                          xytext=(3, -9), fontsize=6, color=colors[ipc])
+    axes.set_xscale("log")
+    axes.set(xlabel="label bytes as stored (log)", ylabel=ACCURACY_LABEL,
+             title=f"Accuracy against label bytes ({results['dataset'].iloc[0]}; squares: hard labels)")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    save_figure(figure, files.png, files.pdf)
+    table = budget_table(results)
+    display = pd.DataFrame({
+        "IPC": table["images_per_class"], "soft labels stored as": table["stored_as"],
+        "label bytes": table["label_bytes"].map(human_bytes), "total bytes": table["total_bytes"].map(human_bytes),
+        "soft labels": [final_cell(row) for _, row in table.iterrows()],
+        "hard labels on the same bytes": [
+            f"{accuracy:.1f} (IPC {ipc:.2f}, interpolated)" if not pd.isna(accuracy)
+            else f"not measured (IPC {ipc:.2f} lies beyond the hard-label populations)"
+            for accuracy, ipc in zip(table["hard_at_budget"], table["hard_images_per_class"])],
+        "soft - hard": ["" if pd.isna(value) else f"{value:+.1f}" for value in table["soft_minus_hard"]],
+    })
+    save_table(table, files.table_csv, files.table_md, md_frame=display,
+               title=f"Matched label budgets: each soft-label population of random images ({HEADLINE_NOTE}) "
+                     "against hard labels on as many total bytes (images as uint8 pixels plus labels as stored), "
+                     "that is on more images; hard labels' accuracy there is interpolated linearly in log IPC "
+                     "between the measured hard-label populations (its own spread not included).")
