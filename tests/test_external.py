@@ -307,10 +307,14 @@ def test_an_evaluation_plans_only_the_set_its_twin_and_the_teachers_labels(tmp_p
     assert labels == {(labels, student) for images, labels, student in runs if images == "external-my_set-ipc2"}
     assert WorkflowPlan(config).figures() and not [m for m in config.benchmark.methods if m != "random"]
     # another student count is a protocol of its own: a finished run's populations stay as they are
-    counted = load_config(evaluation_config(base, "my_set", settings, 2, [1], ["soft"], 5))
+    counted = load_config(evaluation_config(base, "my_set", settings, 2, [1], ["soft", "online"], 5))
     assert config.students["convnet-d2-w8"] == counted.students["convnet-d2-w8"]
     assert counted.benchmark.students == ("convnet-d2-w8-5students",)
     assert counted.students["convnet-d2-w8-5students"].at(2).seeds == (0, 1, 2, 3, 4)
+    assert [row.student for row in counted.benchmark.online_students] == ["online-5students"]  # online rows too
+    assert counted.students["online-5students"].at(2).seeds == (0, 1, 2, 3, 4)
+    assert load_config(evaluation_config(base, "my_set", settings, 2, [1], ["soft"], 2)).benchmark.students == (
+        "convnet-d2-w8",)  # the protocol's own seeds: no copy
 
 
 

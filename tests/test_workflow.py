@@ -20,9 +20,9 @@ from labelworth.plan import expert_label, population_groups
 
 STAGE_RULES = {"prepare_data", "train_expert", "distill_images", "dump_trajectories", "make_labels",
                "class_similarity", "evaluate_students"}
-STUDENT_FIGURES = {"soft_vs_hard", "expert_epoch_sweep", "temperature_grid", "label_swap", "zero_shot",
+STUDENT_FIGURES = {"soft_vs_hard", "expert_epoch_sweep", "temperature_grid", "label_swap", "zero_shot", "label_budget",
                    "scaling_law", "pareto", "ensembles", "image_selection", "generated_labels", "label_robustness",
-                   "accuracy_vs_storage"}
+                   "accuracy_vs_storage", "pass_inflation", "rank_stability"}
 OTHER_FIGURES = {"expert_training", "soft_label_bars", "class_similarity", "benchmark_images"}
 
 
@@ -124,7 +124,7 @@ def test_changing_one_method_hyperparameter_reruns_only_that_methods_chain(finis
     dm_labels = len(list((results / "labels" / "dm-ipc1").glob("*.pt")))
     assert jobs == {"synthesise_images": 1, "make_labels": dm_labels, "evaluate_students": dm_labels,
                     "figure_soft_vs_hard": 1, "figure_benchmark_images": 1, "figure_label_robustness": 1,
-                    "figure_accuracy_vs_storage": 1}
+                    "figure_accuracy_vs_storage": 1, "figure_pass_inflation": 1, "figure_rank_stability": 1}
 
 
 @pytest.mark.e2e
@@ -296,6 +296,7 @@ def test_labelworth_evaluate_runs_one_set_without_a_config_edit_and_prints_its_r
     assert f"external-{name}: 1 images per class, read as normalised (detected)" in result.stdout
     assert "teacher epoch" in result.stdout and "the expert-epoch sweep's table" in result.stdout
     assert "label robustness (expert soft)" in result.stdout and "LRS" in result.stdout
+    assert "float32 400 B, fp16 200 B, int8 140 B, top2-int8 80 B" in result.stdout  # its soft labels, priced
     # the summary: the set is random-ipc1 itself, so its paired difference with its twin is zero
     assert "| regime | the set | random twin | set - twin (paired) |" in result.stdout
     summary = {row["regime"]: row for row in csv.DictReader(open(results / "evaluations" / f"{name}.csv"))}

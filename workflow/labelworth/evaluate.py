@@ -141,8 +141,9 @@ def evaluation_config(raw: dict, name: str, settings: ExternalImageSetSettings, 
     `epochs` ("soft" in regimes) and the base's online rows ("online"); no experiment, no synthesis.
     An epoch `auto` adds the expert-epoch sweep at the set's IPC only, on the base's sweep grid (a
     sweep of its own, for a results folder that has none).
-    With `students`, each protocol whose seeds at this IPC are not 0..students-1 is copied under a
-    name of its own with those seeds, so a finished run's populations are never overwritten.
+    With `students`, each protocol (the benchmark's and the online rows') whose seeds at this IPC are
+    not 0..students-1 is copied under a name of its own with those seeds, so a finished run's
+    populations are never overwritten.
     `teacher`: a run you bring (`experts.<name>` keys: arch, checkpoint, epochs, trusted), which then
     gives the soft labels and teaches the online rows at its epoch.
     Each trained teacher trains only as far as these labels read, or as far as `finished_epochs`
@@ -165,18 +166,20 @@ def evaluation_config(raw: dict, name: str, settings: ExternalImageSetSettings, 
     ipcs = benchmark.images_per_class
     nearest = min(range(len(ipcs)), key=lambda position: abs(ipcs[position] - images_per_class))
     source = benchmark.soft_labels[0] if benchmark.soft_labels else None
-    protocols = list(benchmark.students)
-    if students is not None:
-        seeds = tuple(range(students))
-        for position, protocol in enumerate(protocols):
-            if config.student(protocol, images_per_class).seeds == seeds:
-                continue
-            copied = copy.deepcopy(raw["students"][protocol])
-            copied["seeds"] = list(seeds)
-            for override in copied.get("by_images_per_class", []):
-                override.pop("seeds", None)
-            protocols[position] = f"{protocol}-{students}students"
-            derived["students"][protocols[position]] = copied
+
+    def counted(protocol: str) -> str:
+        """The protocol, or its copy under a name of its own with `students` seeds at this IPC."""
+        seeds = tuple(range(students or 0))
+        if students is None or config.student(protocol, images_per_class).seeds == seeds:
+            return protocol
+        copied = copy.deepcopy(raw["students"][protocol])
+        copied["seeds"] = list(seeds)
+        for override in copied.get("by_images_per_class", []):
+            override.pop("seeds", None)
+        derived["students"][f"{protocol}-{students}students"] = copied
+        return f"{protocol}-{students}students"
+
+    protocols = [counted(protocol) for protocol in benchmark.students]
     if teacher is not None:
         derived["experts"][TEACHER_RUN] = dict(teacher)
         epochs = [teacher["epochs"]]
@@ -185,7 +188,8 @@ def evaluation_config(raw: dict, name: str, settings: ExternalImageSetSettings, 
          "temperature": source.temperature} for epoch in epochs]
     online = []
     for row in benchmark.online_students if "online" in regimes else ():
-        online.append({"student": row.student, "methods": ["random", "external"], "temperature": row.temperature})
+        online.append({"student": counted(row.student), "methods": ["random", "external"],
+                       "temperature": row.temperature})
         if teacher is not None:
             online[-1] |= {"expert_run": TEACHER_RUN, "expert_epoch": teacher["epochs"]}
         elif row.expert_epoch is not None:  # a teacher of its own (ImageNet's fully trained ResNet-18)
@@ -230,11 +234,10 @@ def final_accuracies(path: str | Path) -> dict[int, float]:
 
 
 def _interval_text(interval: dict | None) -> str:
-    if interval is None:
-        return ""
-    if interval["low"] is None:
-        return f"{interval['mean']:.1f} (1 student)"
-    return f"{interval['mean']:.1f} ± {interval['std']:.1f} [{interval['low']:.1f}, {interval['high']:.1f}]"
+    from labelworth.figures.results import interval_text
+
+    return "" if interval is None else interval_text(interval["mean"], interval["std"], interval["low"],
+                                                     interval["high"])
 
 
 def summary_rows(layout, runs: list[tuple[str, str, str]], name: str, images_per_class: int) -> list[dict]:
@@ -281,8 +284,23 @@ def robustness_scores(layout, runs: list[tuple[str, str, str]], name: str, full_
     return table[table["method"] == external_method(name)].to_dict("records")
 
 
-def summary_table(rows: list[dict], robustness: list[dict]):
-    """The summary as (csv frame of plain numbers, markdown frame of 'mean ± std [low, high]' cells)."""
+STORED_CHAINS = ("fp16", "int8", "top2-int8")  # the smaller ways the summary prices the set's soft labels in
+
+
+def label_budget(dataset: str, name: str, images_per_class: int) -> str:
+    """The set's soft labels' bytes as stored in float32 and in each of STORED_CHAINS
+    (labelworth/storage.py), e.g. 'float32 4,000 B, fp16 2,000 B, ...'."""
+    from labelworth.specs import dataset_spec, parse_image_set, parse_label_spec
+    from labelworth.storage import label_bytes
+
+    image_set, spec = parse_image_set(external_set(name, images_per_class)), dataset_spec(dataset)
+    stored = {"float32": "expert-e1", **{chain: f"expert-e1-{chain}" for chain in STORED_CHAINS}}
+    return ", ".join(f"{title} {label_bytes(parse_label_spec(text), image_set, spec):,} B" for title, text in stored.items())
+
+
+def summary_table(rows: list[dict], robustness: list[dict], budget: str = ""):
+    """The summary as (csv frame of plain numbers, markdown frame of 'mean ± std [low, high]' cells);
+    `budget`: a row of what its soft labels cost stored smaller (`label_budget`)."""
     import pandas as pd
 
     plain, shown = [], []
@@ -304,6 +322,9 @@ def summary_table(rows: list[dict], robustness: list[dict]):
         shown.append({"regime": f"label robustness ({score['its_labels']})",
                       "the set": ", ".join(f"{key} {float(score[key]):.3f}" for key in ("HLR", "IOR", "LRS")),
                       "random twin": "", "set - twin (paired)": "", "image / label bytes": ""})
+    if budget:
+        shown.append({"regime": "its soft labels stored smaller (bytes only; no students)", "the set": "",
+                      "random twin": "", "set - twin (paired)": "", "image / label bytes": budget})
     return pd.DataFrame(plain), pd.DataFrame(shown)
 
 
@@ -330,14 +351,14 @@ def draw_summary(rows: list[dict], name: str, png: Path, pdf: Path) -> None:
     save_figure(figure, png, pdf)
 
 
-def write_summary(layout, runs: list[tuple[str, str, str]], name: str, images_per_class: int,
+def write_summary(layout, dataset: str, runs: list[tuple[str, str, str]], name: str, images_per_class: int,
                   full_data: float | None) -> str:
     """Write evaluations/{name}.md|csv|png|pdf under the results folder; returns the markdown."""
     from labelworth.figures.style import markdown_table, save_table
 
     rows = summary_rows(layout, runs, name, images_per_class)
     robustness = [] if full_data is None else robustness_scores(layout, runs, name, full_data)
-    plain, shown = summary_table(rows, robustness)
+    plain, shown = summary_table(rows, robustness, label_budget(dataset, name, images_per_class))
     folder = Path(layout.root) / "evaluations"
     folder.mkdir(parents=True, exist_ok=True)
     title = (f"{external_set(name, images_per_class)} against random real images at the same IPC (its twin): final "
@@ -421,6 +442,6 @@ def run_evaluate(settings: ExternalImageSetSettings, name: str, config_path: Pat
     if dry_run:
         return 0
     full_data = _full_data_accuracy(evaluated)
-    print(write_summary(layout, runs, name, external.images_per_class, full_data))
+    print(write_summary(layout, evaluated.dataset, runs, name, external.images_per_class, full_data))
     print(f"written: {Path(layout.root) / 'evaluations' / name}.md, .csv, .png, .pdf")
     return 0
