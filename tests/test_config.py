@@ -251,6 +251,11 @@ def test_scientific_notation_without_dot_is_named(config):
         (lambda c: c["label_budget"].update(stored=["int8-top2"]),
          "label_budget.stored: 'int8-top2' is not a transform chain .* one of them comes last"),
         (lambda c: c["label_budget"].update(hard_images_per_class=[1, 7000]), "7000 is more than the smallest"),
+        (lambda c: c.update(selection="valid"), "selection: 'valid' is not one of test, validation"),
+        (lambda c: c.update(selection="validation", validation_images_per_class=6000),
+         "validation_images_per_class: 6000 leaves no training image in fashion_mnist's smallest class .6000."),
+        (lambda c: c.update(selection="validation", validation_images_per_class=5980),
+         r"benchmark.images_per_class: 50 is more than the smallest fashion_mnist class has \(20 training images\)"),
     ],
 )
 def test_semantic_errors_name_the_key(default_config, change, message):

@@ -586,3 +586,31 @@ def test_real_fashion_mnist():
     assert torch.bincount(raw["train"]["labels"]).tolist() == [6000] * 10
     assert torch.bincount(raw["test"]["labels"]).tolist() == [1000] * 10
     assert raw["class_names"][0] == "T-shirt/top"
+
+
+def test_a_validation_slice_is_seeded_per_class_and_disjoint_from_training():
+    from labelworth.data import validation_slice
+
+    labels = torch.arange(10).repeat_interleave(30)[torch.randperm(300, generator=torch.Generator().manual_seed(3))]
+    kept, held = validation_slice(labels, 4, seed=7)
+    assert set(kept.tolist()).isdisjoint(held.tolist()) and sorted(kept.tolist() + held.tolist()) == list(range(300))
+    assert torch.bincount(labels[held], minlength=10).tolist() == [4] * 10
+    assert torch.equal(validation_slice(labels, 4, seed=7)[1], held)
+    assert not torch.equal(validation_slice(labels, 4, seed=8)[1], held)
+    with pytest.raises(LabelworthError, match="validation_images_per_class: 30 leaves no training image of class 0"):
+        validation_slice(labels, 30, seed=7)
+
+
+def test_prepare_data_holds_the_validation_slice_out_of_the_training_split(tmp_path):
+    arrays = make_idx_arrays(num_train=60)
+    raw_root = write_idx_dataset(tmp_path / "raw", arrays)
+    prepare_data("fashion_mnist", raw_root, tmp_path / "data", validation_per_class=2, validation_seed=42)
+    train, validation = load_split(tmp_path / "data", "train"), load_split(tmp_path / "data", "validation")
+    assert len(train.labels) + len(validation.labels) == 60 and len(validation.labels) == 20
+    assert torch.bincount(validation.labels, minlength=10).tolist() == [2] * 10
+    everything = torch.from_numpy(arrays["train"][0]).float().flatten(1)
+    for split in (train, validation):  # every image is one of the raw training images, none in both
+        pixels = (split.images * 0.3530 + 0.2861).mul(255).round().flatten(1)
+        assert all(((everything - row).abs().sum(1) == 0).any() for row in pixels)
+    held = {tuple(row.tolist()) for row in validation.images.flatten(1)}
+    assert not any(tuple(row.tolist()) in held for row in train.images.flatten(1))

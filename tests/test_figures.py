@@ -95,8 +95,10 @@ def test_expert_epoch_sweep_table_picks_the_best_epoch_per_ipc_ties_to_the_earli
 
     # The workflow reads this csv back to resolve `expert_epoch: auto`: the columns are an interface.
     assert list(table.columns) == ["images_per_class", "best_expert_epoch", "best_accuracy", "best_std", "best_low",
-                                   "best_high", "hard_accuracy", "expert_test_accuracy", "expert_label_entropy",
-                                   "grid_edge"]
+                                   "best_high", "hard_accuracy", "selected_on", "validation_accuracy",
+                                   "test_chosen_epoch", "test_chosen_accuracy", "expert_test_accuracy",
+                                   "expert_label_entropy", "grid_edge"]
+    assert set(table["selected_on"]) == {"test"}  # no validation split: chosen on the test set
     table = table.set_index("images_per_class")
     assert table["best_expert_epoch"].to_dict() == {1: 2, 10: 8}  # IPC 1: epochs 2 and 4 tie -> 2
     assert table.loc[1, "best_accuracy"] == pytest.approx(42.0)  # the best epoch's final accuracy
@@ -535,3 +537,26 @@ def test_label_budget_sets_soft_labels_against_hard_ones_on_the_same_bytes(tmp_p
     hard = pd.DataFrame({"images_per_class": [1, 4], "final_mean": [40.0, 60.0]})
     assert hard_accuracy_at(hard, 1) == 40.0 and hard_accuracy_at(hard, 4) == 60.0
     assert hard_accuracy_at(hard, 2) == pytest.approx(50.0) and math.isnan(hard_accuracy_at(hard, 0.5))
+
+
+def test_the_sweep_chooses_on_validation_where_the_students_have_it(tmp_path):
+    """With validation accuracies the best epoch is theirs, not the test set's: here epoch 4 tests
+    best and epoch 2 validates best."""
+    from labelworth.io import read_json
+
+    inputs = []
+    for epoch, test, validation in ((2, 0.50, 0.60), (4, 0.55, 0.52)):
+        path = write_result(tmp_path, "random-ipc1", f"expert-e{epoch}", test)
+        content = read_json(path)
+        content["final_validation_accuracy"] = {"mean": validation, "std": 0.0}
+        write_json(path, content)
+        inputs.append(path)
+    inputs.append(write_result(tmp_path, "random-ipc1", "hard", 0.40))
+    metrics = pd.DataFrame({"epoch": range(5), "train_loss": 1.0, "train_accuracy": 0.5, "test_accuracy": 0.6,
+                            "train_label_entropy": 1.0})
+    metrics.to_csv(tmp_path / "metrics.csv", index=False)
+    table = draw(tmp_path, "expert_epoch_sweep", inputs, expert_metrics=[str(tmp_path / "metrics.csv")])
+    assert table["best_expert_epoch"].tolist() == [2] and table["selected_on"].tolist() == ["validation"]
+    assert table["best_accuracy"].tolist() == pytest.approx([50.0]) and table["validation_accuracy"].tolist() == [60.0]
+    # choosing on the test set would have taken epoch 4 at 55%: 5 points of optimism
+    assert table["test_chosen_epoch"].tolist() == [4] and table["test_chosen_accuracy"].tolist() == pytest.approx([55.0])

@@ -196,3 +196,32 @@ def test_a_clean_pass_gives_bitwise_the_same_logits_in_any_chunk_size():
     # not tiny chunks: on some CPUs (an Intel Xeon here) oneDNN convolves batches of 32 images or
     # fewer another way, whose bits differ
     assert torch.equal(predict_logits(model, images, batch_size=65), whole)
+
+
+def test_students_are_also_tested_on_a_held_out_validation_split(fashion_mnist_raw, tmp_path):
+    """selection: validation: a data folder with validation.pt gives every student its final accuracy
+    there, from its final weights; the students themselves are the same without it."""
+    from labelworth import io
+    from labelworth.data import prepare_data
+    from labelworth.students import run_evaluate_students
+
+    prepare_data("fashion_mnist", fashion_mnist_raw, tmp_path / "data", validation_per_class=5, validation_seed=42)
+    train = load_split(tmp_path / "data", "train")
+    chosen = select_random(train.labels, 1, 10, seed=42)
+    io.save_tensors(tmp_path / "images.pt", {"images": train.images[chosen], "labels": train.labels[chosen]},
+                    {"image_set": "random-ipc1", "method": "random", "images_per_class": 1})
+    io.save_tensors(tmp_path / "hard.pt", {"labels": hard_labels(train.labels[chosen], 10)}, {"label_spec": "hard"})
+    result = run_evaluate_students(tmp_path / "images.pt", [tmp_path / "hard.pt"], tmp_path / "data",
+                                   tmp_path / "result.json", StudentSettings(
+                                       arch="convnet-d2-w8", seeds=(0, 1), epochs=3, lr=0.01, batch_size=8,
+                                       eval_every=3), device="cpu")
+    values = [student["final_validation_accuracy"] for student in result["students"]]
+    assert all(0 <= value <= 1 and round(value * 50) / 50 == pytest.approx(value) for value in values)  # 50 images
+    assert result["final_validation_accuracy"]["mean"] == pytest.approx(sum(values) / 2)
+    (tmp_path / "data" / "validation.pt").unlink()  # without the split: the same students, no validation key
+    plain = run_evaluate_students(tmp_path / "images.pt", [tmp_path / "hard.pt"], tmp_path / "data",
+                                  tmp_path / "again.json", StudentSettings(
+                                      arch="convnet-d2-w8", seeds=(0, 1), epochs=3, lr=0.01, batch_size=8,
+                                      eval_every=3), device="cpu")
+    assert [s["final_accuracy"] for s in plain["students"]] == [s["final_accuracy"] for s in result["students"]]
+    assert "final_validation_accuracy" not in plain and "final_validation_accuracy" not in plain["students"][0]

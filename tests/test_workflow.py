@@ -370,3 +370,22 @@ def test_an_evaluation_without_a_teacher_epoch_runs_a_sweep_of_its_own(tmp_path)
     assert f"expert ({expert_label(best[1])}, convnet-d2-w8)" in result.stdout
     written = {path.name for path in (tmp_path / "results" / "fashion_mnist").glob("tables/*")}
     assert written == {"expert_epoch_sweep.csv", "expert_epoch_sweep.md"}
+
+
+@pytest.mark.e2e
+def test_selection_on_validation_holds_a_slice_out_and_chooses_the_sweep_epoch_on_it(tmp_path):
+    """selection: validation: prepare-data writes validation.pt (5 images per class, out of train.pt),
+    every sweep student is tested on it too, and the sweep's table says it chose on it."""
+    from labelworth.io import load_tensors, read_json
+
+    write_fashion_mnist(tmp_path / "raw" / "fashion_mnist", train_per_class=20, test_per_class=10)
+    config = yaml.safe_load(TINY.read_text()) | {"selection": "validation", "validation_images_per_class": 5}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake(tmp_path, "results/fashion_mnist/tables/expert_epoch_sweep.csv", config=tmp_path / "config.yaml")
+    results = tmp_path / "results" / "fashion_mnist"
+    assert len(load_tensors(results / "data" / "train.pt")["labels"]) == 150
+    assert len(load_tensors(results / "data" / "validation.pt")["labels"]) == 50
+    table = list(csv.DictReader(open(results / "tables" / "expert_epoch_sweep.csv")))
+    assert {row["selected_on"] for row in table} == {"validation"}
+    for path in (results / "students").rglob("*.json"):
+        assert "final_validation_accuracy" in read_json(path), path

@@ -52,7 +52,8 @@ def _add_compute_options(parser: argparse.ArgumentParser) -> None:
 def _prepare_data(args) -> None:
     from labelworth.data import prepare_data, resolve_raw_root
 
-    prepare_data(args.dataset, resolve_raw_root(args.dataset, args.data_root), args.out_dir, zca=args.zca)
+    prepare_data(args.dataset, resolve_raw_root(args.dataset, args.data_root), args.out_dir, zca=args.zca,
+                 validation_per_class=args.validation_per_class, validation_seed=args.validation_seed)
 
 
 def _fetch_data(args) -> None:
@@ -277,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--out-dir", required=True)
     stage.add_argument("--zca", action="store_true",
                        help="store ZCA-whitened images, fitted on the training set (METHOD.md 2.2)")
+    stage.add_argument("--validation-per-class", type=int, default=0,
+                       help="hold this many training images of each class out as validation.pt")
+    stage.add_argument("--validation-seed", type=int, default=0, help="the seed of that choice")
     stage.set_defaults(run=_prepare_data)
 
     stage = stages.add_parser("fetch-data", help="download Fashion-MNIST with torchvision")

@@ -382,6 +382,10 @@ class Config(Checked):
     device: str  # auto = CUDA when present, else CPU
     image_seed: int  # the seed of the random real-image choice (the reference's: 42)
     zca: bool = False  # ZCA-whiten the images (METHOD.md 2.2), as the paper does for CIFAR-10
+    # test: `auto` picks the expert epoch by test accuracy, as the paper does; validation: by a seeded
+    # per-class slice held out of the training set (and so out of everything that trains or draws images)
+    selection: str = "test"
+    validation_images_per_class: int = 500  # the held-out slice per class, with selection: validation
     experts: dict[str, ExpertSettings | BroughtExpertSettings]  # runs you train, or checkpoints you bring
     students: dict[str, ByIpc[StudentSettings]]
     defaults: Defaults = field(default_factory=Defaults)
@@ -402,7 +406,9 @@ class Config(Checked):
     label_budget: LabelBudget | None = None
 
     non_negative = ("image_seed",)
-    choices = {"dataset": tuple(DATASETS), "student_populations": ("per_label_set", "per_image_set")}
+    at_least_one = ("validation_images_per_class",)
+    choices = {"dataset": tuple(DATASETS), "student_populations": ("per_label_set", "per_image_set"),
+               "selection": ("test", "validation")}
     patterns = {"device": r"auto|cpu|cuda(:[0-9]+)?", "experts": NAME_PATTERN, "students": NAME_PATTERN,
                 "external_image_sets": EXTERNAL_NAME_PATTERN}
 
@@ -586,6 +592,17 @@ class Config(Checked):
         return {**self.trained_runs, **self.brought_runs}
 
     @property
+    def validation(self) -> bool:
+        """Whether a validation split is held out of the training set (selection: validation)."""
+        return self.selection == "validation"
+
+    @property
+    def train_images_per_class(self) -> int:
+        """The most images per class a random subset can draw: the smallest class's training images,
+        less the validation slice."""
+        return self.dataset_spec.min_train_per_class - (self.validation_images_per_class if self.validation else 0)
+
+    @property
     def default_run_folder(self) -> str:
         return self.run_folder(self.defaults.expert_run)
 
@@ -669,6 +686,12 @@ def _check_config(config: Config) -> None:
             if hasattr(settings, "arch"):
                 check_arch_fits(settings.arch, dataset.name, f"methods.{method}.arch")
     _check_brought_runs(config)
+    if config.validation and not dataset.cached_as_tensors:
+        raise LabelworthError(f"selection: validation holds a slice of the training set out, which is offered for "
+                              f"datasets cached as tensors; {dataset.name} is read from image files")
+    if config.validation and config.validation_images_per_class >= dataset.min_train_per_class:
+        raise LabelworthError(f"validation_images_per_class: {config.validation_images_per_class} leaves no training "
+                              f"image in {dataset.name}'s smallest class ({dataset.min_train_per_class})")
     if config.uses_method("sre2l"):
         _check_sre2l_teacher(config)
     _check_benchmark(config)
@@ -681,9 +704,9 @@ def _check_config(config: Config) -> None:
     for experiment in config.enabled_experiments():
         where = EXPERIMENT_BLOCK[experiment]
         for ipc in config.block(experiment).ipcs:
-            if ipc > dataset.min_train_per_class:
+            if ipc > config.train_images_per_class:
                 raise LabelworthError(f"{where}.images_per_class: {ipc} is more than the smallest {dataset.name} "
-                                      f"class has ({dataset.min_train_per_class} training images)")
+                                      f"class has ({config.train_images_per_class} training images)")
         _check_auto(config, experiment)
 
 

@@ -42,6 +42,7 @@ from labelworth.specs import DatasetSpec, dataset_spec
 from labelworth.zca import ZCA_EPSILON, Zca, fit_zca, whiten
 
 SPLITS = ("train", "test")
+VALIDATION = "validation"  # a split held out of the training set (selection: validation)
 
 # Debian package dataset-fashion-mnist installs the four original IDX gz files here.
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -588,9 +589,32 @@ def _whitened(split: dict, whitening: Zca) -> dict:
             **{key: tensor.float() for key, tensor in zip(_ZCA_KEYS, whitening)}}
 
 
+def validation_slice(labels: torch.Tensor, per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training indices, validation indices), both increasing: `per_class` images of each class,
+    drawn with `seed`, held out of the training set.
+
+    Property (tests): the two are disjoint and together every index; each class gives exactly
+    `per_class`; the same seed gives the same slice."""
+    generator = torch.Generator().manual_seed(seed)
+    held = []
+    for label in labels.unique(sorted=True).tolist():
+        members = (labels == label).nonzero().flatten()
+        if len(members) <= per_class:
+            raise LabelworthError(f"validation_images_per_class: {per_class} leaves no training image of class "
+                                  f"{label} ({len(members)} in all)")
+        held.append(members[torch.randperm(len(members), generator=generator)[:per_class]])
+    validation = torch.cat(held).sort().values
+    kept = torch.ones(len(labels), dtype=torch.bool)
+    kept[validation] = False
+    return kept.nonzero().flatten(), validation
+
+
 def prepare_data(dataset: str, raw_root: str | os.PathLike, out_dir: str | os.PathLike,
-                 zca: bool = False) -> None:
+                 zca: bool = False, validation_per_class: int = 0, validation_seed: int = 0) -> None:
     """Write out_dir/train.pt and out_dir/test.pt; nothing is written unless all the input is valid.
+    With `validation_per_class` (datasets cached as tensors), that many training images of each class
+    (`validation_slice`, seeded) go to out_dir/validation.pt instead of train.pt, so that nothing that
+    trains or draws images sees them; a ZCA is then fitted on the rest.
 
     Cached datasets store {"images": uint8, "labels": int64}; ImageNet stores {"labels"} with the file
     paths in meta["paths"] (its test split is val/), so a selection decodes only the files it picks.
@@ -602,11 +626,18 @@ def prepare_data(dataset: str, raw_root: str | os.PathLike, out_dir: str | os.Pa
     if zca and not spec.cached_as_tensors:
         raise LabelworthError(f"{dataset}: ZCA whitening needs the training images in memory; "
                               "it is offered for datasets cached as tensors only")
+    if validation_per_class and not spec.cached_as_tensors:
+        raise LabelworthError(f"{dataset}: a validation split is offered for datasets cached as tensors only")
     if spec.cached_as_tensors:
         raw = load_raw(dataset, raw_root)  # validates everything before the first write
+        if validation_per_class:
+            kept, held = validation_slice(raw["train"]["labels"], validation_per_class, validation_seed)
+            train = raw["train"]
+            raw[VALIDATION] = {"images": train["images"][held], "labels": train["labels"][held]}
+            raw["train"] = {"images": train["images"][kept], "labels": train["labels"][kept]}
         whitening = fit_zca(raw["train"]["images"].float() / 255) if zca else None
         details = {"zca": True, "zca_epsilon": ZCA_EPSILON} if zca else {"zca": False}
-        for split in SPLITS:
+        for split in SPLITS + ((VALIDATION,) if validation_per_class else ()):
             tensors = raw[split] if whitening is None else _whitened(raw[split], whitening)
             save_tensors(out_dir / f"{split}.pt", tensors,
                          _split_meta(spec, split, raw["class_names"], raw_root, **details))
@@ -688,8 +719,8 @@ def _read_split(data_dir: str | os.PathLike, split: str, device: str | torch.dev
     eval preset, all of them at once, which suits the test split students are tested on (the full
     validation set needs about 30 GB as float32; training reads its files batch by batch instead).
     """
-    if split not in SPLITS:
-        raise LabelworthError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    if split not in SPLITS + (VALIDATION,):
+        raise LabelworthError(f"unknown split {split!r}; expected one of {', '.join(SPLITS + (VALIDATION,))}")
     path = Path(data_dir) / f"{split}.pt"
     header = load_tensors(path, required=("labels",))
     if "paths" in header["meta"] and "images" not in header:

@@ -161,7 +161,8 @@ def evaluation_config(raw: dict, name: str, settings: ExternalImageSetSettings, 
     config = load_config(raw)
     benchmark = config.benchmark
     derived = {key: copy.deepcopy(raw[key]) for key in ("dataset", "data_root", "device", "image_seed", "zca",
-                                                         "experts", "defaults", "students", "student_populations",
+                                                         "selection", "validation_images_per_class", "experts",
+                                                         "defaults", "students", "student_populations",
                                                          "methods") if key in raw}
     ipcs = benchmark.images_per_class
     nearest = min(range(len(ipcs)), key=lambda position: abs(ipcs[position] - images_per_class))

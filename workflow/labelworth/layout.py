@@ -4,7 +4,7 @@ Plain Python (no torch). The Snakemake rules, the planner and `labelworth evalua
 paths here; called with a wildcard such as "{image_set}" a method returns the rule's pattern.
 
     results/{dataset}/
-      data/{train,test}.pt                                     prepared splits
+      data/{train,test}.pt                                     prepared splits (validation.pt: held out)
       experts/{run}/seed{seed}/checkpoints/epoch_XXX.pt        one file per epoch (0: the initialisation)
       experts/{run}/seed{seed}/metrics.csv                     loss and accuracies per epoch
       trajectories/{run}.pt                                    MTT's replay buffer
@@ -41,8 +41,10 @@ class Layout:
     def data(self, split: str) -> str:
         return f"{self.root}/data/{split}.pt"
 
-    def data_files(self) -> dict[str, str]:
-        return {"train": self.data("train"), "test": self.data("test")}
+    def data_files(self, validation: bool = False) -> dict[str, str]:
+        """The prepared splits by name; `validation`: with the held-out validation split."""
+        return {"train": self.data("train"), "test": self.data("test")} | (
+            {"validation": self.data("validation")} if validation else {})
 
     def expert_dir(self, run: str, seed: int) -> str:
         return self.expert_folder(format_expert(run, seed))

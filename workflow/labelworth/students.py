@@ -30,6 +30,7 @@ import copy
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,7 +42,7 @@ from tqdm import tqdm
 from labelworth import io
 from labelworth.augment import dsa_augment, dsa_augment_population
 from labelworth.cutmix import cutmix_augment
-from labelworth.data import Split, load_split
+from labelworth.data import VALIDATION, Split, load_split
 from labelworth.errors import LabelworthError
 from labelworth.models import build_model
 from labelworth.settings import STUDENT_OPTIMIZERS, StudentSettings, settings_record
@@ -397,6 +398,26 @@ def population_result(population: Population, test: Split, members: range | None
     }
 
 
+def validation_accuracies(population: Population, validation: Split, settings: StudentSettings) -> list[float]:
+    """Each trained student's accuracy on the held-out validation split (selection: validation), from
+    its final weights, in the forward pass its test passes use (bf16 where the protocol says)."""
+    accuracies = []
+    for state in population.states:
+        network = build_model(settings.arch, validation.spec).to(validation.images.device)
+        network.load_state_dict(state)
+        model = Bfloat16Autocast(network) if settings.bf16 else network
+        with test_pass():
+            accuracies.append(accuracy(predict_logits(model, validation.images), validation.labels))
+    return accuracies
+
+
+def with_validation(result: dict, accuracies: list[float]) -> dict:
+    """A population result with each student's final validation accuracy and their summary."""
+    for student, value in zip(result["students"], accuracies):
+        student["final_validation_accuracy"] = value
+    return {**result, "final_validation_accuracy": _summary(accuracies)}
+
+
 def label_source(label_meta: dict, path, settings: StudentSettings, device) -> LabelSource:
     """A label file's temperature and, under `labels: online`, its experts (the checkpoints its meta
     names): an expert spec's labels are then made batch by batch, the same labels on what it sees."""
@@ -429,7 +450,9 @@ def run_evaluate_students(
     same images) one population trains on all of them at once, every seed once per label set, and
     `out_path` gets {"label_sets": [result, ...]} in their order, each result what its label file
     alone would have given (to within float rounding; `populations.population_member` takes one out).
-    `protocol` names the protocol in the result's meta (default: the student architecture).
+    `protocol` names the protocol in the result's meta (default: the student architecture). Where
+    the data folder holds a validation split (selection: validation), each student's final accuracy
+    on it is recorded too (`final_validation_accuracy`).
     """
     seeds = settings.seeds
     device = resolve_device(device)
@@ -449,10 +472,15 @@ def run_evaluate_students(
     sources = [label_source(label_file["meta"], path, settings, device)
                for path, label_file in zip(labels_paths, label_files) for _ in seeds]
     population = train_students(images, targets, test, settings, list(seeds) * len(label_files), sources)
+    held_out = (validation_accuracies(population, load_split(data_dir, VALIDATION, device), settings)
+                if (Path(data_dir) / f"{VALIDATION}.pt").exists() else None)
     image_meta = image_file["meta"]
     results = []
     for index, label_file in enumerate(label_files):
-        result = population_result(population, test, range(index * len(seeds), (index + 1) * len(seeds)))
+        members = range(index * len(seeds), (index + 1) * len(seeds))
+        result = population_result(population, test, members)
+        if held_out is not None:
+            result = with_validation(result, [held_out[member] for member in members])
         result["meta"] = io.provenance(
             "evaluate_students",
             dataset=test.spec.name,

@@ -55,6 +55,8 @@ CONFIG = planned(_read_config)  # the config model: the only reading of `config`
 PLAN = planned(lambda: WorkflowPlan(CONFIG))
 LAYOUT = PLAN.layout
 DEVICE = CONFIG.device
+# Students are also tested on the held-out validation split where there is one (selection: validation).
+VALIDATION_INPUT = {"validation": LAYOUT.data("validation")} if CONFIG.validation else {}
 NEVER = r"(?!)"  # a wildcard constraint that matches nothing
 # Experts, MTT's buffer and the synthesis jobs gate most of the DAG, and a synthesis job is the
 # longest single job: run them as soon as they can start, so that no long job starts last with the

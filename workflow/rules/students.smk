@@ -7,6 +7,7 @@
 
 rule evaluate_students:
     input:
+        **VALIDATION_INPUT,
         images=LAYOUT.images("{image_set}"),
         labels=LAYOUT.labels("{image_set}", "{labels}"),
         test=LAYOUT.data("test"),
@@ -43,6 +44,7 @@ if CONFIG.student_populations == "per_image_set":
 
     use rule evaluate_students as train_population with:
         input:
+            **VALIDATION_INPUT,
             images=LAYOUT.images("{image_set}"),
             labels=lambda wildcards: [
                 LAYOUT.labels(wildcards.image_set, labels) for labels in grouped_labels(wildcards)

@@ -25,7 +25,7 @@ import pandas as pd
 
 from labelworth.errors import LabelworthError
 from labelworth.figures.results import student_results
-from labelworth.figures.soft_vs_hard import label_kinds, method_title, ordered_methods
+from labelworth.figures.soft_vs_hard import in_method_order, label_kinds, method_title, ordered_methods
 from labelworth.figures.style import group_colors, new_figure, save_figure, save_table
 from labelworth.figures import FigureFiles
 
@@ -99,9 +99,7 @@ def robustness_table(results: pd.DataFrame, full: float) -> pd.DataFrame:
         raise LabelworthError("label_robustness: the inputs hold no method with hard labels and its labels beside "
                               "random images with hard and soft labels at the same IPC")
     table = pd.DataFrame(rows)
-    order = table["method"].map(ordered_methods(table["method"]).index)
-    return table.assign(order=order).sort_values(["student", "order", "images_per_class"], kind="stable",
-                                                 ignore_index=True).drop(columns="order")
+    return in_method_order(table, ["images_per_class"])
 
 
 def draw(files: FigureFiles, settings) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pandas as pd
 
 from labelworth.figures.results import student_results
-from labelworth.figures.soft_vs_hard import label_kinds, method_title, ordered_methods
+from labelworth.figures.soft_vs_hard import in_method_order, label_kinds, method_title, ordered_methods
 from labelworth.figures.style import group_colors, new_figure, save_figure, save_table
 from labelworth.figures import FigureFiles
 from labelworth.intervals import paired_difference
@@ -33,10 +33,7 @@ def inflation_table(results: pd.DataFrame) -> pd.DataFrame:
                      "labels": row["labels"], "label_spec": row["label_spec"], "passes": int(row["passes"]),
                      "final_mean": row["final_mean"], "best_mean": row["best_mean"], "inflation": gap["mean"],
                      "inflation_low": gap["low"], "inflation_high": gap["high"], "students": gap["n"]})
-    table = pd.DataFrame(rows)
-    order = table["method"].map(ordered_methods(table["method"]).index)
-    return table.assign(order=order).sort_values(["student", "order", "images_per_class", "label_spec"],
-                                                 kind="stable", ignore_index=True).drop(columns="order")
+    return in_method_order(pd.DataFrame(rows), ["images_per_class", "label_spec"])
 
 
 def summary_line(table: pd.DataFrame) -> str:

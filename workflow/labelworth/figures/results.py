@@ -30,7 +30,8 @@ def student_results(paths: list[str]) -> pd.DataFrame:
     table's headline), final_low and final_high (the 95% t-interval of the mean; NaN for one student),
     final_ci (its half-width, 0 for one student: error bars), final_by_seed (student seed -> final
     accuracy, for paired differences), best_mean, best_std, best_by_seed (the best of the periodic
-    test passes, the paper's convention), passes (test passes per student); stds are sample stds
+    test passes, the paper's convention), passes (test passes per student), validation_mean (the
+    final accuracy on the held-out validation split, selection: validation; NaN without one); stds are sample stds
     (NaN for one student); students (count);
     per_class_final and per_class_final_std (lists, percent, mean and population std over
     students, as the students' own summaries use); class_names (list).
@@ -80,6 +81,8 @@ def student_results(paths: list[str]) -> pd.DataFrame:
             "best_std": _number(best["std"]),
             "best_by_seed": bests,
             "passes": len(result["students"][0]["curve"]),
+            "validation_mean": (100 * result["final_validation_accuracy"]["mean"]
+                                if "final_validation_accuracy" in result else float("nan")),
             "students": len(result["students"]),
             "per_class_final": per_class.mean(0).tolist(),
             "per_class_final_std": per_class.std(0).tolist(),
@@ -112,10 +115,10 @@ HEADLINE_NOTE = ("final accuracy (after the last epoch), mean ± sample std over
                  "mean]")
 
 
-def best_rows(frame: pd.DataFrame, by: str) -> pd.DataFrame:
-    """Per value of `by`, the row with the highest mean final accuracy; a tie goes to the earliest
-    expert epoch (the cheaper expert). Sorted by `by`."""
-    ranked = frame.sort_values(["final_mean", "expert_epoch"], ascending=[False, True], kind="stable")
+def best_rows(frame: pd.DataFrame, by: str, on: str = "final_mean") -> pd.DataFrame:
+    """Per value of `by`, the row with the highest `on` (the mean final test accuracy, or the
+    validation one); a tie goes to the earliest expert epoch (the cheaper expert). Sorted by `by`."""
+    ranked = frame.sort_values([on, "expert_epoch"], ascending=[False, True], kind="stable")
     return ranked.groupby(by).head(1).sort_values(by, ignore_index=True)
 
 

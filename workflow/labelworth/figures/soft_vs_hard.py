@@ -30,6 +30,13 @@ def ordered_methods(methods) -> list[str]:
     return sorted(set(methods), key=method_rank)
 
 
+def in_method_order(table: pd.DataFrame, after: list[str], before: tuple[str, ...] = ("student",)) -> pd.DataFrame:
+    """`table` sorted (stably) by `before`, then its method in `method_rank` order, then `after`."""
+    order = table["method"].map(ordered_methods(table["method"]).index)
+    return table.assign(order=order).sort_values([*before, "order", *after], kind="stable",
+                                                 ignore_index=True).drop(columns="order")
+
+
 def method_title(method: str) -> str:
     """A method's name in figures and tables; an external set is its config name, marked external."""
     return METHOD_TITLES.get(method) or f"{parse_image_method(method).external_name} (external)"
