@@ -7,10 +7,10 @@ D is a prepared Fashion-MNIST folder (train.pt), C the checkpoints/ folder of on
 a replay buffer of its epochs 0..--buffer-epochs is dumped into a scratch folder first. One MTT
 iteration draws a start epoch, takes `--syn-steps` differentiable SGD steps of the expert's network
 on minibatches of the synthetic images (real-image init, hard labels, DSA on every step), and moves
-the images and the student lr by the meta-gradient of the trajectory-matching loss (METHOD.md 8.1).
+the images and the student lr by the meta-gradient of the trajectory-matching loss.
 Variants:
 
-* reference: MTT's `distill.py` loop (METHOD.md 4.1, 8.1): one flat parameter vector put into the
+* reference: MTT's `distill.py` loop: one flat parameter vector put into the
   network per step (`ReparamModule`), the buffer as lists of per-parameter tensors concatenated every
   iteration, draws from the global RNG, DSA with per-sample parameters drawn on the CPU and affine
   matrices built in Python (`reference_dsa` of benchmarks/students.py). It lives here, not in the

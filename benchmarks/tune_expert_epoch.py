@@ -3,7 +3,7 @@
 Trains one expert (or reuses its checkpoints), then for every IPC and expert epoch trains a small
 population of students on the same random real images with that epoch's soft labels, plus hard
 labels as the reference. Prints a markdown table (mean best test accuracy over students, %) and saves
-it under benchmarks/results/. This is the paper's `tune_start` run (METHOD.md E4/E15) as a script;
+it under benchmarks/results/. This is the paper's `tune_start` run (the expert-epoch search) as a script;
 the analyses issue turns it into a workflow experiment.
 
     python benchmarks/tune_expert_epoch.py --raw-root /usr/share/datasets/fashion-mnist --device cuda
