@@ -25,7 +25,7 @@ import torch
 
 from labelworth import io
 from labelworth.errors import LabelworthError
-from labelworth.experts import measure_epoch, prepared_dataset
+from labelworth.experts import measure_epoch, measured_train, prepared_dataset
 from labelworth.models import build_model
 from labelworth.resume import metrics_csv
 from labelworth.settings import BroughtExpertSettings
@@ -136,9 +136,7 @@ def _measure(model: torch.nn.Module, data_dir, spec: DatasetSpec, epoch: int, de
         device = resolve_device(device)
         model.to(device)
         train, test = load_split(data_dir, "train", device), load_split(data_dir, "test", device)
-        sample = train_metric_indices(len(train.labels), TRAIN_METRIC_IMAGES)
-        measured = (train.images, train.labels) if sample is None else (train.images[sample], train.labels[sample])
-        return measure_epoch(model, measured, test, epoch, float("nan"))
+        return measure_epoch(model, measured_train(train, TRAIN_METRIC_IMAGES), test, epoch, float("nan"))
     from labelworth.experts_distributed import joined_processes, load_image_files_split, measure_files
 
     train, test = load_image_files_split(data_dir, "train"), load_image_files_split(data_dir, "test")

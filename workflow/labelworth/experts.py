@@ -49,10 +49,17 @@ def prepared_dataset(data_dir: str | os.PathLike) -> DatasetSpec:
     return dataset_spec(io.load_tensors(Path(data_dir) / "test.pt", required=("labels",))["meta"]["dataset"])
 
 
-def measure_epoch(model, measured_train: tuple[torch.Tensor, torch.Tensor], test, epoch: int, train_loss: float) -> dict:
+def measured_train(train, count: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, labels) of the training images the per-epoch train metrics use: a fixed sample of
+    `count` (training.train_metric_indices), or all of them for None."""
+    sample = train_metric_indices(len(train.labels), count)
+    return (train.images, train.labels) if sample is None else (train.images[sample], train.labels[sample])
+
+
+def measure_epoch(model, measured: tuple[torch.Tensor, torch.Tensor], test, epoch: int, train_loss: float) -> dict:
     """An epoch's metric row: clean accuracy on the measured training images and the test set, and
     the mean softmax entropy on those training images."""
-    train_images, train_labels = measured_train
+    train_images, train_labels = measured
     with test_pass():  # the clean passes over the measured training images and the test set
         train_logits = predict_logits(model, train_images)
         return {
@@ -88,8 +95,7 @@ def train_expert(data_dir: str | os.PathLike, settings: ExpertSettings, files: E
     train = load_split(data_dir, "train", device)
     test = load_split(data_dir, "test", device)
     spec = train.spec
-    sample = train_metric_indices(len(train.labels), settings.train_metric_images)
-    measured_train = (train.images, train.labels) if sample is None else (train.images[sample], train.labels[sample])
+    measured = measured_train(train, settings.train_metric_images)
     Path(files.work_dir).mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(seed)  # the initialisation is part of the run's identity
@@ -103,5 +109,5 @@ def train_expert(data_dir: str | os.PathLike, settings: ExpertSettings, files: E
                            generator)[0]
 
     return run_epochs(model, settings.run_identity(spec.name), settings.epochs, files,
-                      train_one_epoch, lambda epoch, loss: measure_epoch(model, measured_train, test, epoch, loss),
+                      train_one_epoch, lambda epoch, loss: measure_epoch(model, measured, test, epoch, loss),
                       {"optimizer": optimizer, "generator": GeneratorState(generator)})
