@@ -1,14 +1,15 @@
-"""What labels cost (METHOD.md 14.4): each benchmark population's final accuracy against the bytes of
+"""What labels cost (docs/method.md §14.4): each benchmark population's final accuracy against the bytes of
 its images plus its labels as stored (labelworth/storage.py), so a method's accuracy can be read
 against what a reader must keep, as the label-compression papers (LPLD, NeurIPS 2024) report it."""
 
 from __future__ import annotations
 
-from matplotlib.lines import Line2D
-
 from labelworth.figures.results import HEADLINE_NOTE, final_cell, student_results
-from labelworth.figures.soft_vs_hard import LABEL_KINDS, human_bytes, label_kinds, method_title, ordered_methods
-from labelworth.figures.style import ACCURACY_LABEL, group_colors, new_figure, save_figure, save_table
+from labelworth.figures.soft_vs_hard import benchmark_protocols, label_kinds, method_title, ordered_methods
+from labelworth.figures.style import (
+    ACCURACY_LABEL, REGIME_MARKERS, bytes_axis, dataset_title, human_bytes, method_colors, method_regime_legend,
+    new_figure, save_figure, save_table,
+)
 from labelworth.figures import FigureFiles
 
 
@@ -17,20 +18,18 @@ def draw(files: FigureFiles, settings) -> None:
     results = student_results(files.inputs)
     results = results.assign(labels=label_kinds(results),
                              total_bytes=results["image_bytes"] + results["label_bytes"])
-    results = results[results["student"] == results["student"].iloc[0]]
+    results = benchmark_protocols(results)
     methods = ordered_methods(results["method"])
-    colors = group_colors(methods)
-    figure, axes = new_figure(width=4.4, height=2.8)
-    for method in methods:
-        for kind, (_, _, marker) in LABEL_KINDS.items():
-            rows = results[(results["method"] == method) & (results["labels"] == kind)]
-            axes.errorbar(rows["total_bytes"], rows["final_mean"], yerr=rows["final_ci"], color=colors[method],
-                          marker=marker, markersize=4, linestyle="none", capsize=2)
-    axes.set_xscale("log")
+    colors = method_colors(methods)
+    figure, axes = new_figure(width=6.0, height=2.8)
+    for (method, kind), rows in results.groupby(["method", "labels"], sort=False):
+        axes.errorbar(rows["total_bytes"], rows["final_mean"], yerr=rows["final_ci"], color=colors[method],
+                      marker=REGIME_MARKERS[kind], markersize=4, linestyle="none", capsize=2)
+    bytes_axis(axes, results["total_bytes"])
     axes.set(xlabel="bytes stored (images + labels)", ylabel=ACCURACY_LABEL,
-             title=f"Accuracy against storage ({results['dataset'].iloc[0]})")
-    axes.legend([Line2D([], [], color=colors[method], linewidth=2) for method in methods],
-                [method_title(method) for method in methods], loc="upper left", bbox_to_anchor=(1.02, 1.0))
+             title=f"Accuracy against storage ({dataset_title(results['dataset'].iloc[0])})")
+    method_regime_legend(axes, {method_title(method): colors[method] for method in methods}, results["labels"],
+                         linestyles=False)
     save_figure(figure, files.png, files.pdf)
     table = results[["method", "images_per_class", "labels", "label_spec", "image_bytes", "label_bytes",
                      "total_bytes", "final_mean", "final_std", "final_low", "final_high"]].sort_values(

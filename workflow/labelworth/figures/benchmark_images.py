@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from labelworth.image_sets import shown_images
 from labelworth.figures.soft_vs_hard import method_rank, method_title
-from labelworth.figures.style import new_figure, save_figure
+from labelworth.figures.style import new_figure, plural, save_figure
 from labelworth.io import load_tensors
 from labelworth.specs import dataset_spec
 from labelworth.figures import FigureFiles
@@ -43,5 +43,5 @@ def draw(files: FigureFiles, settings) -> None:
             if row == 0:
                 panel.set_title(meta["class_names"][column], fontsize=6)
         axes[row][0].set_ylabel(method_title(content["meta"]["method"]), fontsize=7)
-    figure.suptitle(f"{meta['images_per_class']} image(s) per class, first of each class", fontsize=8)
+    figure.suptitle(f"{plural(meta['images_per_class'], 'image')} per class, the first of each class", fontsize=8)
     save_figure(figure, files.png, files.pdf)

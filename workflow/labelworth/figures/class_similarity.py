@@ -32,6 +32,6 @@ def draw(files: FigureFiles, settings) -> None:
             colorbar_label="mean soft-label probability\n(diagonal masked)", x_rotation=90)
     axes.set_xlabel("soft-label class")
     axes.set_ylabel("true class")
-    axes.set_title("Expert class similarity" + (f", epoch {settings.expert_epoch}"
+    axes.set_title("Expert class similarity" + (f", expert epoch {settings.expert_epoch}"
                                                 if settings.expert_epoch is not None else ""))
     save_figure(figure, files.png, files.pdf)

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 from labelworth.figures.results import HEADLINE_NOTE, accuracy_grid, expert_epochs_note, student_results
-from labelworth.figures.style import ACCURACY_LABEL, new_figure, plot_groups, save_figure, save_table
+from labelworth.figures.style import (
+    ACCURACY_LABEL, new_figure, outside_legend, plot_groups, plural, save_figure, save_table,
+)
 from labelworth.figures import FigureFiles
 
 
 def experts_title(size: int) -> str:
-    return f"{size} expert" + ("s" if size > 1 else "")
+    return plural(size, "expert")
 
 
 def draw(files: FigureFiles, settings) -> None:
@@ -17,13 +19,13 @@ def draw(files: FigureFiles, settings) -> None:
     random images."""
     results = student_results(files.inputs).sort_values(["images_per_class", "ensemble_size"])
 
-    figure, axes = new_figure(width=3.4, height=2.6)
+    figure, axes = new_figure(width=4.2, height=2.6)
     plot_groups(axes, results, "ensemble_size", "images_per_class", lambda ipc: f"IPC {ipc}")
     axes.set_xticks(sorted(results["ensemble_size"].unique()))
     axes.set_xlabel("number of experts averaged (logits)")
     axes.set_ylabel(ACCURACY_LABEL)
     axes.set_title("Ensemble soft labels")
-    axes.legend()
+    outside_legend(axes, title="soft labels")
     save_figure(figure, files.png, files.pdf)
 
     save_table(accuracy_grid(results, "images_per_class", "ensemble_size", "IPC", experts_title),

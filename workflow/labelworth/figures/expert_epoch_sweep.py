@@ -13,7 +13,8 @@ import pandas as pd
 from labelworth.errors import LabelworthError
 from labelworth.figures.results import HEADLINE_NOTE, best_rows, hard_cells, interval_text, student_results
 from labelworth.figures.style import (
-    ACCURACY_LABEL, REFERENCE_GREY, new_figure, plot_groups, save_figure, save_table,
+    ACCURACY_LABEL, REFERENCE_GREY, REFERENCE_LINESTYLES, new_figure, plot_groups, reference_line, save_figure,
+    save_table,
 )
 from labelworth.figures import FigureFiles
 
@@ -110,7 +111,7 @@ def draw(files: FigureFiles, settings) -> None:
     colors = plot_groups(epoch_axes, soft, "expert_epoch", "images_per_class", lambda ipc: f"IPC {ipc}")
     plot_groups(entropy_axes, soft, "entropy", "images_per_class", lambda ipc: None, colors=colors)
     for _, row in results[results["source"] == "hard"].iterrows():
-        epoch_axes.axhline(row["final_mean"], color=colors.get(row["images_per_class"]), linestyle="--", linewidth=1)
+        reference_line(epoch_axes, row, colors.get(row["images_per_class"]), REFERENCE_LINESTYLES["hard"])
     for _, row in table.iterrows():
         entropy_axes.plot(row["expert_label_entropy"], row["best_accuracy"], marker="*", markersize=11,
                           color=colors[row["images_per_class"]], markeredgecolor="black", linestyle="none")
@@ -132,12 +133,14 @@ def draw(files: FigureFiles, settings) -> None:
     epoch_axes.set_title("soft labels by expert epoch")
     entropy_axes.set_xlabel("mean soft-label entropy (nats)")
     entropy_axes.set_ylabel(ACCURACY_LABEL)
-    entropy_axes.set_title("soft labels by label entropy (★ best per IPC)")
+    entropy_axes.set_title("soft labels by label entropy")
     handles, labels = epoch_axes.get_legend_handles_labels()
-    handles += [matplotlib.lines.Line2D([], [], color="black", linestyle="--", linewidth=1),
+    handles += [matplotlib.lines.Line2D([], [], color="black", linestyle=REFERENCE_LINESTYLES["hard"], linewidth=1),
+                matplotlib.lines.Line2D([], [], color="0.6", marker="*", markersize=9, markeredgecolor="black",
+                                        linestyle="none"),
                 matplotlib.lines.Line2D([], [], color=REFERENCE_GREY, linewidth=1.2)]
-    labels += ["hard labels (same colour)", "expert test accuracy"]
-    figure.legend(handles, labels, loc="outside lower center", ncols=len(labels))
+    labels += ["hard labels (same colour; band: 95% interval)", "best epoch of each IPC", "expert test accuracy"]
+    figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 3))
     save_figure(figure, files.png, files.pdf)
 
     save_table(table, files.table_csv, files.table_md, md_frame=_display_table(table, results),

@@ -5,9 +5,13 @@ whose lowest-entropy fraction q of rows is mixed with noise ("boost"; q = 0 is t
 from __future__ import annotations
 
 import pandas as pd
+from matplotlib.lines import Line2D
 
 from labelworth.figures.results import HEADLINE_NOTE, accuracy_grid, expert_epochs_note, student_results
-from labelworth.figures.style import ACCURACY_LABEL, new_figure, plot_groups, save_figure, save_table
+from labelworth.figures.style import (
+    ACCURACY_LABEL, REFERENCE_LINESTYLES, new_figure, outside_legend, plot_groups, reference_line, save_figure,
+    save_table,
+)
 from labelworth.specs import format_number, parse_label_spec
 from labelworth.figures import FigureFiles
 
@@ -45,17 +49,20 @@ def draw(files: FigureFiles, settings) -> None:
 
     figure, (noise_axes, boost_axes) = new_figure(width=6.8, height=2.7, ncols=2, sharey=True)
     colors = plot_groups(noise_axes, noise, "true_class_mass", "images_per_class", lambda ipc: f"IPC {ipc}")
-    for _, row in results[results["labels"].isin(["hard", "expert"])].iterrows():
-        noise_axes.axhline(row["final_mean"], color=colors.get(row["images_per_class"]),
-                           linestyle="--" if row["labels"] == "hard" else ":", linewidth=1)
+    for _, row in results[results["labels"].isin(list(REFERENCE_LINESTYLES))].iterrows():
+        reference_line(noise_axes, row, colors.get(row["images_per_class"]), REFERENCE_LINESTYLES[row["labels"]])
     plot_groups(boost_axes, expert, "q", "images_per_class", lambda ipc: f"IPC {ipc}", colors=colors)
-    noise_axes.set_xlabel("true-class mass p of generated labels")
+    noise_axes.set_xlabel("true-class mass p")
     noise_axes.set_ylabel(ACCURACY_LABEL)
-    noise_axes.set_title("generated labels (dashed: hard, dotted: expert)")
-    boost_axes.set_xlabel("boosted fraction q of lowest-entropy labels")
+    noise_axes.set_title("generated labels")
+    boost_axes.set_xlabel("boosted fraction q (lowest entropy first)")
     alphas = sorted({boost_alpha(row) for _, row in expert[expert["transform"] == "boost"].iterrows()})
     boost_axes.set_title(f"expert labels boosted with noise (α = {', '.join(alphas)})")
-    noise_axes.legend()
+    handles, labels = noise_axes.get_legend_handles_labels()
+    drawn = [kind for kind in REFERENCE_LINESTYLES if (results["labels"] == kind).any()]
+    handles += [Line2D([], [], color="black", linestyle=REFERENCE_LINESTYLES[kind], linewidth=1) for kind in drawn]
+    labels += [f"{kind} labels (same colour)" for kind in drawn]
+    outside_legend(boost_axes, handles, labels)
     save_figure(figure, files.png, files.pdf)
 
     save_table(accuracy_grid(results, "images_per_class", "labels", "IPC"), files.table_csv, files.table_md,

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from labelworth.figures.results import HEADLINE_NOTE, final_cell, student_results
-from labelworth.figures.soft_vs_hard import human_bytes
 from labelworth.figures.style import (
-    ACCURACY_LABEL, HARD_COLOR, group_colors, new_figure, plot_mean_std, save_figure, save_table,
+    ACCURACY_LABEL, REGIME_MARKERS, bytes_axis, dataset_title, human_bytes, label_points, method_color, new_figure,
+    outside_legend, plot_mean_std, save_figure, save_table, sequence_colors,
 )
 from labelworth.figures import FigureFiles
 
@@ -68,21 +68,22 @@ def draw(files: FigureFiles, settings) -> None:
     results = student_results(files.inputs)
     results = results.assign(stored_as=results.apply(stored_as, axis=1))
     ipcs = sorted(results["images_per_class"].unique())
-    colors = group_colors(ipcs)
-    figure, axes = new_figure(width=4.4, height=2.8)
+    colors = sequence_colors(ipcs)
+    figure, axes = new_figure(width=5.0, height=3.0)
     for ipc in ipcs:
         rows = results[results["images_per_class"] == ipc].sort_values("label_bytes")
-        plot_mean_std(axes, rows["label_bytes"], rows["final_mean"], rows["final_ci"], colors[ipc], label=f"IPC {ipc}",
-                      linestyle=":")
+        plot_mean_std(axes, rows["label_bytes"], rows["final_mean"], rows["final_ci"], colors[ipc],
+                      label=f"IPC {ipc}, soft labels", linestyle=":")
         hard = rows[rows["source"] == "hard"]
-        axes.scatter(hard["label_bytes"], hard["final_mean"], marker="s", color=HARD_COLOR, zorder=3, s=20)
-        for _, row in rows[rows["source"] != "hard"].iterrows():
-            axes.annotate(row["stored_as"], (row["label_bytes"], row["final_mean"]), textcoords="offset points",
-                          xytext=(3, -9), fontsize=6, color=colors[ipc])
-    axes.set_xscale("log")
-    axes.set(xlabel="label bytes as stored (log)", ylabel=ACCURACY_LABEL,
-             title=f"Accuracy against label bytes ({results['dataset'].iloc[0]}; squares: hard labels)")
-    axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        # random real images with hard labels: random's colour and the hard-label marker, as everywhere
+        axes.scatter(hard["label_bytes"], hard["final_mean"], marker=REGIME_MARKERS["hard"],
+                     color=method_color("random"), zorder=3, s=20, label="hard labels" if ipc == ipcs[0] else None)
+    bytes_axis(axes, results["label_bytes"])
+    axes.set(xlabel="label bytes as stored (log scale)", ylabel=ACCURACY_LABEL,
+             title=f"Accuracy against label bytes ({dataset_title(results['dataset'].iloc[0])})")
+    outside_legend(axes)
+    soft = results[results["source"] != "hard"]
+    label_points(axes, soft["label_bytes"], soft["final_mean"], soft["stored_as"])
     save_figure(figure, files.png, files.pdf)
     table = budget_table(results)
     display = pd.DataFrame({

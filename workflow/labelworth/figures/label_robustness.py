@@ -1,5 +1,5 @@
 """How much of a distilled set's worth is in its labels: DD-Ranking's label-robustness scores
-(METHOD.md 14.2) for every benchmark method at every IPC, from the benchmark's own students, and a
+(docs/method.md §14.2) for every benchmark method at every IPC, from the benchmark's own students, and a
 plain-language share.
 
 With accuracies as fractions (the paper's convention; ddranking 0.2.0 computes on percents, a quirk
@@ -26,7 +26,10 @@ import pandas as pd
 from labelworth.errors import LabelworthError
 from labelworth.figures.results import student_results
 from labelworth.figures.soft_vs_hard import in_method_order, label_kinds, method_title, ordered_methods
-from labelworth.figures.style import group_colors, new_figure, save_figure, save_table
+from labelworth.figures.style import (
+    IPC_LABEL, REGIME_MARKERS, dataset_title, log_axis, method_colors, method_regime_legend, new_figure, save_figure,
+    save_table,
+)
 from labelworth.figures import FigureFiles
 
 LAMBDA = 0.5
@@ -109,15 +112,22 @@ def draw(files: FigureFiles, settings) -> None:
     full = full_data_accuracy(files.expert_metrics, settings)
     table = robustness_table(results, full)
     methods = ordered_methods(table["method"])
-    colors = group_colors(methods)
-    figure, axes = new_figure(width=3.6, height=2.6)
+    colors = method_colors(methods)
+    shown = table[table["student"] == table["student"].iloc[0]]
+    # Each point marked by the labels the score credits the method with: its own, else expert soft ones.
+    kinds = shown["its_labels"].map({"own": "learned", "expert soft": "expert"})
+    figure, axes = new_figure(width=6.0, height=2.6)
     for method in methods:
-        rows = table[(table["method"] == method) & (table["student"] == table["student"].iloc[0])]
-        axes.plot(rows["images_per_class"], rows["LRS"], marker="o", color=colors[method], label=method_title(method))
-    axes.set_xscale("log")
-    axes.set(xlabel="images per class", ylabel="label-robustness score (LRS)",
-             title=f"{results['dataset'].iloc[0]}: full data {100 * full:.1f}%")
-    axes.legend(fontsize=7)
+        rows = shown[shown["method"] == method]
+        axes.plot(rows["images_per_class"], rows["LRS"], color=colors[method], linewidth=1)
+        for kind, points in rows.groupby(kinds[rows.index]):
+            axes.plot(points["images_per_class"], points["LRS"], color=colors[method], marker=REGIME_MARKERS[kind],
+                      markersize=4, linestyle="none")
+    log_axis(axes, shown["images_per_class"])
+    axes.set(xlabel=IPC_LABEL, ylabel="label-robustness score (LRS)",
+             title=f"{dataset_title(results['dataset'].iloc[0])}, full-data accuracy {100 * full:.1f}%")
+    method_regime_legend(axes, {method_title(method): colors[method] for method in methods}, kinds,
+                         linestyles=False)
     save_figure(figure, files.png, files.pdf)
     display = pd.DataFrame({
         "method": table["method"].map(method_title), "IPC": table["images_per_class"], "labels": table["its_labels"],
@@ -130,8 +140,9 @@ def draw(files: FigureFiles, settings) -> None:
     if table["student"].nunique() > 1:
         display.insert(0, "student", table["student"])
     save_table(table, files.table_csv, files.table_md, md_frame=display,
-               title=f"Label-robustness scores (DD-Ranking, arXiv 2505.13300; METHOD.md 14.2) on "
-                     f"{results['dataset'].iloc[0]}, accuracies as fractions, full data {100 * full:.1f}% "
+               title=f"Label-robustness scores (DD-Ranking, arXiv 2505.13300) on "
+                     f"{dataset_title(results['dataset'].iloc[0])}, accuracies as fractions, full data "
+                     f"{100 * full:.1f}% "
                      "(accuracies are final, after the last epoch, mean over students). HLR = full - hard; IOR = its labels "
                      "- random with soft labels; LRS = (e^a - e^-1)/(e - e^-1), a = (IOR - HLR)/2. The last "
                      "column: the share of the method's gain over random images with hard labels that random "

@@ -12,7 +12,8 @@ import pandas as pd
 from labelworth.figures.results import HEADLINE_NOTE, expert_epochs_note, final_cell, student_results
 from labelworth.figures.soft_vs_hard import method_title
 from labelworth.figures.style import (
-    REFERENCE_GREY, group_colors, log_axis, new_figure, plot_groups, save_figure, save_table,
+    REFERENCE_GREY, log_axis, method_colors, new_figure, outside_legend, plot_groups,
+    save_figure, save_table, sequence_colors,
 )
 from labelworth.specs import EXTERNAL, parse_image_set
 from labelworth.figures import FigureFiles
@@ -20,6 +21,7 @@ from labelworth.figures import FigureFiles
 
 def images_title(method: str) -> str:
     return "random" if method == "random" else method_title(method)
+
 
 CONTROLS = {"shuffle": "--", "smooth": ":"}  # control label -> its line style
 
@@ -66,11 +68,15 @@ def draw(files: FigureFiles, settings) -> None:
               for row in results.itertuples()}
     swaps = results[results["transform"] == "swap"]
 
-    figure, axes = new_figure(width=3.4, height=2.7)
-    order = sorted(titles, key=lambda image_set: (parse_image_set(image_set).kind == EXTERNAL,
-                                                  parse_image_set(image_set).images_per_class, image_set))
-    colors = plot_groups(axes, swaps, "transform_value", "image_set", titles.get,
-                         colors=dict(zip(order, group_colors(order).values())), y="relative", yerr="relative_std")
+    figure, axes = new_figure(width=4.8, height=2.7)
+    # Random images by IPC in shades of the sequence; an external set in its method's colour.
+    sets = sorted(titles, key=lambda image_set: (parse_image_set(image_set).kind == EXTERNAL,
+                                                 parse_image_set(image_set).images_per_class, image_set))
+    randoms = sequence_colors([image_set for image_set in sets if parse_image_set(image_set).kind != EXTERNAL])
+    externals = method_colors(parse_image_set(image_set).method for image_set in sets if image_set not in randoms)
+    order = {image_set: randoms.get(image_set) or externals[parse_image_set(image_set).method] for image_set in sets}
+    colors = plot_groups(axes, swaps, "transform_value", "image_set", titles.get, colors=order, y="relative",
+                         yerr="relative_std")
     for name, linestyle in CONTROLS.items():
         for _, row in results[results["transforms"] == name].iterrows():
             axes.axhline(row["relative"], color=colors.get(row["image_set"]), linestyle=linestyle, linewidth=1)
@@ -85,8 +91,9 @@ def draw(files: FigureFiles, settings) -> None:
     handles, labels = axes.get_legend_handles_labels()
     handles += [matplotlib.lines.Line2D([], [], color="black", linestyle=style, linewidth=1)
                 for style in CONTROLS.values()]
-    labels += ["shuffle control", "smoothed control"]
-    axes.legend(handles, labels, ncols=2)
+    handles.append(matplotlib.lines.Line2D([], [], color=REFERENCE_GREY, linewidth=0.8))
+    labels += ["shuffle control (same colour)", "smoothed control (same colour)", "unswapped (= 1)"]
+    outside_legend(axes, handles, labels)
     save_figure(figure, files.png, files.pdf)
 
     save_table(swap_table(results), files.table_csv, files.table_md,

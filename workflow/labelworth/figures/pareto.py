@@ -8,7 +8,8 @@ import pandas as pd
 
 from labelworth.figures.results import HEADLINE_NOTE, best_rows, final_cell, hard_cells, student_results
 from labelworth.figures.style import (
-    ACCURACY_LABEL, HARD_COLOR, log_axis, new_figure, plot_groups, plot_mean_std, save_figure, save_table,
+    ACCURACY_LABEL, IPC_LABEL, REGIME_LINESTYLES, REGIME_MARKERS, log_axis, method_color, new_figure, outside_legend,
+    plot_groups, plot_mean_std, save_figure, save_table,
 )
 from labelworth.figures import FigureFiles
 
@@ -33,21 +34,21 @@ def draw(files: FigureFiles, settings) -> None:
     hard = results[results["source"] == "hard"]
     best = best_rows(soft, "images_per_class")
 
-    figure, axes = new_figure(width=3.4, height=2.8)
+    figure, axes = new_figure(width=4.6, height=2.8)
     # Behind the curves: the envelope, so the epoch lines stay readable where they attain it.
     axes.plot(best["images_per_class"], best["final_mean"], color="0.2", linewidth=7, alpha=0.2,
-              solid_capstyle="round", label="best over epochs")
+              solid_capstyle="round", label="best over epochs (eN: its epoch)")
     plot_groups(axes, soft, "images_per_class", "expert_epoch", lambda epoch: f"expert epoch {int(epoch)}")
-    plot_mean_std(axes, hard["images_per_class"], hard["final_mean"], hard["final_ci"], HARD_COLOR,
-                  label="hard labels", marker="s", linestyle="--")
+    plot_mean_std(axes, hard["images_per_class"], hard["final_mean"], hard["final_ci"], method_color("random"),
+                  label="hard labels", marker=REGIME_MARKERS["hard"], linestyle=REGIME_LINESTYLES["hard"])
     for _, row in best.iterrows():
         axes.annotate(f"e{int(row['expert_epoch'])}", (row["images_per_class"], row["final_mean"]),
                       textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
     log_axis(axes, results["images_per_class"])
-    axes.set_xlabel("images per class")
+    axes.set_xlabel(IPC_LABEL)
     axes.set_ylabel(ACCURACY_LABEL)
-    axes.set_title("Pareto frontier over expert epochs (eE: best epoch)")
-    axes.legend()
+    axes.set_title("Pareto frontier over expert epochs")
+    outside_legend(axes)
     save_figure(figure, files.png, files.pdf)
 
     save_table(frontier_table(results), files.table_csv, files.table_md,

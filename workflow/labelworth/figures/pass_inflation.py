@@ -15,7 +15,10 @@ import pandas as pd
 
 from labelworth.figures.results import student_results
 from labelworth.figures.soft_vs_hard import in_method_order, label_kinds, method_title, ordered_methods
-from labelworth.figures.style import group_colors, new_figure, save_figure, save_table
+from labelworth.figures.style import (
+    REFERENCE_GREY, REGIME_MARKERS, dataset_title, method_colors, method_regime_legend, new_figure, plural,
+    save_figure, save_table,
+)
 from labelworth.figures import FigureFiles
 from labelworth.intervals import paired_difference
 
@@ -40,7 +43,7 @@ def summary_line(table: pd.DataFrame) -> str:
     """The benchmark's inflation in one sentence, by pass count."""
     parts = []
     for passes, group in table.groupby("passes"):
-        parts.append(f"{passes} pass{'es' if passes > 1 else ''}: {len(group)} populations, mean inflation "
+        parts.append(f"{plural(passes, 'pass', 'passes')}: {plural(len(group), 'population')}, mean inflation "
                      f"{group['inflation'].mean():+.2f} points (largest {group['inflation'].max():+.2f})"
                      + (" (best of one pass is the final accuracy)" if passes == 1 else ""))
     return "; ".join(parts)
@@ -52,17 +55,17 @@ def draw(files: FigureFiles, settings) -> None:
     results = results.assign(labels=label_kinds(results))
     table = inflation_table(results)
     methods = ordered_methods(table["method"])
-    colors = group_colors(methods)
-    figure, axes = new_figure(width=4.4, height=2.6)
-    for method in methods:
-        rows = table[table["method"] == method]
+    colors = method_colors(methods)
+    figure, axes = new_figure(width=6.0, height=2.6)
+    for (method, kind), rows in table.groupby(["method", "labels"], sort=False):
         error = (rows["inflation_high"] - rows["inflation"]).fillna(0).clip(lower=0)
-        axes.errorbar(rows["final_mean"], rows["inflation"], yerr=error, color=colors[method], marker="o",
-                      markersize=4, linestyle="none", capsize=2, label=method_title(method))
-    axes.axhline(0, color="0.5", linewidth=0.8)
-    axes.set(xlabel="final accuracy (%)", ylabel="best of passes - final (points)",
-             title=f"Best-of-passes inflation ({results['dataset'].iloc[0]})")
-    axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        axes.errorbar(rows["final_mean"], rows["inflation"], yerr=error, color=colors[method],
+                      marker=REGIME_MARKERS[kind], markersize=4, linestyle="none", capsize=2)
+    axes.axhline(0, color=REFERENCE_GREY, linewidth=0.8)
+    axes.set(xlabel="final accuracy (%)", ylabel="best of passes − final (points)",
+             title=f"Best-of-passes inflation ({dataset_title(results['dataset'].iloc[0])})")
+    method_regime_legend(axes, {method_title(method): colors[method] for method in methods}, table["labels"],
+                         linestyles=False)
     save_figure(figure, files.png, files.pdf)
     display = table.assign(method=table["method"].map(method_title), final_mean=table["final_mean"].round(1),
                            best_mean=table["best_mean"].round(1),

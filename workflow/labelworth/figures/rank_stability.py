@@ -17,11 +17,15 @@ import numpy as np
 import pandas as pd
 
 from labelworth.figures.results import student_results
-from labelworth.figures.soft_vs_hard import label_kinds, method_title, ordered_methods
-from labelworth.figures.style import group_colors, new_figure, save_figure, save_table
+from labelworth.figures.soft_vs_hard import benchmark_protocols, label_kinds, method_title, ordered_methods
+from labelworth.figures.style import (
+    REGIME_MARKERS, method_colors, method_regime_legend, new_figure, save_figure, save_table,
+)
 from labelworth.figures import FigureFiles
 
 REGIMES = ("hard", "fixed soft", "own", "online")
+# Each regime drawn with its label kind's marker (REGIME_MARKERS), as in every benchmark figure.
+MARKED_AS = {"hard": "hard", "fixed soft": "expert", "own": "learned", "online": "online"}
 
 
 def kendall_tau(first: dict, second: dict) -> float:
@@ -48,15 +52,19 @@ def kendall_tau(first: dict, second: dict) -> float:
     return (concordant - discordant) / denominator if denominator else math.nan
 
 
-def regime_scores(results: pd.DataFrame) -> dict[tuple[int, str], dict[str, float]]:
+def fixed_protocols(results: pd.DataFrame) -> list[str]:
+    """The benchmark's fixed-label student protocols, in order of appearance."""
+    return list(dict.fromkeys(results.loc[~results["online"], "student"]))
+
+
+def regime_scores(results: pd.DataFrame, protocol: str | None = None) -> dict[tuple[int, str], dict[str, float]]:
     """(IPC, regime) -> image set (method) -> its mean final accuracy under that regime: hard, fixed
-    soft and own under the benchmark's first protocol, online under the online protocol of most sets."""
-    results = results.assign(kind=label_kinds(results))
-    fixed = results[~results["online"]]
-    online = results[results["online"]]
-    main = fixed[fixed["student"] == fixed["student"].iloc[0]] if len(fixed) else fixed
-    # the online protocol that relabels the most sets (not a method's own relabel protocol, such as SRe2L's)
-    online = online[online["student"] == online["student"].value_counts().idxmax()] if len(online) else online
+    soft and own under `protocol` (default: the benchmark's first), online under the online protocol
+    of most sets."""
+    if protocol is not None:
+        results = results[(results["student"] == protocol) | results["online"]]
+    shown = benchmark_protocols(results.assign(kind=label_kinds(results)))
+    main, online = shown[~shown["online"]], shown[shown["online"]]
     sources = list(dict.fromkeys(main.loc[main["kind"] == "expert", "expert_run"]))
     scores: dict[tuple[int, str], dict[str, float]] = {}
 
@@ -76,12 +84,20 @@ def regime_scores(results: pd.DataFrame) -> dict[tuple[int, str], dict[str, floa
 
 
 def stability_table(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per IPC: each regime's ranking (best first) and Kendall's tau for every pair of
-    regimes with the number of sets it compares."""
-    scores = regime_scores(results)
+    """One row per fixed-label protocol and IPC: each regime's ranking (best first) and Kendall's tau
+    for every pair of regimes with the number of sets it compares.
+
+    Property (tests): a protocol under which the sets rank otherwise gets rows of its own."""
+    rows = []
+    for protocol in fixed_protocols(results):
+        rows += _protocol_rows(protocol, regime_scores(results, protocol))
+    return pd.DataFrame(rows)
+
+
+def _protocol_rows(protocol: str, scores: dict) -> list[dict]:
     rows = []
     for ipc in sorted({ipc for ipc, _ in scores}):
-        row = {"images_per_class": ipc}
+        row = {"student": protocol, "images_per_class": ipc}
         for regime in REGIMES:
             ranked = sorted(scores.get((ipc, regime), {}).items(), key=lambda item: -item[1])
             row[f"{regime} ranking"] = " > ".join(method_title(method) for method, _ in ranked)
@@ -90,18 +106,18 @@ def stability_table(results: pd.DataFrame) -> pd.DataFrame:
             row[f"tau {first} / {second}"] = kendall_tau(one, other)
             row[f"n {first} / {second}"] = len(set(one) & set(other))
         rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
 
 
 def draw(files: FigureFiles, settings) -> None:
     """Inputs: the benchmark's student JSONs (as soft_vs_hard). The figure: each set's rank per regime,
     one panel per IPC, a line per image set."""
     results = student_results(files.inputs)
-    scores = regime_scores(results)
+    scores = regime_scores(results)  # the figure: the benchmark's first protocol, as soft_vs_hard draws it
     table = stability_table(results)
-    ipcs = list(table["images_per_class"])
+    ipcs = sorted({ipc for ipc, _ in scores})
     methods = ordered_methods(results["method"])
-    colors = group_colors(methods)
+    colors = method_colors(methods)
     figure, axes_row = new_figure(width=2.3 * len(ipcs) + 1.2, height=2.6, ncols=len(ipcs), squeeze=False,
                                   sharey=True)
     for axes, ipc in zip(axes_row[0], ipcs):
@@ -112,13 +128,16 @@ def draw(files: FigureFiles, settings) -> None:
                 ordered = sorted(scores[(ipc, regime)].items(), key=lambda item: -item[1])
                 names = [name for name, _ in ordered]
                 ranks.append(names.index(method) + 1 if method in names else np.nan)
-            axes.plot(range(len(regimes)), ranks, marker="o", markersize=4, color=colors[method],
-                      label=method_title(method) if ipc == ipcs[0] else None)
+            axes.plot(range(len(regimes)), ranks, color=colors[method], linewidth=1)
+            for position, (regime, rank) in enumerate(zip(regimes, ranks)):
+                axes.plot(position, rank, marker=REGIME_MARKERS[MARKED_AS[regime]], markersize=4, color=colors[method])
         axes.set_xticks(range(len(regimes)), regimes, rotation=30, ha="right")
         axes.set_title(f"IPC {ipc}")
     axes_row[0][0].invert_yaxis()
     axes_row[0][0].set_ylabel("rank (1 = best)")
-    figure.legend(loc="outside right upper")
+    drawn = {MARKED_AS[regime] for (_, regime) in scores}
+    method_regime_legend(axes_row[0][-1], {method_title(method): colors[method] for method in methods}, drawn,
+                         linestyles=False)
     save_figure(figure, files.png, files.pdf)
     display = table.copy()
     for column in [column for column in table.columns if column.startswith("tau ")]:
@@ -126,6 +145,6 @@ def draw(files: FigureFiles, settings) -> None:
     save_table(table, files.table_csv, files.table_md, md_frame=display,
                title="Rank stability: the benchmark's image sets ranked by mean final accuracy under each label "
                      "regime (hard; fixed soft labels of the first source's expert; own: the method's own labels, "
-                     "else its hard ones; all three under the benchmark's first protocol; online: the online protocol "
-                     "of most sets), per IPC, and Kendall's tau-b between regimes over the sets both "
+                     "else its hard ones; all three under each fixed-label protocol (student); online: the online "
+                     "protocol of most sets), per protocol and IPC (the figure: the first protocol), and Kendall's tau-b between regimes over the sets both "
                      "rank (n: how many). With so few sets a tau is a description, not a test.")

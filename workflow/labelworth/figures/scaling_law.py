@@ -9,10 +9,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 
 from labelworth.figures.results import expert_epochs_note, student_results
 from labelworth.figures.style import (
-    ACCURACY_LABEL, HARD_COLOR, group_colors, log_axis, new_figure, plot_groups, save_figure, save_table,
+    ACCURACY_LABEL, IPC_LABEL, REFERENCE_GREY, REGIME_MARKERS, log_axis, method_color, new_figure, outside_legend,
+    plot_mean_std, save_figure, save_table, sequence_colors,
 )
 from labelworth.figures import FigureFiles
 
@@ -68,6 +70,11 @@ def label_kind(row) -> str:
     return row["transforms"] or FULL_SOFT
 
 
+def kind_title(kind: str) -> str:
+    """A label kind in the legend: 'top2' -> 'top-2 soft'; hard and full soft as they are."""
+    return f"top-{kind[len('top'):]} soft" if kind.startswith("top") else kind
+
+
 def kind_order(results: pd.DataFrame) -> list[str]:
     """The label kinds of `results` (its `labels` column), least to most label information: hard,
     top-k by increasing k, the full soft label."""
@@ -119,23 +126,35 @@ def draw(files: FigureFiles, settings) -> None:
     if len(external):
         table = pd.concat([table, worth_table(external, fits)], ignore_index=True)
 
-    figure, axes = new_figure(width=3.4, height=2.8)
-    colors = group_colors([kind for kind in kinds if kind != "hard"]) | {"hard": HARD_COLOR}
-    plot_groups(axes, results, "images_per_class", "labels", lambda kind: f"{kind} (b = {fits[kind].b:.2f})",
-                colors={kind: colors[kind] for kind in kinds}, linestyle="none")
+    figure, axes = new_figure(width=4.8, height=2.8)
+    # Top-k labels are an order (k), drawn in shades; hard labels on random images are random's colour
+    # and the hard-label marker, as in every figure.
+    colors = sequence_colors([kind for kind in kinds if kind != "hard"]) | {"hard": method_color("random")}
+    markers = {kind: REGIME_MARKERS["hard" if kind == "hard" else "expert"] for kind in kinds}
+    for kind in kinds:
+        rows = results[results["labels"] == kind]
+        plot_mean_std(axes, rows["images_per_class"], rows["final_mean"], rows["final_ci"], colors[kind],
+                      label=f"{kind_title(kind)} (b = {fits[kind].b:.2f})", marker=markers[kind], linestyle="none")
     span = np.geomspace(results["images_per_class"].min(), results["images_per_class"].max(), 50)
     for kind, fit in fits.items():
         axes.plot(span, fit(span), color=colors[kind], linewidth=1, alpha=0.8)
-    for kind in kinds:  # each external set: hollow markers in its label kind's colour
+    for kind in kinds:  # each external set: hollow markers of its label kind
         rows = external[external["labels"] == kind]
         axes.scatter(rows["images_per_class"], rows["final_mean"], facecolors="none", edgecolors=colors[kind], s=30,
-                     marker="D")
+                     marker=markers[kind])
     log_axis(axes, everything["images_per_class"])
     log_axis(axes, axis="y")
-    axes.set_xlabel("images per class")
+    axes.set_xlabel(IPC_LABEL)
     axes.set_ylabel(ACCURACY_LABEL)
-    axes.set_title("Top-k soft labels; lines: acc = a·IPC^b")
-    axes.legend(title="labels")
+    axes.set_title("Top-k soft labels against images per class")
+    handles, labels = axes.get_legend_handles_labels()
+    handles.append(Line2D([], [], color=REFERENCE_GREY, linewidth=1))
+    labels.append("power-law fit acc = a·IPC^b")
+    for kind in [kind for kind in kinds if (external["labels"] == kind).any()]:
+        handles.append(Line2D([], [], color=colors[kind], marker=markers[kind], markerfacecolor="none",
+                              linestyle="none"))
+        labels.append(f"{kind_title(kind)}, external set")
+    outside_legend(axes, handles, labels, title="labels on random images")
     save_figure(figure, files.png, files.pdf)
 
     save_table(table, files.table_csv, files.table_md,

@@ -6,13 +6,15 @@ for every student protocol the benchmark names (Table 1 crosses expert and stude
 from __future__ import annotations
 
 import pandas as pd
-from matplotlib.lines import Line2D
 
 from labelworth.figures.published import anchors, published_accuracy, source_text
 from labelworth.figures.results import (
     HEADLINE_NOTE, expert_epochs_note, final_cell, mean_std, paired_cell, student_results,
 )
-from labelworth.figures.style import ACCURACY_LABEL, group_colors, log_axis, new_figure, plot_mean_std, save_figure, save_table
+from labelworth.figures.style import (
+    ACCURACY_LABEL, IPC_LABEL, REGIME_LINESTYLES, REGIME_MARKERS, REGIME_TITLES, dataset_title, human_bytes, log_axis,
+    method_colors, method_regime_legend, new_figure, plot_mean_std, save_figure, save_table,
+)
 from labelworth.specs import parse_image_method
 from labelworth.figures import FigureFiles
 
@@ -38,11 +40,12 @@ def in_method_order(table: pd.DataFrame, after: list[str], before: tuple[str, ..
 
 
 def method_title(method: str) -> str:
-    """A method's name in figures and tables; an external set is its config name, marked external."""
-    return METHOD_TITLES.get(method) or f"{parse_image_method(method).external_name} (external)"
-# Which labels a population trained on, drawn as the line style of its method's colour.
-LABEL_KINDS = {"hard": ("hard", "--", "s"), "expert": ("expert soft", "-", "o"), "learned": ("own learned", ":", "^"),
-               "online": ("online soft", "-.", "D")}
+    """A method's name in figures and tables: a loss bin by its bin, an external set by its config
+    name, marked external."""
+    images = parse_image_method(method)
+    if images.loss_bin is not None:
+        return f"loss bin {images.loss_bin}"
+    return METHOD_TITLES.get(method) or f"{images.external_name} (external)"
 
 
 def label_kind(source: str) -> str:
@@ -55,6 +58,18 @@ def label_kinds(results: pd.DataFrame) -> pd.Series:
     batch (a protocol with labels: online)."""
     kinds = results["source"].map(label_kind)
     return kinds.where(~(results["online"] & (kinds == "expert")), "online")
+
+
+def benchmark_protocols(results: pd.DataFrame) -> pd.DataFrame:
+    """The rows a benchmark figure draws on one set of axes: the first fixed-label protocol's, and
+    the online rows of the online protocol that relabels the most sets (not a method's own relabel
+    protocol, such as SRe2L's)."""
+    fixed, online = results[~results["online"]], results[results["online"]]
+    if len(fixed):
+        fixed = fixed[fixed["student"] == fixed["student"].iloc[0]]
+    if len(online):
+        online = online[online["student"] == online["student"].value_counts().idxmax()]
+    return pd.concat([fixed, online])
 
 
 def soft_label_runs(results: pd.DataFrame) -> list[str]:
@@ -71,31 +86,24 @@ def draw(files: FigureFiles, settings) -> None:
     results["labels"] = label_kinds(results)
     methods = ordered_methods(results["method"])
     dataset = results["dataset"].iloc[0]
-    colors = group_colors(methods)
+    colors = method_colors(methods)
     runs = soft_label_runs(results)
-    shown = results[(results["student"] == results["student"].iloc[0])
-                    & ((results["labels"] != "expert") | (results["expert_run"] == (runs[0] if runs else "")))]
+    shown = benchmark_protocols(results)
+    shown = shown[(shown["labels"] != "expert") | (shown["expert_run"] == (runs[0] if runs else ""))]
 
-    figure, axes = new_figure(width=4.4, height=2.8)
+    figure, axes = new_figure(width=6.0, height=2.8)
     for method in methods:
-        for kind, (_, linestyle, marker) in LABEL_KINDS.items():
+        for kind in REGIME_MARKERS:
             rows = shown[(shown["method"] == method) & (shown["labels"] == kind)]
             if len(rows):
                 plot_mean_std(axes, rows["images_per_class"], rows["final_mean"], rows["final_ci"], colors[method],
-                              marker=marker, linestyle=linestyle)
-    log_axis(axes, results["images_per_class"])
-    axes.set_xlabel("images per class")
+                              marker=REGIME_MARKERS[kind], linestyle=REGIME_LINESTYLES[kind])
+    log_axis(axes, shown["images_per_class"])
+    axes.set_xlabel(IPC_LABEL)
     axes.set_ylabel(ACCURACY_LABEL)
-    axes.set_title(f"Distilled vs random images, hard vs soft labels ({dataset})")
+    axes.set_title(f"Distilled vs random images, hard vs soft labels ({dataset_title(dataset)})")
     # Two small legends instead of one entry per (method, labels) pair: colour = method, style = labels.
-    kinds = [kind for kind in LABEL_KINDS if kind in set(results["labels"])]
-    method_legend = axes.legend(
-        [Line2D([], [], color=colors[method], linewidth=2) for method in methods],
-        [method_title(method) for method in methods], title="images", loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    axes.add_artist(method_legend)
-    axes.legend([Line2D([], [], color="0.3", linestyle=LABEL_KINDS[kind][1], marker=LABEL_KINDS[kind][2])
-                 for kind in kinds], [LABEL_KINDS[kind][0] for kind in kinds], title="labels", loc="lower left",
-                bbox_to_anchor=(1.02, 0.0), handlelength=3)
+    method_regime_legend(axes, {method_title(method): colors[method] for method in methods}, shown["labels"])
     save_figure(figure, files.png, files.pdf)
 
     columns = ["student", "method", "images_per_class", "labels", "expert_run", "expert_arch", "student_arch",
@@ -116,15 +124,6 @@ def draw(files: FigureFiles, settings) -> None:
                      "it excludes zero, 'not resolved' where it does not. 'paper' = the published number of the "
                      f"cell (best of passes, as the paper reports) and our best of passes minus it."
                      f"{anchor_note(dataset)}")
-
-
-def human_bytes(count: int) -> str:
-    """1234567 -> '1.2 MB' (powers of 1000)."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if count < 1000 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1000
-    return f"{count:.1f} GB"
 
 
 def with_published(table: pd.DataFrame, dataset: str) -> pd.DataFrame:
@@ -158,12 +157,12 @@ def _display_table(table: pd.DataFrame) -> pd.DataFrame:
     cell and the best of passes, the paired differences soft - hard and (for a method) method - random
     images under the same labels; the protocol column only when there are several."""
     runs = soft_label_runs(table)
-    kinds = [("hard", "", LABEL_KINDS["hard"][0])]
-    kinds += [("expert", run, LABEL_KINDS["expert"][0] if len(runs) == 1 else f"soft, {run or 'default run'}")
+    kinds = [("hard", "", REGIME_TITLES["hard"])]
+    kinds += [("expert", run, REGIME_TITLES["expert"] if len(runs) == 1 else f"soft, {run or 'default run'}")
               for run in runs]
-    kinds += [("learned", "", LABEL_KINDS["learned"][0])]
+    kinds += [("learned", "", REGIME_TITLES["learned"])]
     online = list(dict.fromkeys(table.loc[table["labels"] == "online", "expert_run"]))
-    kinds += [("online", run, LABEL_KINDS["online"][0] if len(online) == 1 else f"online, {run or 'default run'}")
+    kinds += [("online", run, REGIME_TITLES["online"] if len(online) == 1 else f"online, {run or 'default run'}")
               for run in online]
     rows = []
     groups = {key: {(kind, run if kind in ("expert", "online") else ""): row for kind, run, (_, row)

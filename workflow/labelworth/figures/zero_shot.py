@@ -6,7 +6,7 @@ subject class's own accuracy after the last epoch, as the paper reports it.
 The diagnostic beside it is the label mass: the mean probability the remaining images' soft labels
 (the control's label file) put on the subject class. A class with no images can be learned only
 through that mass, so the figure plots the treat-image accuracy against it, with chance for
-reference (METHOD.md 14.3)."""
+reference (docs/method.md §14.3)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 
 from labelworth.figures.results import expert_epochs_note, mean_std, student_results
-from labelworth.figures.style import PALETTE, REFERENCE_GREY, new_figure, save_figure, save_table
+from labelworth.figures.style import (
+    REFERENCE_GREY, label_points, new_figure, save_figure, save_table, sequence_colors,
+)
 from labelworth.errors import LabelworthError
 from labelworth.figures import FigureFiles
 
@@ -69,29 +71,33 @@ def draw(files: FigureFiles, settings) -> None:
     mass = {subject: label_mass(labels, classes, subject) for subject in subjects}
     chance = 100 / len(class_names)
 
-    figure, (axes, mass_axes) = new_figure(width=6.8, height=2.6, ncols=2, width_ratios=[1.6, 1])
+    figure, (axes, mass_axes) = new_figure(width=6.8, height=2.8, ncols=2, width_ratios=[1.6, 1])
+    colors = sequence_colors(ARMS)  # the arms are conditions, not image-set methods
     width = 0.8 / len(ARMS)
-    for offset, (arm, color) in enumerate(zip(ARMS, PALETTE)):
+    handles = []
+    for offset, arm in enumerate(ARMS):
         rows = scores[scores["arm"] == arm]
         positions = np.arange(len(subjects)) + (offset - (len(ARMS) - 1) / 2) * width
-        axes.bar(positions, rows["mean"], width, yerr=rows["std"], color=color, capsize=2, label=arm)
-    axes.axhline(chance, color=REFERENCE_GREY, linestyle="--", linewidth=1, label="chance")
+        handles.append(axes.bar(positions, rows["mean"], width, yerr=rows["std"], color=colors[arm], capsize=2,
+                                label=arm))
+    handles.append(axes.axhline(chance, color=REFERENCE_GREY, linestyle="--", linewidth=1, label="chance"))
     axes.set_xticks(range(len(subjects)), [class_names[c] for c in subjects], rotation=45 if len(subjects) > 4 else 0,
                     ha="right" if len(subjects) > 4 else "center")
     axes.grid(axis="x", visible=False)
     axes.set_xlabel("subject class")
     axes.set_ylabel("subject-class test accuracy (%)")
     axes.set_title(f"Zero-shot test, IPC {results['images_per_class'].iloc[0]} (final epoch)")
-    axes.legend(ncols=2)
     treated = scores[scores["arm"] == "treat image"]
     masses = [mass[subject] for subject in treated["subject"]]
-    mass_axes.errorbar(masses, treated["mean"], yerr=treated["std"], fmt="o", color=PALETTE[1], capsize=2)
-    for subject, x, y in zip(treated["subject"], masses, treated["mean"]):
-        mass_axes.annotate(class_names[subject], (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
+    handles.append(mass_axes.errorbar(masses, treated["mean"], yerr=treated["std"], fmt="o",
+                                      color=colors["treat image"], capsize=2,
+                                      label="treat image against label mass (right)"))
     mass_axes.axhline(chance, color=REFERENCE_GREY, linestyle="--", linewidth=1)
     mass_axes.set_xlabel("label mass on the class from other images (%)")
     mass_axes.set_ylabel("treat-image accuracy (%)")
     mass_axes.set_title("Learned from label mass alone?")
+    figure.legend(handles=handles, loc="outside lower center", ncols=3)
+    label_points(mass_axes, masses, treated["mean"], [class_names[subject] for subject in treated["subject"]])
     save_figure(figure, files.png, files.pdf)
 
     table = scores.assign(cell=[mean_std(m, s) for m, s in zip(scores["mean"], scores["std"])])
