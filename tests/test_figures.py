@@ -1,15 +1,23 @@
 """Every figure drawn from fabricated results files in their real formats; the tables' numbers that a
 wrong selection, tie rule or fit would change are checked. Each figure is drawn once (matplotlib is
-slow), so each draw test checks all of that figure's table."""
+slow), so each draw test checks all of that figure's table. Every draw also passes save_figure's
+legend check (no legend over data, ticks or labels) and this file's marker check (every marker drawn
+is explained in a legend, and nothing is explained that is not drawn)."""
 
 from __future__ import annotations
 
+import importlib
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+
+from matplotlib.legend import Legend
+from matplotlib.lines import Line2D
 
 from labelworth.errors import LabelworthError
 from labelworth.figures import FIGURE_NAMES, FigureFiles, draw_figure
@@ -24,11 +32,12 @@ NUM_CLASSES = len(CLASS_NAMES)
 
 
 def write_result(folder, image_set: str, label_spec: str, final: float, per_class=None, student="convnet-d3-w32",
-                 dataset="fashion_mnist", expert_run="") -> str:
+                 dataset="fashion_mnist", expert_run="", online=False) -> str:
     """A student-result JSON as students.run_evaluate_students writes it: three students whose final
     accuracies (the headline) average exactly `final` (a fraction), 0.01 apart, each with a best of
     its two test passes 0.02 above its final, and `per_class` (fractions, the same for every student;
-    default: final for every class) as per-class final accuracies."""
+    default: final for every class) as per-class final accuracies; `online`: a protocol whose expert
+    labels every batch (labels: online)."""
     best = final + 0.02
     per_class = per_class if per_class is not None else [final] * NUM_CLASSES
     finals = [final - 0.01, final, final + 0.01]
@@ -44,7 +53,8 @@ def write_result(folder, image_set: str, label_spec: str, final: float, per_clas
         "best_accuracy": {"mean": best, "std": float(np.std(bests))},
         "meta": {"dataset": dataset, "image_set": image_set, "method": images.method, "expert_run": expert_run,
                  "images_per_class": images.images_per_class, "label_spec": label_spec,
-                 "student": student, "class_names": CLASS_NAMES, "settings": {"arch": student}},
+                 "student": student, "class_names": CLASS_NAMES,
+                 "settings": {"arch": student} | ({"labels": "online"} if online else {})},
     })
     return str(path)
 
@@ -69,11 +79,44 @@ def draw(tmp_path, name: str, inputs, table: bool = True, options=(), **roles) -
     return pd.read_csv(files["table_csv"])
 
 
-def test_every_figure_module_has_a_draw_function():
-    import importlib
+NO_MARKER = (None, "None", "none", "", " ", "_", "|")  # plain lines, and error-bar caps
 
+
+def markers_drawn_and_explained(figure) -> tuple[set, set]:
+    """The markers of the figure's data lines, and those of its legends' handles."""
+    drawn = {line.get_marker() for axes in figure.axes for line in axes.lines
+             if line.get_marker() not in NO_MARKER and len(line.get_xdata())}
+    explained = {handle.get_marker() for legend in figure.findobj(Legend) for handle in legend.findobj(Line2D)
+                 if handle.get_marker() not in NO_MARKER}
+    return drawn, explained
+
+
+@pytest.fixture(autouse=True)
+def every_marker_explained(monkeypatch):
+    """Each figure module's save_figure, wrapped: a figure with a legend must explain exactly the
+    markers it draws."""
+    for name in FIGURE_NAMES:
+        module = importlib.import_module(f"labelworth.figures.{name}")
+        save = module.save_figure
+
+        def checked(figure, *paths, save=save, name=name):
+            drawn, explained = markers_drawn_and_explained(figure)
+            if figure.findobj(Legend):
+                assert drawn == explained, f"{name}: markers drawn {drawn}, explained {explained}"
+            save(figure, *paths)
+
+        monkeypatch.setattr(module, "save_figure", checked)
+
+
+def test_every_figure_module_has_a_draw_function():
     for name in FIGURE_NAMES:
         assert callable(importlib.import_module(f"labelworth.figures.{name}").draw), name
+
+
+def test_every_figure_is_drawn_by_a_test_here():
+    """So that save_figure's legend check and the marker check above cover every figure."""
+    drawn = set(re.findall(r'draw\(tmp_path, "(\w+)"', Path(__file__).read_text()))
+    assert set(FIGURE_NAMES) - drawn == set()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -374,7 +417,7 @@ def test_benchmark_table_crosses_soft_label_sources_and_student_protocols(tmp_pa
 
 def test_benchmark_tables_show_the_published_number_of_each_cell_and_our_difference(tmp_path):
     """Table 1's cells matched by expert and student architecture; Fashion-MNIST's random baseline
-    and the DC/DSA anchors (METHOD.md 10.1, 10.5; labelworth/figures/published.yaml)."""
+    and the DC/DSA anchors (docs/method.md §10.1, §10.5; labelworth/figures/published.yaml)."""
     inputs = [write_result(tmp_path, "random-ipc10", "hard", 0.05, student="resnet18", dataset="imagenet"),
               write_result(tmp_path, "random-ipc10", "expert-e44", 0.25, student="resnet50", dataset="imagenet",
                            expert_run="resnet18-lr0.0005"),
@@ -392,10 +435,31 @@ def test_benchmark_tables_show_the_published_number_of_each_cell_and_our_differe
     assert table["published_mean"].tolist() == [51.4] and table["best_minus_published"].round(1).tolist() == [-3.5]
     markdown = (tmp_path / "out" / "soft_vs_hard.md").read_text()
     assert "DC 70.5 at IPC 1, 82.3 at IPC 10, 83.6 at IPC 50; DSA 70.6 at IPC 1" in markdown
+    # plain citations: no internal provenance tags, a recalled std said in words
+    assert "DC/DSA repository README" in markdown and "std approximate" in markdown
+    assert not re.search(r"METHOD\.md|V-img|V-3p|V-code|\bMEM\b", markdown)
+
+
+def test_benchmark_figure_draws_the_online_rows_its_legend_lists(tmp_path):
+    """Online rows (their own protocol) are drawn beside the first fixed protocol's, with the online
+    marker the legend lists (the marker check); an external set's long name keeps the legend outside."""
+    from labelworth.figures.results import student_results
+    from labelworth.figures.soft_vs_hard import benchmark_protocols
+
+    inputs = []
+    for images in ("random-ipc1", "random-ipc10", "external-mtt_export-ipc1"):
+        inputs += [write_result(tmp_path, images, "hard", 0.40), write_result(tmp_path, images, "expert-e2", 0.50),
+                   write_result(tmp_path, images, "expert-e2", 0.55, student="convnet-online", online=True)]
+    inputs.append(write_result(tmp_path, "external-mtt_export-ipc1", "expert-e2", 0.52, student="sre2l-relabel",
+                               online=True))  # a method's own relabel protocol: one set only
+    shown = benchmark_protocols(student_results(inputs))
+    assert set(shown["student"]) == {"convnet-d3-w32", "convnet-online"} and shown["online"].sum() == 3
+    table = draw(tmp_path, "soft_vs_hard", inputs)
+    assert "online" in set(table["labels"])
 
 
 def test_label_robustness_scores_match_a_hand_computation(tmp_path):
-    """DD-Ranking's scores (METHOD.md 14.2) for DM at IPC 1 (expert soft labels are its labels) and
+    """DD-Ranking's scores (docs/method.md §14.2) for DM at IPC 1 (expert soft labels are its labels) and
     BPTT (its own labels), from the benchmark's students and the expert's last test accuracy."""
     from labelworth.figures.label_robustness import label_robustness_score
 
@@ -456,6 +520,17 @@ def test_benchmark_images_shows_one_row_per_method_in_paper_order(tmp_path):
     draw(tmp_path, "benchmark_images", paths, table=False)
 
 
+def test_expert_training_marks_the_soft_label_epochs_only_when_there_are_some(tmp_path):
+    paths = []
+    for seed in range(3):
+        path = tmp_path / f"metrics{seed}.csv"
+        pd.DataFrame({"epoch": range(6), "test_accuracy": np.linspace(0.1, 0.8 + seed / 100, 6),
+                      "train_label_entropy": np.linspace(2.3, 0.3, 6)}).to_csv(path, index=False)
+        paths.append(str(path))
+    draw(tmp_path, "expert_training", paths, table=False, options=["marked_epochs=2,4"])
+    draw(tmp_path, "expert_training", paths[:1], table=False)  # `auto` epochs only: nothing to mark
+
+
 def test_pass_inflation_is_best_of_passes_minus_final_paired_over_students(tmp_path):
     """write_result's students: best = final + 2 points each, over 2 passes; a population tested once
     (the curve's one point) has best = final."""
@@ -474,7 +549,7 @@ def test_pass_inflation_is_best_of_passes_minus_final_paired_over_students(tmp_p
     assert table.loc[("random", 2), "inflation"] == 0.0 and table.loc[("random", 2), "passes"] == 1
     assert (table["inflation"] >= 0).all()
     markdown = (tmp_path / "out" / "pass_inflation.md").read_text()
-    assert "1 pass: 1 populations, mean inflation +0.00" in markdown and "2 passes: 2 populations" in markdown
+    assert "1 pass: 1 population, mean inflation +0.00" in markdown and "2 passes: 2 populations" in markdown
 
 
 def test_kendall_tau_counts_concordant_pairs_with_the_tie_correction():
@@ -560,3 +635,18 @@ def test_the_sweep_chooses_on_validation_where_the_students_have_it(tmp_path):
     assert table["best_accuracy"].tolist() == pytest.approx([50.0]) and table["validation_accuracy"].tolist() == [60.0]
     # choosing on the test set would have taken epoch 4 at 55%: 5 points of optimism
     assert table["test_chosen_epoch"].tolist() == [4] and table["test_chosen_accuracy"].tolist() == pytest.approx([55.0])
+
+
+def test_rank_stability_ranks_the_sets_under_each_protocol(tmp_path):
+    """Two fixed-label protocols that rank the sets in opposite orders: a row for each, and each
+    protocol's tau between hard and soft labels from its own students."""
+    accuracy = {("wide", "dm", "hard"): 0.60, ("wide", "random", "hard"): 0.40,
+                ("wide", "dm", "expert-e2"): 0.62, ("wide", "random", "expert-e2"): 0.55,
+                ("narrow", "dm", "hard"): 0.30, ("narrow", "random", "hard"): 0.45,
+                ("narrow", "dm", "expert-e2"): 0.50, ("narrow", "random", "expert-e2"): 0.52}
+    inputs = [write_result(tmp_path, f"{method}-ipc1", labels, best, student=student)
+              for (student, method, labels), best in accuracy.items()]
+    table = draw(tmp_path, "rank_stability", inputs).set_index("student")
+    assert table.loc["wide", "hard ranking"] == "DM > random real" and table.loc["wide", "tau hard / fixed soft"] == 1
+    assert table.loc["narrow", "hard ranking"] == "random real > DM"
+    assert table.loc["narrow", "tau hard / fixed soft"] == 1 and len(table) == 2
