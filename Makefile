@@ -40,14 +40,14 @@ CONFIG_OPTION = $(if $(CONFIG),--configfile $(CONFIG))
 
 figures: data
 	$(if $(CONFIG),labelworth check-config --configfile $(CONFIG))
-	snakemake --workflow-profile profiles/local $(CONFIG_OPTION)
+	snakemake $(CONFIG_OPTION)
 
 dry-run: venv
 	$(if $(CONFIG),labelworth check-config --configfile $(CONFIG))
-	snakemake --workflow-profile profiles/local --dry-run $(CONFIG_OPTION)
+	snakemake --dry-run $(CONFIG_OPTION)
 
 report: venv
-	snakemake --workflow-profile profiles/local --report report.html
+	snakemake --report report.html
 
 # Check every checksummed result; `make verify REPAIR=1` removes the bad ones and prints the rebuild command.
 verify: venv

@@ -145,7 +145,7 @@ def flip_tensor_byte(path: Path) -> None:
     path.write_bytes(raw)
 
 
-MICRO_KEYS = ("dataset", "data_root", "device", "image_seed", "experts", "students", "benchmark")
+MICRO_KEYS = ("dataset", "run", "data_root", "device", "image_seed", "experts", "students", "benchmark")
 
 
 def micro_config(overrides: dict) -> dict:

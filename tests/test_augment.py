@@ -1,4 +1,4 @@
-"""Properties of the batched DSA augmentation (labelworth.augment, METHOD.md 4.1)."""
+"""Properties of the batched DSA augmentation (labelworth.augment, docs/method.md §4.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Ra-BPTT with learned labels (METHOD.md 8.5): the differentiable inner Adam, the window draw, the
+"""Ra-BPTT with learned labels (docs/method.md §8.5): the differentiable inner Adam, the window draw, the
 outer optimiser's clip and clamp, and the method end to end on the tiny learnable Fashion-MNIST:
 gradients reach images and labels, resume, NaN stops, and the CLI with the `learned` label spec."""
 

@@ -136,7 +136,7 @@ def brought_config(teacher, epochs: int = 5, **brought) -> dict:
     """The tiny config with one run you bring as the default run: random images at IPC 1, hard and
     fixed soft labels at its epoch, and an online row taught by it."""
     base = yaml.safe_load(TINY.read_text())
-    keep = ("dataset", "data_root", "device", "image_seed", "students", "defaults")
+    keep = ("dataset", "run", "data_root", "device", "image_seed", "students", "defaults")
     config = {key: base[key] for key in keep}
     config["defaults"] = {**config["defaults"], "expert_run": "mine"}
     config["experts"] = {"mine": {"arch": "convnet-d2-w8", "checkpoint": str(teacher), "epochs": epochs, **brought}}

@@ -476,3 +476,24 @@ def test_nothing_but_the_config_model_reads_the_raw_config():
     readers = [path for path in [ROOT / "Snakefile", *(ROOT / "workflow").rglob("*.py"), *(ROOT / "workflow").rglob(
         "*.smk")] if re.search(r"\bconfig(\[|\.get\()", path.read_text())]
     assert readers == [], readers
+
+
+def test_each_config_writes_its_own_results_folder(default_config):
+    """results/{run}: the shipped configs name different runs; a config without one gets a folder that
+    follows its contents (equal configs share it, a changed value moves it), and no config may name a
+    run in the derived names' space."""
+    from labelworth.layout import Layout
+
+    shipped = [yaml.safe_load((ROOT / path).read_text())["run"]
+               for path in ["config.yaml", *sorted(f"configs/{p.name}" for p in (ROOT / "configs").glob("*.yaml"))]]
+    assert len(set(shipped)) == len(shipped) and shipped[0] == "fashion_mnist"
+    assert Layout.of(load_config(default_config).run).root == "results/fashion_mnist"
+    unnamed = copy.deepcopy(default_config)
+    del unnamed["run"]
+    derived = load_config(unnamed).run
+    assert re.fullmatch(r"config-[0-9a-f]{10}", derived) and load_config(copy.deepcopy(unnamed)).run == derived
+    unnamed["image_seed"] = 7
+    assert load_config(unnamed).run not in (derived, "fashion_mnist")
+    default_config["run"] = "config-mine"
+    with pytest.raises(LabelworthError, match=r"^run: 'config-mine' starts with 'config-', which names the runs"):
+        load_config(default_config)

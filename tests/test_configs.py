@@ -27,7 +27,7 @@ EXPERIMENT_BLOCKS = ("expert_epoch_sweep", "temperature_grid", "label_swap", "ze
 # The paper's Table 7, from the published numbers the tables show (labelworth/figures/published.yaml):
 # dataset -> expert arch -> IPC -> (expert lr, student lr, expert epoch). The epochs are the
 # reference's 0-based checkpoint numbers for ImageNet (model_11.pth is the expert after 12 epochs,
-# METHOD.md 5.2), so its jobs read epoch + 1; the ConvNet experts count epochs as we do.
+# docs/method.md §5.2), so its jobs read epoch + 1; the ConvNet experts count epochs as we do.
 TABLE_7: dict = {}
 for _cell in published()["table7"]:
     TABLE_7.setdefault(_cell["dataset"], {}).setdefault(_cell["expert"], {})[_cell["ipc"]] = (
@@ -264,7 +264,7 @@ def test_every_table_7_cell_is_a_job_with_the_published_hyperparameters(dry_run)
 
 
 def test_mtt_replays_a_buffer_trained_as_the_mtt_paper_trained_it(dry_run):
-    """100 experts at lr 1e-2 (METHOD.md 8.1), each trained at least as far as the buffer reads."""
+    """100 experts at lr 1e-2 (docs/method.md §8.1), each trained at least as far as the buffer reads."""
     commands = job_commands(dry_run.result).get("dump_trajectories")
     if "mtt" not in dry_run.config["benchmark"]["methods"]:
         assert not commands  # ImageNet's Table 1 has no MTT column

@@ -614,3 +614,19 @@ def test_prepare_data_holds_the_validation_slice_out_of_the_training_split(tmp_p
         assert all(((everything - row).abs().sum(1) == 0).any() for row in pixels)
     held = {tuple(row.tolist()) for row in validation.images.flatten(1)}
     assert not any(tuple(row.tolist()) in held for row in train.images.flatten(1))
+
+
+def test_check_data_counts_each_split_and_the_classes_in_each_real_layout(tmp_path):
+    """`labelworth check-data`: CIFAR-10's pickles, Tiny ImageNet's folders and ImageNet's tree, read as
+    prepare-data reads them; a missing folder is the loader's one-line error."""
+    write_cifar10(tmp_path / "cifar")
+    assert data.check_raw_data("cifar10", tmp_path / "cifar").endswith(
+        ": 20 training and 10 test images, 10 classes, images 3x32x32: ready for prepare-data")
+    write_tiny(tmp_path / "tiny")
+    assert f"{2 * len(TINY_WNIDS)} training and {len(TINY_VAL)} test images, {len(TINY_WNIDS)} classes, " \
+           "images 3x64x64" in data.check_raw_data("tinyimagenet", tmp_path / "tiny")
+    write_imagenet(tmp_path / "imagenet")
+    assert "10 training and 6 test images, 3 classes, images 3x224x224" in \
+        data.check_raw_data("imagenet", tmp_path / "imagenet")
+    with pytest.raises(LabelworthError, match="no CIFAR-10 files found"):
+        data.check_raw_data("cifar10", tmp_path / "missing")

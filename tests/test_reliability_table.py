@@ -1,9 +1,9 @@
-"""The README's table of bad inputs and the one line each gives, made by running every case.
+"""docs/reliability.md's table of bad inputs and the one line each gives, made by running every case.
 
 Each case feeds one bad input to the code a user meets (the config checks the workflow runs at DAG
 build, or a `labelworth` stage) and records the line it prints. The test fails when a case gives
-more than one line, a traceback, or a line the README does not show; with LABELWORTH_WRITE_TABLE=1
-it writes the table into README.md between its markers instead."""
+more than one line, a traceback, or a line the page does not show; with LABELWORTH_WRITE_TABLE=1
+it writes the table into docs/reliability.md between its markers instead."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from labelworth.cli import main
 from labelworth.errors import LabelworthError
 from labelworth.plan import load_checked_config
 
-README = ROOT / "README.md"
+TABLE_PAGE = ROOT / "docs" / "reliability.md"
 BEGIN, END = "<!-- reliability table: tests/test_reliability_table.py -->", "<!-- end of reliability table -->"
 STUDENT = "convnet-d3-w32"
 
@@ -132,18 +132,18 @@ def markdown(rows) -> str:
     return "\n".join(lines)
 
 
-def test_every_bad_input_gives_the_one_line_the_readme_shows(tmp_path, capsys, monkeypatch):
+def test_every_bad_input_gives_the_one_line_the_docs_show(tmp_path, capsys, monkeypatch):
     rows = cases(tmp_path, capsys, monkeypatch)
     for case, line in rows:
         assert line and "Traceback" not in line, case
     table = markdown(rows)
-    text = README.read_text()
-    assert BEGIN in text and END in text, "README.md lacks the table markers"
+    text = TABLE_PAGE.read_text()
+    assert BEGIN in text and END in text, "docs/reliability.md lacks the table markers"
     before, rest = text.split(BEGIN)
     current, after = rest.split(END)
     if os.environ.get("LABELWORTH_WRITE_TABLE") == "1":
-        README.write_text(f"{before}{BEGIN}\n{table}\n{END}{after}")
+        TABLE_PAGE.write_text(f"{before}{BEGIN}\n{table}\n{END}{after}")
         return
     current = current.strip()
-    assert current == table, ("README.md's reliability table is not what the cases give; rerun with "
+    assert current == table, ("docs/reliability.md's table is not what the cases give; rerun with "
                               "LABELWORTH_WRITE_TABLE=1 to write it")

@@ -1,4 +1,4 @@
-"""SRe2L (METHOD.md 8.6): the pure pieces of recover (pixel range, jitter, batch-norm statistics loss,
+"""SRe2L (docs/method.md §8.6): the pure pieces of recover (pixel range, jitter, batch-norm statistics loss,
 schedule), recovery from a tiny batch-norm teacher, resume, NaN stops, the CLI with the `learned`
 label spec, and the refusal of a teacher without batch norm."""
 

@@ -43,7 +43,7 @@ def test_repair_removes_the_declared_outputs_and_prints_the_rebuild_command(tmp_
     assert "2 of 3 files are bad" in capsys.readouterr().out and labels.exists()
     assert main(["verify", "--repair"]) == 0
     command = capsys.readouterr().out.strip().splitlines()[-1]
-    assert command == ("snakemake --workflow-profile profiles/local all "
+    assert command == ("snakemake all "
                        "results/fashion_mnist/experts/convnet-d2-w8-lr0.01/seed0/checkpoints "
                        "results/fashion_mnist/labels/random-ipc1/hard.pt")
     assert not checkpoint.parent.exists() and not labels.exists()

@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -389,3 +390,50 @@ def test_selection_on_validation_holds_a_slice_out_and_chooses_the_sweep_epoch_o
     assert {row["selected_on"] for row in table} == {"validation"}
     for path in (results / "students").rglob("*.json"):
         assert "final_validation_accuracy" in read_json(path), path
+
+
+@pytest.mark.e2e
+def test_a_finished_run_stamps_its_folder_and_renders_every_table_verbatim(finished_run, tmp_path):
+    from labelworth.layout import Layout
+    from labelworth.render import render_results
+
+    layout = Layout.of("fashion_mnist")
+    layout = Layout(str(finished_run / layout.root), str(finished_run / layout.logs), "")
+    results = finished_run / "results" / "fashion_mnist"
+    stamp = json.loads((finished_run / "logs" / "fashion_mnist" / "runs.jsonl").read_text().splitlines()[0])
+    assert stamp["wall_seconds"] > 0 and stamp["commit"] and "core" in stamp["machine"]
+    page = render_results(layout, tmp_path / "docs", ROOT / "workflow" / "report").read_text()
+    for table in sorted((results / "tables").glob("*.md")):
+        assert table.read_text().rstrip() in page, table.name
+    drawn = {path.name for path in (results / "figures").glob("*.png")}
+    assert drawn and drawn == {path.name for path in (tmp_path / "docs" / "figures").glob("*.png")}
+
+
+@pytest.mark.e2e
+def test_another_config_plans_no_file_in_the_folder_of_a_finished_run(finished_run, tmp_path):
+    """results/{run}: the tiny config under another name plans every output, log and benchmark file in
+    folders of its own, so a finished run's files are never overwritten."""
+    other = yaml.safe_load(TINY.read_text()) | {"run": "tiny_other"}
+    for name in other.get("external_image_sets", {}):  # sets read from the first run's exports keep their files
+        other["external_image_sets"][name]["path"] = str(finished_run / other["external_image_sets"][name]["path"])
+        if other["external_image_sets"][name].get("labels"):
+            other["external_image_sets"][name]["labels"] = str(
+                finished_run / other["external_image_sets"][name]["labels"])
+    config = tmp_path / "other.yaml"
+    config.write_text(yaml.safe_dump(other))
+    plan = snakemake(finished_run, "--dry-run", "--printshellcmds", config=config).stdout
+    written = re.findall(r"^\s+(?:output|log|benchmark): (.+)$", plan, flags=re.MULTILINE)
+    paths = [path.strip() for line in written for path in line.split(", ")]
+    assert paths and all(path.split("/")[1] == "tiny_other" for path in paths if path.startswith(("results/", "logs/")))
+    assert not [path for path in paths if "fashion_mnist" in path.split("/")[:2]]
+
+
+def test_plain_snakemake_runs_with_the_default_profile(tmp_path):
+    """No --cores: profiles/default gives them, so plain `snakemake` runs a job (here: data prep)."""
+    write_fashion_mnist(tmp_path / "raw" / "fashion_mnist", train_per_class=5, test_per_class=2)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
+                             "results/fashion_mnist/data/train.pt", "--configfile", str(TINY)],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "results" / "fashion_mnist" / "data" / "train.pt").exists()

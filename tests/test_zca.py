@@ -1,4 +1,4 @@
-"""ZCA whitening (METHOD.md 2.2): the pure transform, prepared whitened splits, image sets that still
+"""ZCA whitening (docs/method.md §2.2): the pure transform, prepared whitened splits, image sets that still
 show their real pixels, and the config key that reruns the data preparation."""
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ def test_synthetic_set_of_whitened_data_stores_its_pixels(whitened_data, tmp_pat
 def test_toggling_zca_reruns_prepare_data(tmp_path, cifar_raw):
     """Prepared without the key (the schema's default, off), then planned with `zca: true`: the changed
     param makes prepare_data run again, and with it everything downstream of its files."""
-    config = {**micro_config({"benchmark": {"soft_labels": [{"expert_epoch": [1, 1]}]}}), "dataset": "cifar10",
+    config = {**micro_config({"benchmark": {"soft_labels": [{"expert_epoch": [1, 1]}]}}), "dataset": "cifar10", "run": "cifar10",
               "data_root": str(cifar_raw["folder"])}
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))

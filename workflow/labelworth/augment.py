@@ -1,4 +1,4 @@
-"""Differentiable Siamese Augmentation (DSA), batched, as in the DC/DSA/MTT `ParamDiffAug` (METHOD.md 4.1).
+"""Differentiable Siamese Augmentation (DSA), batched, as in the DC/DSA/MTT `ParamDiffAug` (docs/method.md §4.1).
 
 A strategy such as ``color_crop_cutout_flip_scale_rotate`` names op families separated by ``_``. Each
 call of `dsa_augment` draws ONE family uniformly from the strategy and applies it to the whole batch;

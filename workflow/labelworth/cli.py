@@ -252,6 +252,27 @@ def _config_schema(args) -> None:
     print(yaml.safe_dump(config_schema(), sort_keys=False, width=120), end="")
 
 
+def _config_reference(args) -> None:
+    from labelworth.schema import config_reference
+
+    print(config_reference(), end="")
+
+
+def _render_results(args) -> None:
+    from labelworth.config import load_config_file
+    from labelworth.layout import Layout
+    from labelworth.render import render_results
+
+    page = render_results(Layout.of(load_config_file(args.configfile).run), args.docs, Path(__file__).resolve().parents[1] / "report")
+    print(f"written: {page} and its figures in {page.parent / 'figures'}")
+
+
+def _check_data(args) -> None:
+    from labelworth.data import check_raw_data, resolve_raw_root
+
+    print(check_raw_data(args.dataset, resolve_raw_root(args.dataset, args.data_root)))
+
+
 def _verify(args) -> None:
     from labelworth.verify import run_verify
 
@@ -277,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--data-root", default="auto", help="raw files; auto = the dataset's default place")
     stage.add_argument("--out-dir", required=True)
     stage.add_argument("--zca", action="store_true",
-                       help="store ZCA-whitened images, fitted on the training set (METHOD.md 2.2)")
+                       help="store ZCA-whitened images, fitted on the training set (docs/method.md §2.2)")
     stage.add_argument("--validation-per-class", type=int, default=0,
                        help="hold this many training images of each class out as validation.pt")
     stage.add_argument("--validation-seed", type=int, default=0, help="the seed of that choice")
@@ -414,8 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
     stage.add_argument("--students", type=int, default=5,
                        help="students per population (default 5, the paper's; a protocol with other seeds is "
                             "copied under a name of its own)")
-    stage.add_argument("--profile", choices=("local", "gpu", "slurm"), help="Snakemake's workflow profile")
-    stage.add_argument("--cores", type=int, default=2)
+    stage.add_argument("--profile", choices=("default", "gpu", "slurm"),
+                       help="Snakemake's workflow profile (default: profiles/default, every core here)")
+    stage.add_argument("--cores", type=int, default=os.cpu_count(), help="cores for Snakemake (default: all)")
     stage.add_argument("--dry-run", action="store_true", help="plan only")
     stage.set_defaults(run=_evaluate)
 
@@ -433,6 +455,22 @@ def build_parser() -> argparse.ArgumentParser:
     stage = stages.add_parser("config-schema", help="print the config's JSON schema (YAML), generated from the "
                               "config model")
     stage.set_defaults(run=_config_schema)
+
+    stage = stages.add_parser("config-reference", help="print docs/configuration.md (markdown), generated from "
+                              "the config model")
+    stage.set_defaults(run=_config_reference)
+
+    stage = stages.add_parser("render-results", help="write docs/results.md and docs/figures/ from one finished "
+                              "run's folder, stamped with its commit, machine and wall time")
+    stage.add_argument("--configfile", default="config.yaml", help="the run's config (its `run:` names the folders)")
+    stage.add_argument("--docs", default="docs", help="where results.md and figures/ go (default: docs)")
+    stage.set_defaults(run=_render_results)
+
+    stage = stages.add_parser("check-data", help="check a dataset's raw files before a long run: its layout, "
+                              "split sizes, classes and image shape (docs/datasets.md)")
+    stage.add_argument("--dataset", required=True)
+    stage.add_argument("--data-root", default="auto", help="the raw files' folder (auto: the dataset's default)")
+    stage.set_defaults(run=_check_data)
 
     stage = stages.add_parser("verify", help="check every checksummed file under results/; --repair removes "
                               "the bad ones and prints the command that rebuilds them")

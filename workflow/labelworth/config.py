@@ -37,8 +37,9 @@ from labelworth.settings import (
     Sre2lSettings, StudentSettings, close_match, explicit_fields, from_raw,
 )
 from labelworth.specs import (
-    DATASETS, EXTERNAL_NAME_PATTERN, IMAGE_SELECTION_BINS, NAME_PATTERN, SYNTHESIS_METHODS, LabelSpec, dataset_spec,
-    format_brought_run, format_expert_run, parse_arch, parse_transform_chain,
+    DATASETS, DERIVED_RUN_PREFIX, EXTERNAL_NAME_PATTERN, IMAGE_SELECTION_BINS, NAME_PATTERN, RESULTS_RUN_PATTERN,
+    SYNTHESIS_METHODS, LabelSpec, dataset_spec, derived_run_name, format_brought_run, format_expert_run, parse_arch,
+    parse_transform_chain,
 )
 
 BENCHMARK_METHODS = ("random",) + SYNTHESIS_METHODS
@@ -240,7 +241,7 @@ class Ensembles(StudentBlock):
 @dataclass(frozen=True, kw_only=True)
 class ImageSelection(StudentBlock):
     """E14: real images from loss bins of the expert's per-image loss (0 = easiest) vs random;
-    `double_softmax` ranks by the reference's loss on probabilities (METHOD.md 12.8)."""
+    `double_softmax` ranks by the reference's loss on probabilities (docs/method.md §12.8)."""
 
     images_per_class: int
     expert_epoch: int
@@ -344,7 +345,7 @@ class Sre2lMethod(Checked):
 
 @dataclass(frozen=True, kw_only=True)
 class Methods(Checked):
-    """The synthesis methods' settings (METHOD.md 8.1-8.6); a key left out takes the code's default."""
+    """The synthesis methods' settings (docs/method.md §8.1-8.6); a key left out takes the code's default."""
 
     dm: DmMethod | None = None
     mtt: MttMethod | None = None
@@ -378,10 +379,13 @@ class Config(Checked):
     """A labelworth workflow config. Build it with `load_config`."""
 
     dataset: str
+    # A config that names no run gets `config-` and a digest of its contents (load_config), so two
+    # configs never overwrite each other's files.
+    run: str = ""  # the folder of this config's results, logs and work: results/{run}, logs/{run}, work/{run}
     data_root: str  # the raw files; auto = the dataset's default place
     device: str  # auto = CUDA when present, else CPU
     image_seed: int  # the seed of the random real-image choice (the reference's: 42)
-    zca: bool = False  # ZCA-whiten the images (METHOD.md 2.2), as the paper does for CIFAR-10
+    zca: bool = False  # ZCA-whiten the images (docs/method.md §2.2), as the paper does for CIFAR-10
     # test: `auto` picks the expert epoch by test accuracy, as the paper does; validation: by a seeded
     # per-class slice held out of the training set (and so out of everything that trains or draws images)
     selection: str = "test"
@@ -409,7 +413,8 @@ class Config(Checked):
     at_least_one = ("validation_images_per_class",)
     choices = {"dataset": tuple(DATASETS), "student_populations": ("per_label_set", "per_image_set"),
                "selection": ("test", "validation")}
-    patterns = {"device": r"auto|cpu|cuda(:[0-9]+)?", "experts": NAME_PATTERN, "students": NAME_PATTERN,
+    patterns = {"run": RESULTS_RUN_PATTERN, "device": r"auto|cpu|cuda(:[0-9]+)?", "experts": NAME_PATTERN,
+                "students": NAME_PATTERN,
                 "external_image_sets": EXTERNAL_NAME_PATTERN}
 
     def check(self) -> None:
@@ -632,7 +637,7 @@ class Config(Checked):
 
     @property
     def sre2l_teacher(self) -> tuple[str, int]:
-        """(trained run, epoch) of the batch-norm expert SRe2L inverts (METHOD.md 8.6)."""
+        """(trained run, epoch) of the batch-norm expert SRe2L inverts (docs/method.md §8.6)."""
         return self.run_folder(self.methods.sre2l.teacher_run), self.methods.sre2l.teacher_epoch
 
     def epoch_settings(self, experiment: str) -> list[tuple[str, tuple, tuple[int, ...], tuple[str, ...]]]:
@@ -867,7 +872,10 @@ def load_config(raw: dict) -> Config:
             raise LabelworthError(f"(top level): missing {', '.join(missing)}: a --configfile replaces config.yaml "
                                   "whole, so it must hold every required key; to change a few keys, copy "
                                   "config.yaml and edit it, or pass --config key=value")
-        raw = _with_method_defaults(raw)
+        if str(raw.get("run", "")).startswith(DERIVED_RUN_PREFIX):
+            raise LabelworthError(f"run: {raw['run']!r} starts with {DERIVED_RUN_PREFIX!r}, which names the runs of "
+                                  "configs without a `run:`; choose another name")
+        raw = _with_method_defaults({"run": derived_run_name(raw)} | raw)
     return from_raw(Config, raw, "")
 
 

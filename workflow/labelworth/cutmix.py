@@ -1,4 +1,4 @@
-"""The augmentation of the decoupled methods' evaluation (SRe2L, RDED; METHOD.md 14.1): a random resized
+"""The augmentation of the decoupled methods' evaluation (SRe2L, RDED; docs/method.md §14.1): a random resized
 crop and a horizontal flip per image, then CutMix of the batch with a Beta(1, 1) mixing ratio.
 
 Randomness comes only from the CPU `torch.Generator` passed in, consumed in a fixed order (crop

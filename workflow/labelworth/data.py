@@ -13,7 +13,7 @@ match, and hide which file was bad):
 `prepare_data` validates everything before it writes anything, so bad input leaves no output behind; every
 problem is a one-line `LabelworthError` that names the file or folder at fault.
 
-With `zca` on (METHOD.md 2.2, the paper's CIFAR-10) the splits hold float32 images already whitened
+With `zca` on (docs/method.md §2.2, the paper's CIFAR-10) the splits hold float32 images already whitened
 by the training set's ZCA, together with that whitening (`zca_mean`, `zca_transform`, `zca_inverse`),
 so every later stage works in whitened space and can still turn images back into pixels.
 """
@@ -53,6 +53,10 @@ _DISPLAY_NAMES = {
 }
 _FETCH_HINTS = {
     "fashion_mnist": "install Debian package dataset-fashion-mnist or run `make data`",
+    "mnist": "download the four IDX files from the MNIST page or torchvision (docs/datasets.md)",
+    "cifar10": "download and unpack cifar-10-python.tar.gz (docs/datasets.md)",
+    "cifar100": "download and unpack cifar-100-python.tar.gz (docs/datasets.md)",
+    "tinyimagenet": "download and unpack tiny-imagenet-200.zip (docs/datasets.md)",
     "imagenet": "download ILSVRC2012 and sort val/ into one folder per class",
 }
 
@@ -538,7 +542,7 @@ def load_image_files(paths: Sequence[str | os.PathLike], image_size: int, train_
                      generator: torch.Generator | None = None) -> torch.Tensor:
     """Decode files into an N x 3 x S x S uint8 tensor with the ImageNet train or eval preset.
 
-    train_crop=True applies the train preset's random crop and flip once (METHOD.md 2.1); the same
+    train_crop=True applies the train preset's random crop and flip once (docs/method.md §2.1); the same
     generator state gives the same tensor, whatever the thread scheduling, because one seed per image is
     drawn from `generator` (the global RNG when None) before any decoding starts.
     """
@@ -570,6 +574,26 @@ def load_raw(dataset: str, raw_root: str | os.PathLike) -> dict:
     return _RAW_LOADERS[dataset](dataset, Path(raw_root))
 
 
+def check_raw_data(dataset: str, raw_root: str | os.PathLike) -> str:
+    """`labelworth check-data`: read a dataset's raw files as prepare-data will (every check of the
+    loaders: layout, file format, image shape, labels, classes) and describe them in one line, or
+    raise the loader's one-line error. ImageNet is indexed, and one image per split decoded.
+
+    Property (tests): the description counts every image of each split and the classes."""
+    spec = dataset_spec(dataset)
+    if spec.cached_as_tensors:
+        raw = load_raw(dataset, raw_root)
+        counts = {split: len(raw[split]["labels"]) for split in SPLITS}
+        shape = _dims(raw["train"]["images"].shape[1:])
+    else:
+        raw = imagenet_index(raw_root)
+        counts = {"train": len(raw["train"]["labels"]), "test": len(raw["val"]["labels"])}
+        first = load_image_files(raw["val"]["paths"][:1], spec.image_size, train_crop=False)
+        shape = _dims(first.shape[1:])
+    return (f"{dataset} in {raw_root}: {counts['train']} training and {counts['test']} test images, "
+            f"{len(raw['class_names'])} classes, images {shape}: ready for prepare-data")
+
+
 def _split_meta(spec: DatasetSpec, split: str, class_names: list[str], raw_root, **extra) -> dict:
     return provenance(
         "prepare_data", dataset=spec.name, split=split, class_names=list(class_names),
@@ -583,7 +607,7 @@ _ZCA_KEYS = tuple(f"zca_{field}" for field in Zca._fields)
 
 
 def _whitened(split: dict, whitening: Zca) -> dict:
-    """A split's uint8 images as pixels in [0, 1] (no mean/std normalisation, METHOD.md 2.2), whitened,
+    """A split's uint8 images as pixels in [0, 1] (no mean/std normalisation, docs/method.md §2.2), whitened,
     in float32, stored with the whitening itself (float32) so that later stages can undo it."""
     return {"images": whiten(split["images"].float() / 255, whitening), "labels": split["labels"],
             **{key: tensor.float() for key, tensor in zip(_ZCA_KEYS, whitening)}}

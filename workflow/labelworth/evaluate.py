@@ -6,7 +6,7 @@ config (`evaluation_config`): the dataset's config cut down to the set, its rand
 images at its IPC), the teacher's labels at the epochs asked and the label regimes asked, under the
 config's protocols; no experiment and no synthesis method. Snakemake runs it in the same results
 folder, so what a finished run made (the expert, the twin's labels and students) is reused. At the
-end it prints and writes one summary (`results/{dataset}/evaluations/{name}.md|csv|png`): per label
+end it prints and writes one summary (`results/{run}/evaluations/{name}.md|csv|png`): per label
 regime, the set's and its random twin's accuracy with 95% intervals over students and their paired
 difference, the set's label-robustness scores, and its image and label bytes.
 """
@@ -160,7 +160,8 @@ def evaluation_config(raw: dict, name: str, settings: ExternalImageSetSettings, 
 
     config = load_config(raw)
     benchmark = config.benchmark
-    derived = {key: copy.deepcopy(raw[key]) for key in ("dataset", "data_root", "device", "image_seed", "zca",
+    # The base's results folder: the evaluation reuses, and adds to, the run the base config names.
+    derived = {"run": config.run} | {key: copy.deepcopy(raw[key]) for key in ("dataset", "data_root", "device", "image_seed", "zca",
                                                          "selection", "validation_images_per_class", "experts",
                                                          "defaults", "students", "student_populations",
                                                          "methods") if key in raw}
@@ -331,11 +332,12 @@ def summary_table(rows: list[dict], robustness: list[dict], budget: str = ""):
 
 def draw_summary(rows: list[dict], name: str, png: Path, pdf: Path) -> None:
     """The set's and its twin's accuracy per regime, with their 95% intervals."""
-    from labelworth.figures.style import PALETTE, new_figure, save_figure
+    from labelworth.figures.style import method_color, new_figure, save_figure
 
     figure, axes = new_figure(width=5.0, height=0.5 * len(rows) + 1.2)
-    for offset, (part, label, color) in enumerate((("set", "the set", PALETTE[0]),
-                                                   ("twin", "random real images (its twin)", PALETTE[1]))):
+    # The set in its method's colour (an external set's), its twin in random images' (every figure's).
+    for offset, (part, label, color) in enumerate((("set", "the set", method_color(external_method(name))),
+                                                   ("twin", "random real images (its twin)", method_color("random")))):
         for position, row in enumerate(rows):
             interval = row[part]
             if interval is None:
@@ -348,7 +350,7 @@ def draw_summary(rows: list[dict], name: str, png: Path, pdf: Path) -> None:
     axes.invert_yaxis()
     axes.set_xlabel("student test accuracy (%), final, 95% interval")
     axes.set_title(external_method(name), loc="left")
-    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2)
+    figure.legend(loc="outside lower center", ncols=2)
     save_figure(figure, png, pdf)
 
 
@@ -385,7 +387,7 @@ def run_evaluate(settings: ExternalImageSetSettings, name: str, config_path: Pat
 
     base = read_config_file(config_path)
     config = load_config(base)
-    layout = Layout.of(config.dataset)
+    layout = Layout.of(config.run)
     snakemake = [sys.executable, "-m", "snakemake", "-s", str(REPOSITORY / "Snakefile"), "--cores", str(cores),
                  "--rerun-incomplete", "--show-failed-logs"]
     if profile:

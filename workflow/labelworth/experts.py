@@ -1,4 +1,4 @@
-"""Expert training (METHOD.md section 5) with per-epoch checkpoints, metrics and exact resume.
+"""Expert training (docs/method.md §5) with per-epoch checkpoints, metrics and exact resume.
 
 An expert is trained on the full training set with hard labels. Datasets cached as tensors (every one
 but ImageNet) follow section 5.1: DSA on every batch and plain SGD (momentum 0, weight decay 0,

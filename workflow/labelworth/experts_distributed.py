@@ -1,4 +1,4 @@
-"""Experts for datasets read from image files (ImageNet), data-parallel under torchrun (METHOD.md 5.2).
+"""Experts for datasets read from image files (ImageNet), data-parallel under torchrun (docs/method.md §5.2).
 
 ImageNet is too big to cache as one tensor (data.py), so each minibatch is decoded from its files:
 the train preset (RandomResizedCrop + horizontal flip, bilinear) for training, the eval preset
@@ -47,7 +47,7 @@ from labelworth.models import build_model
 from labelworth.specs import DatasetSpec, dataset_spec
 from labelworth.training import expert_optimizer, mean_entropy, predict_batch, resolve_device, train_metric_indices
 
-# torchvision references/classification defaults for ResNets (METHOD.md 5.2).
+# torchvision references/classification defaults for ResNets (docs/method.md §5.2).
 MOMENTUM = 0.9
 WEIGHT_DECAY = 1.0e-4
 LR_STEP_EPOCHS = 30

@@ -3,7 +3,7 @@
 indices they came from (real images only), the method's own labels (`learned_labels`, bptt and
 sre2l only; the label spec `learned`), and a meta naming the image set.
 
-On ZCA-whitened data (METHOD.md 2.2) the images are whitened, and undoing that needs the 3072 x 3072
+On ZCA-whitened data (docs/method.md §2.2) the images are whitened, and undoing that needs the 3072 x 3072
 inverse kept in the prepared splits, not in images.pt; so such a set also stores `pixels`, the images
 as uint8 pixels (`displayed_pixels`), and grids and figures show those (`shown_images`)."""
 

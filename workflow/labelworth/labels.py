@@ -1,4 +1,4 @@
-"""Labels for the selected or distilled images (METHOD.md section 6).
+"""Labels for the selected or distilled images (docs/method.md §6).
 
 A label file holds one float row per image. Hard labels are one-hot rows, so every student trains
 with the same probability-target cross-entropy. The label grammar (`LabelSpec`) lives in
@@ -42,7 +42,7 @@ def entropy_per_row(labels: torch.Tensor) -> torch.Tensor:
 
 
 def swap_kth_largest_with_smallest(labels: torch.Tensor, k: int) -> torch.Tensor:
-    """The label-swap test (METHOD.md E6): in each row exchange the k-th largest entry (k = 1 is the
+    """The label-swap test (docs/method.md §9 E6): in each row exchange the k-th largest entry (k = 1 is the
     top class) with the smallest. Each row keeps its multiset of values, hence its entropy."""
     order = labels.argsort(dim=1, descending=True)
     kth, smallest = order[:, k - 1 : k], order[:, -1:]
@@ -53,7 +53,7 @@ def swap_kth_largest_with_smallest(labels: torch.Tensor, k: int) -> torch.Tensor
 
 
 def keep_top_k(labels: torch.Tensor, k: int, renormalise: bool = False) -> torch.Tensor:
-    """The scaling-law labels (METHOD.md E10): keep the k largest entries in place, zero the rest.
+    """The scaling-law labels (docs/method.md §9 E10): keep the k largest entries in place, zero the rest.
 
     The reference does not renormalise (rows then sum to less than 1); `renormalise` rescales each
     row to sum to 1. Kept entries keep their positions, so top-1 is the expert's argmax, which is
@@ -106,7 +106,7 @@ def shuffle_all_but_top(labels: torch.Tensor, generator: torch.Generator) -> tor
 
 
 def remove_class_knowledge(labels: torch.Tensor, classes: torch.Tensor, removed_class: int) -> torch.Tensor:
-    """The zero-shot "treat label" arm (METHOD.md E9): zero column `removed_class` in every row whose
+    """The zero-shot "treat label" arm (docs/method.md §9 E9): zero column `removed_class` in every row whose
     image is not of that class; rows of that class are untouched. No renormalisation (as the
     reference), so the other classes' rows sum to less than 1."""
     out = labels.clone()
@@ -208,7 +208,7 @@ def make_labels(
     `noise{p}`, one for `expert-e{E}`, N for `ensemble{N}-e{E}`, each saved after E epochs. `seed`
     drives the random transforms (noise, shuffle, boost), so a label file is repeatable. `learned`
     takes the labels the image set's method saved with its images (bptt, sre2l), used as they are:
-    the reference trains on BPTT's learned labels raw (METHOD.md E13).
+    the reference trains on BPTT's learned labels raw (docs/method.md §9 E13).
     """
     spec = parse_label_spec(label_spec)
     content = io.load_tensors(images_path, required=("images", "labels"))
@@ -253,7 +253,7 @@ def make_labels(
 
 
 def class_similarity(probabilities: torch.Tensor, classes: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Row c = the mean soft label of class c's images (METHOD.md E8); rows sum to 1. Off-diagonal mass
+    """Row c = the mean soft label of class c's images (docs/method.md §9 E8); rows sum to 1. Off-diagonal mass
     says which classes the expert finds alike."""
     sums = torch.zeros(num_classes, probabilities.shape[1]).index_add_(0, classes, probabilities)
     return sums / torch.bincount(classes, minlength=num_classes).clamp_min(1).unsqueeze(1)

@@ -3,7 +3,7 @@
 Plain Python (no torch). The Snakemake rules, the planner and `labelworth evaluate` all build their
 paths here; called with a wildcard such as "{image_set}" a method returns the rule's pattern.
 
-    results/{dataset}/
+    results/{run}/                                             one config's run (its `run:`)
       data/{train,test}.pt                                     prepared splits (validation.pt: held out)
       experts/{run}/seed{seed}/checkpoints/epoch_XXX.pt        one file per epoch (0: the initialisation)
       experts/{run}/seed{seed}/metrics.csv                     loss and accuracies per epoch
@@ -27,16 +27,16 @@ from labelworth.specs import checkpoint_name, format_expert
 
 @dataclass(frozen=True)
 class Layout:
-    """The results tree of one dataset's runs, under `root` (results/{dataset}), its logs, and the
-    undeclared folders long stages resume from (`work`)."""
+    """The results tree of one config's run, under `root` (results/{run}), its logs, and the undeclared
+    folders long stages resume from (`work`)."""
 
     root: str
     logs: str
     work: str
 
     @staticmethod
-    def of(dataset: str) -> "Layout":
-        return Layout(f"results/{dataset}", f"logs/{dataset}", f"work/{dataset}")
+    def of(run: str) -> "Layout":
+        return Layout(f"results/{run}", f"logs/{run}", f"work/{run}")
 
     def data(self, split: str) -> str:
         return f"{self.root}/data/{split}.pt"

@@ -1,4 +1,4 @@
-"""Networks: the ConvNet family of DC/MTT/the paper, and torchvision ResNets (METHOD.md section 3).
+"""Networks: the ConvNet family of DC/MTT/the paper, and torchvision ResNets (docs/method.md §3).
 
 `build_model(arch, spec)` is the only constructor the stages use, so a checkpoint that stores its arch
 string and dataset name can always rebuild its network.

@@ -365,7 +365,7 @@ def population_of(groups: PopulationGroups, image_set: str, labels: str, student
 
 def trajectory_epochs(config: Config) -> int:
     """The last epoch MTT's replay buffer holds: the largest max_start_epoch + expert_epochs over
-    the IPCs it distils (METHOD.md 8.1), one buffer serving them all."""
+    the IPCs it distils (docs/method.md §8.1), one buffer serving them all."""
     return max(settings.max_start_epoch + settings.expert_epochs for settings in config.methods.mtt.settings.every())
 
 
@@ -481,7 +481,7 @@ class WorkflowPlan:
 
     def __init__(self, config: Config):
         self.config = config
-        self.layout = Layout.of(config.dataset)
+        self.layout = Layout.of(config.run)
         self.trained_epochs = trained_epochs(config)  # (trained run, seed) -> epochs that expert trains
         self._groups: dict = {}
 

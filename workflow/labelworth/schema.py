@@ -146,3 +146,79 @@ def config_schema() -> dict:
 
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "labelworth config",
             **block_schema(Config)}
+
+
+def _type_text(schema: dict) -> str:
+    """A schema's type in words: `integer`, `list of number`, `mapping of name -> block`, ..."""
+    if "oneOf" in schema:
+        options = [option for option in schema["oneOf"] if option.get("type") != "null"]
+        empty = " (or empty)" if len(options) < len(schema["oneOf"]) else ""
+        return " or ".join(dict.fromkeys(_type_text(option) for option in options)) + empty
+    if "const" in schema or "enum" in schema:
+        return "one of " + ", ".join(f"`{value}`" for value in schema.get("enum", [schema.get("const")]))
+    kinds = schema.get("type", "")
+    kinds = [kind for kind in (kinds if isinstance(kinds, list) else [kinds]) if kind != "null"]
+    kind = kinds[0] if kinds else "any"
+    if kind == "array":
+        return "list of " + _type_text(schema.get("items", {}))
+    if kind == "object":
+        return "mapping of name -> block" if "additionalProperties" in schema and not schema.get("properties") \
+            else "block"
+    return kind + (f" matching `{schema['pattern'][4:-2]}`" if "pattern" in schema else "")
+
+
+def _limits_text(schema: dict) -> str:
+    words = {"minimum": ">= {}", "exclusiveMinimum": "> {}", "maximum": "<= {}", "exclusiveMaximum": "< {}"}
+    return ", ".join(text.format(schema[key]) for key, text in words.items() if key in schema)
+
+
+def _reference_rows(schema: dict, path: str, required: set) -> list[str]:
+    """One markdown row per key of a block (and, below it, of its sub-blocks), depth first."""
+    rows = []
+    for name, value in schema.get("properties", {}).items():
+        key = f"{path}{name}"
+        default = value.get("default")
+        if PER_IPC in path:  # an override: its default is the block's value
+            default = "required" if name in required else "the block's"
+        else:
+            default = "required" if name in required else ("" if default is None else f"`{json_text(default)}`")
+        description = "; ".join(filter(None, [value.get("description", ""), _limits_text(value)]))
+        rows.append(f"| `{key}` | {_type_text(value)} | {default} | {description} |".replace("\n", " "))
+        for nested, suffix in _nested_blocks(value):
+            rows += _reference_rows(nested, f"{key}{suffix}.", set(nested.get("required", ())))
+    return rows
+
+
+def _nested_blocks(schema: dict) -> list[tuple[dict, str]]:
+    """The blocks under a key: itself, a mapping's values (`.<name>`), a list's items (`[]`), each option."""
+    if "oneOf" in schema:
+        return [block for option in schema["oneOf"] for block in _nested_blocks(option)]
+    if schema.get("properties"):
+        return [(schema, "")]
+    if isinstance(schema.get("additionalProperties"), dict):
+        return [(block, ".<name>" + suffix) for block, suffix in _nested_blocks(schema["additionalProperties"])]
+    if isinstance(schema.get("items"), dict):
+        return [(block, "[]" + suffix) for block, suffix in _nested_blocks(schema["items"])]
+    return []
+
+
+def json_text(value) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+def config_reference() -> str:
+    """docs/configuration.md: every key of the config with its type, default, range and description,
+    generated from the config model (through its schema), so that the page cannot drift from the code.
+
+    Property (tests): every key of the schema, at every depth, has a row."""
+    schema = config_schema()
+    header = ["# Configuration reference", "",
+              "Generated from the config model by `labelworth config-reference > docs/configuration.md`; "
+              "a test fails when this page and the model differ. `config.yaml` shows the default values in "
+              "use, with comments; `labelworth check-config --configfile FILE` checks a file the way the "
+              "workflow does. `<name>` stands for a name you choose; `[]` for each item of a list; "
+              "`by_images_per_class` overrides a block's keys at one IPC.", "",
+              "| key | type | default | meaning |", "|---|---|---|---|"]
+    return "\n".join(header + _reference_rows(schema, "", set(schema.get("required", ())))) + "\n"

@@ -325,7 +325,7 @@ S = TypeVar("S")
 @dataclass(frozen=True)
 class ByIpc(Generic[S]):
     """A settings block and its `by_images_per_class` overrides, each resolved to whole settings: the
-    paper tunes the student lr and MTT per IPC (METHOD.md 7, 8.1, 10.3)."""
+    paper tunes the student lr and MTT per IPC (docs/method.md §7, §8.1, §10.3)."""
 
     base: S
     overrides: tuple[tuple[int, S], ...] = ()
@@ -366,7 +366,7 @@ class ByIpc(Generic[S]):
 
 @dataclass(frozen=True)
 class ExpertSettings(Checked):
-    """One expert run (METHOD.md 5): `seeds` experts trained from scratch on the full training set
+    """One expert run (docs/method.md §5): `seeds` experts trained from scratch on the full training set
     with hard labels, checkpointed every epoch. The first seed trains `epochs` epochs, the others
     as far as the labels and replay buffers that use them need. `processes` > 1 trains one expert
     data-parallel over that many GPUs (datasets read from image files: imagenet)."""
@@ -452,7 +452,7 @@ STUDENT_AUGMENTATIONS = ("dsa", "cutmix", "none")
 
 @dataclass(frozen=True)
 class StudentSettings(Checked):
-    """One student protocol (METHOD.md 7): a population of `arch` students, one per seed, trained on
+    """One student protocol (docs/method.md §7): a population of `arch` students, one per seed, trained on
     an image set's images and labels and tested every `eval_every` epochs and after the last.
 
     `engine`: sequential trains the seeds one after another; vectorised trains them in one torch.func
@@ -514,7 +514,7 @@ class StudentSettings(Checked):
 
 @dataclass(frozen=True)
 class DmSettings(Checked):
-    """DM (METHOD.md 8.3): `arch` is the randomly initialised embedding network."""
+    """DM (docs/method.md §8.3): `arch` is the randomly initialised embedding network."""
 
     arch: str = "convnet-d3"
     iterations: int = 200
@@ -528,7 +528,7 @@ class DmSettings(Checked):
 
 @dataclass(frozen=True)
 class MttSettings(Checked):
-    """MTT (METHOD.md 8.1); `tesla` computes the same meta-gradient with TESLA's memory (8.2)."""
+    """MTT (docs/method.md §8.1); `tesla` computes the same meta-gradient with TESLA's memory (§8.2)."""
 
     iterations: int = 100
     syn_steps: int = 20
@@ -548,7 +548,7 @@ class MttSettings(Checked):
 
 @dataclass(frozen=True)
 class BpttSettings(Checked):
-    """Truncated backpropagation through training with learned labels (METHOD.md 8.5, RaT-BPTT).
+    """Truncated backpropagation through training with learned labels (docs/method.md §8.5, RaT-BPTT).
 
     Each iteration trains a fresh `arch` network for n ~ U{min_window..total_window - window} inner
     Adam steps (lr `inner_lr`, `batch_per_class` synthetic images per class each) without a graph,
@@ -583,7 +583,7 @@ class BpttSettings(Checked):
 
 @dataclass(frozen=True)
 class Sre2lSettings(Checked):
-    """SRe2L's recover and relabel (METHOD.md 8.6) from a batch-norm teacher.
+    """SRe2L's recover and relabel (docs/method.md §8.6) from a batch-norm teacher.
 
     Images start as N(0, 1) noise; Adam (lr, betas (0.5, 0.9), cosine decay) minimises
     CE(teacher(x), y) + r_bn * sum over BN layers of ||mu - running_mu||_2 + ||var - running_var||_2
@@ -640,7 +640,7 @@ class ExternalImageSetSettings(Checked):
 @dataclass(frozen=True)
 class LossRankingSettings(Checked):
     """How `lossbin{b}` sets rank real images by their expert's per-image loss: cross-entropy of the
-    logits, or with `double_softmax` of the probabilities, as the reference computes it (METHOD.md 12.8)."""
+    logits, or with `double_softmax` of the probabilities, as the reference computes it (docs/method.md §12.8)."""
 
     double_softmax: bool = False
 

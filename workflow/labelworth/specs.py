@@ -23,7 +23,7 @@ def format_number(value: float) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# Datasets (METHOD.md section 2.1)
+# Datasets (docs/method.md §2.1)
 
 FULL_DSA = "color_crop_cutout_flip_scale_rotate"
 NO_FLIP_DSA = "color_crop_cutout_scale_rotate"  # digits must not be mirrored
@@ -63,7 +63,7 @@ DATASETS: dict[str, DatasetSpec] = {
             ("airplane", "automobile", "bird", "cat", "deer",
              "dog", "frog", "horse", "ship", "truck"),
         ),
-        # The paper (and MTT) normalise CIFAR-100 with CIFAR-10's statistics (METHOD.md 12.6).
+        # The paper (and MTT) normalise CIFAR-100 with CIFAR-10's statistics (docs/method.md §12.6).
         DatasetSpec("cifar100", 3, 32, 100, _CIFAR_MEAN, _CIFAR_STD, FULL_DSA, 500),
         DatasetSpec("tinyimagenet", 3, 64, 200, _IMAGENET_MEAN, _IMAGENET_STD, FULL_DSA, 500),
         DatasetSpec(
@@ -84,7 +84,7 @@ def dataset_spec(name: str) -> DatasetSpec:
 
 
 # --------------------------------------------------------------------------------------------------
-# Architectures (METHOD.md section 3)
+# Architectures (docs/method.md §3)
 
 CONVNET_NORMS = ("instancenorm", "batchnorm", "layernorm", "groupnorm", "nonorm")
 CONVNET_POOLS = ("avgpool", "maxpool")
@@ -189,7 +189,7 @@ def parse_expert_run(text: str) -> tuple[str, float | None]:
 
 
 # --------------------------------------------------------------------------------------------------
-# Label specs (DESIGN.md section 3, METHOD.md section 6)
+# Label specs (docs/design.md, "Results tree"; docs/method.md §6)
 
 
 @dataclass(frozen=True)
@@ -266,7 +266,7 @@ class LabelSpec:
     `{run}` is a trained expert run, `{arch}-lr{lr}` (`format_expert_run`), or a brought checkpoint's,
     `{arch}-file{digest}` (`format_brought_run`); without one the spec means the config's default run.
     `T` is a true temperature (T > 1 flattens). The reference code multiplies the logits by its
-    `temp` argument instead, i.e. its `temp` is 1/T (METHOD.md section 12.2); `-t2` here equals its
+    `temp` argument instead, i.e. its `temp` is 1/T (docs/method.md §12.2); `-t2` here equals its
     `--temp 0.5`. Epoch 0 is the untrained initialisation.
     """
 
@@ -516,3 +516,26 @@ EXTERNAL_SET_PATTERN = rf"{EXTERNAL_PREFIX}{EXTERNAL_NAME_PATTERN}-ipc\d+"
 LABEL_SPEC_PATTERN = (rf"hard|noise[0-9.e+-]+|(?:learned|(?:expert|ensemble\d+)(?:-{EXPERT_RUN_PATTERN})?-e\d+)"
                       r"(?:-[a-z0-9.+]+)*")
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"  # a student protocol or expert run name of the config
+
+
+# --------------------------------------------------------------------------------------------------
+# Results folders: results/{run}, one per config
+
+
+RESULTS_RUN_PATTERN = r"[a-z0-9][a-z0-9_.-]*"  # a config's `run:`, the folder of its results, logs and work
+DERIVED_RUN_PREFIX = "config-"  # the runs of configs that name none; no `run:` may take it
+
+
+def derived_run_name(raw: dict) -> str:
+    """The results folder of a config that names no `run:`: `config-` and a digest of the config as read,
+    so two configs that differ in any value never share a folder, and one config always finds its own."""
+    import hashlib
+    import json
+
+    def canonical(value):  # mappings in key order, keys as text (YAML keys may be numbers)
+        if isinstance(value, dict):
+            return sorted((str(key), canonical(item)) for key, item in value.items())
+        return [canonical(item) for item in value] if isinstance(value, (list, tuple)) else value
+
+    text = json.dumps(canonical(raw), default=str)
+    return DERIVED_RUN_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:10]

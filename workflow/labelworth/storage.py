@@ -1,4 +1,4 @@
-"""What an image set and its labels cost on disk, as they are stored (METHOD.md 14.4): the bytes a
+"""What an image set and its labels cost on disk, as they are stored (docs/method.md §14.4): the bytes a
 reader must keep to train a student, so accuracy can be read against storage, as the
 label-compression papers (LPLD, NeurIPS 2024) report it. Plain Python, no torch.
 

@@ -1,4 +1,4 @@
-"""Student evaluation (METHOD.md section 7): train fresh networks on (images, labels), test them.
+"""Student evaluation (docs/method.md §7): train fresh networks on (images, labels), test them.
 
 `evaluate_students` trains a *population* (one student per seed) on the same images and labels and
 summarises it; callers never loop over seeds themselves, so the engine that trains the population is

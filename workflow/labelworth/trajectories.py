@@ -1,4 +1,4 @@
-"""Expert trajectories as one replay buffer for trajectory matching (METHOD.md 5.1, 8.1).
+"""Expert trajectories as one replay buffer for trajectory matching (docs/method.md §5.1, §8.1).
 
 Layout of `trajectories/{arch}-lr{lr}.pt` (written by `io.save_tensors`):
 

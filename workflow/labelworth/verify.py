@@ -24,7 +24,6 @@ from labelworth.specs import is_seed_folder
 
 CHECKED_SUFFIXES = (".pt", ".json")  # the files io writes with a checksum
 FOREIGN_FOLDER = "exports"  # image sets written in other codebases' layouts (MTT's .pt files), without one
-REPAIR_PROFILE = "profiles/local"
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ def rebuild_command(targets: list[Path], workdir: Path) -> str:
             relative.append(str(target.resolve().relative_to(workdir.resolve())))
         except ValueError:
             relative.append(str(target))
-    return f"snakemake --workflow-profile {REPAIR_PROFILE} all " + " ".join(relative)
+    return "snakemake all " + " ".join(relative)
 
 
 def run_verify(results: str | Path, do_repair: bool, workdir: str | Path = ".") -> int:

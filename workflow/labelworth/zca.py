@@ -1,4 +1,4 @@
-"""ZCA whitening of images (METHOD.md 2.2), as MTT and the paper apply it to CIFAR-10.
+"""ZCA whitening of images (docs/method.md §2.2), as MTT and the paper apply it to CIFAR-10.
 
 The reference fits `kornia.enhance.ZCAWhitening(eps=0.1, compute_inv=True)` on the whole training
 set, each image flattened to one feature vector: centre every feature by its training mean, take the
@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import torch
 
-# kornia's ZCAWhitening as the reference constructs it (METHOD.md 2.2).
+# kornia's ZCAWhitening as the reference constructs it (docs/method.md §2.2).
 ZCA_EPSILON = 0.1
 
 

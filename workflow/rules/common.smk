@@ -3,6 +3,7 @@
 import re
 import shlex
 import sys
+import time
 from pathlib import Path
 
 # The package must be importable at parse time even when it is not installed (e.g. a bare clone).
@@ -20,6 +21,7 @@ from labelworth.plan import (
     read_best_epochs,
     trajectory_epochs,
 )
+from labelworth.render import record_run
 from labelworth.settings import to_options
 from labelworth.specs import (
     EXPERT_RUN_PATTERN,
@@ -72,13 +74,22 @@ CRITICAL_PATH_PRIORITY = 10
 JOB_SERVER = JobServer("logs/job_server/job_server.log")
 
 
+# Each finished run stamps its log folder (logs/{run}/runs.jsonl): docs/results.md is rendered with it.
+RUN_STARTED = []
+
+
 onstart:
+    RUN_STARTED.append(time.time())
     if workflow.local_exec and not workflow.deployment_settings.deployment_method:
         JOB_SERVER.start()
 
 
 onsuccess:
     JOB_SERVER.stop()
+    if RUN_STARTED:
+        record_run(
+            LAYOUT.logs, RUN_STARTED[0], time.time(), list(workflow.overwrite_configfiles), Path(workflow.basedir)
+        )
 
 
 onerror:

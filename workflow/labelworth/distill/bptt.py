@@ -1,4 +1,4 @@
-"""Ra-BPTT: random truncated backpropagation through training, with learned labels (METHOD.md 8.5,
+"""Ra-BPTT: random truncated backpropagation through training, with learned labels (docs/method.md §8.5,
 RaT-BPTT's `framework/base2.py` and `distill_higher.py`; the paper's "labels learned by distillation", E13).
 
 Learnable: the synthetic images (N(0, 1) noise in normalised space as the reference, or random real

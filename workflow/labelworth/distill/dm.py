@@ -1,4 +1,4 @@
-"""DM: distribution matching (METHOD.md 8.3, DC's `main_DM.py`).
+"""DM: distribution matching (docs/method.md §8.3, DC's `main_DM.py`).
 
 The synthetic images start as random real images (class-major). Each iteration draws a freshly
 initialised network, frozen, and for every class compares the mean embedding (`model.embed`, the

@@ -1,4 +1,4 @@
-"""MTT: matching training trajectories (METHOD.md 8.1, MTT's `distill.py`), with TESLA's
+"""MTT: matching training trajectories (docs/method.md §8.1, MTT's `distill.py`), with TESLA's
 constant-activation-memory meta-gradient as an option (8.2).
 
 Learnable: the synthetic images (real-image init, class-major, hard labels) and a scalar student lr

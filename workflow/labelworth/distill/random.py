@@ -1,4 +1,4 @@
-"""Random real images per class: the images of the paper's soft-label baseline (METHOD.md 1.2).
+"""Random real images per class: the images of the paper's soft-label baseline (docs/method.md §1.2).
 
 The selection is the reference's: one `numpy.random.RandomState(seed)` draws a permutation of each
 class's training indices in class order and keeps the first `images_per_class`, so seed 42 picks
@@ -40,10 +40,10 @@ def select_random(classes: torch.Tensor, images_per_class: int, num_classes: int
 
 def load_real_images(train: dict, indices: torch.Tensor, seed: int) -> torch.Tensor:
     """The training images at `indices` from a prepared `train.pt`, as the students see them:
-    normalised, or as stored when the split was whitened (METHOD.md 2.2).
+    normalised, or as stored when the split was whitened (docs/method.md §2.2).
 
     ImageNet is not cached as tensors: only the chosen files are read, and the train preset's random
-    crop is applied once here (METHOD.md 12.12), reproducibly from `seed`."""
+    crop is applied once here (docs/method.md §12.12), reproducibly from `seed`."""
     spec = dataset_spec(train["meta"]["dataset"])
     if train["meta"].get("zca"):
         return train["images"][indices]

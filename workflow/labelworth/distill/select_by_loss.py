@@ -1,4 +1,4 @@
-"""Real images chosen by how hard an expert finds them (METHOD.md E14, the paper's appendix).
+"""Real images chosen by how hard an expert finds them (docs/method.md §9 E14, the paper's appendix).
 
 An early expert scores every training image by its cross-entropy against the true class; within each
 class the images are sorted from easiest to hardest and split into ten equal quantile bins, and
@@ -29,7 +29,7 @@ def expert_losses(logits: torch.Tensor, classes: torch.Tensor, double_softmax: b
     """Per-image cross-entropy against the true class.
 
     `double_softmax` reproduces the reference, which applies the cross-entropy to the expert's
-    probabilities instead of its logits (METHOD.md 12.8); both orderings put confident correct
+    probabilities instead of its logits (docs/method.md §12.8); both orderings put confident correct
     images first, but the quirk compresses the losses into a narrow range."""
     scores = logits.softmax(1) if double_softmax else logits
     return F.cross_entropy(scores, classes, reduction="none")

@@ -1,4 +1,4 @@
-"""SRe2L: recover images from a batch-norm teacher, then relabel them with it (METHOD.md 8.6,
+"""SRe2L: recover images from a batch-norm teacher, then relabel them with it (docs/method.md §8.6,
 VILA-Lab/SRe2L's `recover_cifar.py` / `recover_tiny.py`). Squeeze, training the teacher, is the
 ordinary expert training (experts.py) of a batch-norm architecture.
 

@@ -1,5 +1,5 @@
 """Image sets cut from other image sets: `{set}-without{c}` drops class c's images (the zero-shot
-experiment's "treat image" arm, METHOD.md E9), keeping every other image and its order."""
+experiment's "treat image" arm, docs/method.md §9 E9), keeping every other image and its order."""
 
 from __future__ import annotations
 

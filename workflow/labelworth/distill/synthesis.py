@@ -26,7 +26,7 @@ def draw_seed(generator: torch.Generator) -> int:
 
 def real_image_init(train, images_per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Random real images and their classes, class-major: the set `random-ipc{n}` with the same seed
-    holds exactly these images (METHOD.md 8.1/8.3 `pix_init=real`)."""
+    holds exactly these images (docs/method.md §8.1/§8.3 `pix_init=real`)."""
     indices = select_random(train.labels.cpu(), images_per_class, train.num_classes, seed)
     indices = indices.to(train.images.device)
     return train.images[indices].clone(), train.labels[indices].clone()
