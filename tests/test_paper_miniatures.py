@@ -77,7 +77,7 @@ def test_a_paper_config_runs_end_to_end_in_miniature(path, tmp_path):
     small = tmp_path / "miniature.yaml"
     small.write_text(yaml.safe_dump(miniature(config, str(data_root.relative_to(tmp_path)))))
     snakemake(tmp_path, config=small)
-    results = tmp_path / "results" / config["dataset"]
+    results = tmp_path / "results" / config["run"]
     table = list(csv.DictReader(open(results / "tables" / "soft_vs_hard.csv")))
     assert table and {"published_mean", "best_minus_published"} <= set(table[0])
     assert {row["method"] for row in table} == set(config["benchmark"]["methods"])
