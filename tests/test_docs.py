@@ -39,8 +39,18 @@ def test_render_copies_each_figure_and_quotes_each_table_under_the_longest_runs_
     page = render_results(layout, tmp_path / "docs", ROOT / "workflow" / "report").read_text()
     assert table.rstrip() in page and "![soft_vs_hard](figures/soft_vs_hard.png)" in page
     assert "**42 min 06 s**" in page and "the longest of 2 recorded runs" in page and "`config.yaml`" in page
+    assert "Its results folder holds **0 MB**." in page
     assert (tmp_path / "docs" / "figures" / "zero_shot.png").read_bytes() == b"png2"
     assert page.index("## soft-vs-hard") < page.index("## zero-shot")
+
+
+def test_a_hard_linked_file_counts_once_in_a_folders_bytes(tmp_path):
+    from labelworth.render import folder_bytes
+
+    (tmp_path / "a").write_bytes(b"x" * 1000)
+    (tmp_path / "b").hardlink_to(tmp_path / "a")
+    (tmp_path / "c").write_bytes(b"y" * 10)
+    assert folder_bytes(tmp_path) == 1010
 
 
 def test_durations_read_as_minutes_and_seconds():

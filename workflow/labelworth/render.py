@@ -103,6 +103,18 @@ def duration_text(seconds: float) -> str:
     return (f"{hours} h {minute:02d} min" if hours else f"{minute} min") + f" {second:02d} s"
 
 
+def folder_bytes(folder: Path) -> int:
+    """The bytes of the files under `folder`, a file hard-linked twice counted once (as `du` does)."""
+    seen, total = set(), 0
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            status = path.stat()
+            if (status.st_dev, status.st_ino) not in seen:
+                seen.add((status.st_dev, status.st_ino))
+                total += status.st_size
+    return total
+
+
 def stamp_text(stamp: dict, runs: int) -> str:
     """The run's one-paragraph stamp."""
     day = datetime.datetime.fromtimestamp(stamp["started"], datetime.timezone.utc)
@@ -132,7 +144,8 @@ def render_results(layout, docs: str | Path, report_dir: str | Path) -> Path:
     (docs / "figures").mkdir(parents=True, exist_ok=True)
     lines = ["# Results", "",
              f"Rendered by `labelworth render-results` from the files of one run ({results_root}); "
-             "do not edit by hand.", "", stamp_text(stamp, runs), "",
+             "do not edit by hand.", "", stamp_text(stamp, runs),
+             f"Its results folder holds **{folder_bytes(results_root) / 1e6:.0f} MB**.", "",
              "Accuracies are in percent: mean ± std over students [95% t-interval of the mean]. A paired "
              "difference carries * where its 95% interval excludes zero and 'not resolved' where it does not.",
              "", "| figure | reproduces |", "|---|---|"]
