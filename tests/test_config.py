@@ -357,9 +357,9 @@ def test_check_config_command_reads_and_checks_a_file(tmp_path, capsys):
 
     assert main(["check-config", "--configfile", str(ROOT / "config.yaml")]) == 0
     bad = tmp_path / "bad.yaml"
-    bad.write_text((ROOT / "config.yaml").read_text().replace("epochs: 200", "epochs: 200.0"))
+    bad.write_text((ROOT / "config.yaml").read_text().replace("epochs: 120 ", "epochs: 120.0 "))
     assert main(["check-config", "--configfile", str(bad)]) == 2
-    assert "students.convnet-d3-w32.epochs: 200.0 is not a whole number" in capsys.readouterr().err
+    assert "students.convnet-d3-w32.epochs: 120.0 is not a whole number" in capsys.readouterr().err
 
 
 def test_online_rows_relabel_random_and_sre2l_images_with_each_source_and_sre2l_its_own_teacher(default_config):

@@ -18,7 +18,9 @@ from labelworth.schema import config_reference, config_schema
 ROOT = Path(__file__).resolve().parents[1]
 # An accuracy quoted with its interval: `52.7 [52.2, 53.3]`, `45.9 ± 1.5 [42.2, 49.7]`, `+6.8 [+3.1, +10.5]`.
 QUOTED = re.compile(r"[+-]?\d+\.\d+(?: ± \d+\.\d+)? \[[+-]?\d+\.\d+, [+-]?\d+\.\d+\]")
-RENDERED = ["docs/results.md", *sorted(str(path.relative_to(ROOT)) for path in (ROOT / "docs/evaluations").glob("*.md"))]
+# The rendered pages: the default run's (docs/results.md), another run's (docs/<run>/results.md), summaries of evaluate.
+RENDERED = ["docs/results.md", *sorted(str(path.relative_to(ROOT)) for path in ROOT.glob("docs/*/results.md")),
+            *sorted(str(path.relative_to(ROOT)) for path in (ROOT / "docs/evaluations").glob("*.md"))]
 
 
 def test_render_copies_each_figure_and_quotes_each_table_under_the_longest_runs_stamp(tmp_path):

@@ -635,6 +635,8 @@ def test_the_sweep_chooses_on_validation_where_the_students_have_it(tmp_path):
     assert table["best_accuracy"].tolist() == pytest.approx([50.0]) and table["validation_accuracy"].tolist() == [60.0]
     # choosing on the test set would have taken epoch 4 at 55%: 5 points of optimism
     assert table["test_chosen_epoch"].tolist() == [4] and table["test_chosen_accuracy"].tolist() == pytest.approx([55.0])
+    page = (tmp_path / "out" / "expert_epoch_sweep.md").read_text()  # with its interval, and paired over seeds
+    assert "| 4: 55.0 ± 1.0 [52.5, 57.5] | +5.0 [+5.0, +5.0] * |" in page
 
 
 def test_rank_stability_ranks_the_sets_under_each_protocol(tmp_path):
