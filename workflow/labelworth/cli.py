@@ -263,7 +263,7 @@ def _render_results(args) -> None:
     from labelworth.layout import Layout
     from labelworth.render import render_results
 
-    page = render_results(Layout.of(args.run or load_config_file(args.configfile).run), args.docs, Path(__file__).resolve().parents[1] / "report")
+    page = render_results(Layout.of(args.run_name or load_config_file(args.configfile).run), args.docs, Path(__file__).resolve().parents[1] / "report")
     print(f"written: {page} and its figures in {page.parent / 'figures'}")
 
 
@@ -463,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     stage = stages.add_parser("render-results", help="write docs/results.md and docs/figures/ from one finished "
                               "run's folder, stamped with its commit, machine and wall time")
     stage.add_argument("--configfile", default="config.yaml", help="the run's config (its `run:` names the folders)")
-    stage.add_argument("--run", help="the run's name instead (a run of this config with `--config run=NAME`)")
+    stage.add_argument("--run", dest="run_name", help="the run's name instead (a run of this config with `--config run=NAME`)")
     stage.add_argument("--docs", default="docs", help="where results.md and figures/ go (default: docs)")
     stage.set_defaults(run=_render_results)
 

@@ -30,7 +30,7 @@ PAPER_MAP = {
     "temperature_grid": "the official code's temperature x expert-epoch grid",
     "soft_label_bars": "Fig. 3: one image's soft label as the expert trains",
     "class_similarity": "the structure of expert knowledge: mean soft label per class",
-    "label_swap": "Fig. 4: swapping the i-th largest label value with the top one",
+    "label_swap": "Fig. 4: swapping the i-th largest label value with the smallest",
     "zero_shot": "Figs. 6-7: learning a class from labels alone (its images removed)",
     "scaling_law": "the data-knowledge scaling law: accuracy against IPC for each kind of label",
     "pareto": "the Pareto frontier of data-efficient learning over expert epochs",
