@@ -84,8 +84,8 @@ def record_run(logs: str | Path, started: float, finished: float, config_files: 
     return stamp
 
 
-def longest_run(logs: Path) -> dict:
-    """The stamp of the run's longest recorded invocation: the one that built it, not a later top-up."""
+def run_stamps(logs: Path) -> list[dict]:
+    """The stamps of every recorded invocation of the run, in order; one line for a missing or empty file."""
     path = logs / RUNS_FILE
     if not path.exists():
         raise LabelworthError(f"{path}: no run stamp; it is written when a workflow run of this folder finishes "
@@ -93,7 +93,7 @@ def longest_run(logs: Path) -> dict:
     stamps = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     if not stamps:
         raise LabelworthError(f"{path}: empty; render after a finished workflow run")
-    return max(stamps, key=lambda stamp: stamp["wall_seconds"])
+    return stamps
 
 
 def duration_text(seconds: float) -> str:
@@ -136,15 +136,15 @@ def render_results(layout, docs: str | Path, report_dir: str | Path) -> Path:
     Property (tests): every table cell of the run appears in the page verbatim, each figure present
     in the run is copied and linked, and the stamp names the longest recorded run."""
     results_root, logs, docs, report_dir = Path(layout.root), Path(layout.logs), Path(docs), Path(report_dir)
-    stamp = longest_run(logs)
-    runs = len((logs / RUNS_FILE).read_text().splitlines())
+    stamps = run_stamps(logs)
+    stamp = max(stamps, key=lambda stamp: stamp["wall_seconds"])  # the run that built it, not a later top-up
     figures = [name for name in PAPER_MAP if (results_root / "figures" / f"{name}.png").exists()]
     if not figures:
         raise LabelworthError(f"{results_root}/figures: no figure; render a finished run's folder")
     (docs / "figures").mkdir(parents=True, exist_ok=True)
     lines = ["# Results", "",
              f"Rendered by `labelworth render-results` from the files of one run ({results_root}); "
-             "do not edit by hand.", "", stamp_text(stamp, runs),
+             "do not edit by hand.", "", stamp_text(stamp, len(stamps)),
              f"Its results folder holds **{folder_bytes(results_root) / 1e6:.0f} MB**.", "",
              "Accuracies are in percent: mean ± std over students [95% t-interval of the mean]. A paired "
              "difference carries * where its 95% interval excludes zero and 'not resolved' where it does not.",
