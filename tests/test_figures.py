@@ -32,15 +32,15 @@ NUM_CLASSES = len(CLASS_NAMES)
 
 
 def write_result(folder, image_set: str, label_spec: str, final: float, per_class=None, student="convnet-d3-w32",
-                 dataset="fashion_mnist", expert_run="", online=False) -> str:
+                 dataset="fashion_mnist", expert_run="", online=False, finals=None) -> str:
     """A student-result JSON as students.run_evaluate_students writes it: three students whose final
-    accuracies (the headline) average exactly `final` (a fraction), 0.01 apart, each with a best of
-    its two test passes 0.02 above its final, and `per_class` (fractions, the same for every student;
-    default: final for every class) as per-class final accuracies; `online`: a protocol whose expert
-    labels every batch (labels: online)."""
+    accuracies (the headline) average exactly `final` (a fraction), 0.01 apart (or are `finals`, one
+    per student seed 0, 1, ...), each with a best of its two test passes 0.02 above its final, and
+    `per_class` (fractions, the same for every student; default: final for every class) as per-class
+    final accuracies; `online`: a protocol whose expert labels every batch (labels: online)."""
     best = final + 0.02
     per_class = per_class if per_class is not None else [final] * NUM_CLASSES
-    finals = [final - 0.01, final, final + 0.01]
+    finals = finals or [final - 0.01, final, final + 0.01]
     students = [{"seed": seed, "final_accuracy": f, "best_accuracy": f + 0.02, "best_epoch": 100,
                  "per_class_final_accuracy": list(per_class), "curve": [[100, f + 0.02], [200, f]]}
                 for seed, f in enumerate(finals)]
@@ -180,20 +180,26 @@ def test_pareto_table_gives_the_best_epoch_per_ipc(tmp_path):
 # E6, E9: label swap and zero-shot
 
 
-def test_label_swap_table_gives_accuracy_relative_to_the_unswapped_label(tmp_path):
+def test_label_swap_table_gives_each_variant_minus_the_unswapped_label_paired_over_seeds(tmp_path):
     accuracy = {"expert-e4": 0.60, "expert-e4-swap1": 0.30, "expert-e4-swap2": 0.45, "expert-e4-swap9": 0.57,
                 "expert-e4-shuffle": 0.50, "expert-e4-smooth": 0.48}
-    inputs = [write_result(tmp_path, f"random-ipc{ipc}", spec, acc * (1 + ipc / 100))
+    inputs = [write_result(tmp_path, f"random-ipc{ipc}", spec, acc + ipc / 100)
               for ipc in (1, 10) for spec, acc in accuracy.items()]
+    # IPC 1's unswapped students score 60, 61, 62; by hand, swap 1 at 30, 33, 30 differs by -30, -28,
+    # -32: mean -30, sample std 2, half-width t(2) 4.303 x 2 / sqrt(3) = 4.97. Swap 9 at 59, 62, 60:
+    # -1, +1, -2, mean -0.67, std 1.53, half-width 3.80, an interval holding zero.
+    inputs += [write_result(tmp_path, "random-ipc1", "expert-e4-swap1", 0.31, finals=[0.30, 0.33, 0.30]),
+               write_result(tmp_path, "random-ipc1", "expert-e4-swap9", 0.6033, finals=[0.59, 0.62, 0.60])]
+    inputs = list(dict.fromkeys(inputs))  # the two rewrote their files
 
     table = draw(tmp_path, "label_swap", inputs).set_index("IPC")
 
     assert list(table.columns) == ["unswapped", "swap 1", "swap 2", "swap 9", "shuffle", "smooth"]
-    assert table.loc[1, "unswapped"].startswith("60.6 ± ")
-    for ipc in (1, 10):  # the IPC factor cancels in the ratio
-        assert table.loc[ipc, "swap 1"] == pytest.approx(0.5, abs=1e-3)
-        assert table.loc[ipc, "swap 2"] == pytest.approx(0.75, abs=1e-3)
-        assert table.loc[ipc, "smooth"] == pytest.approx(0.8, abs=1e-3)
+    assert table.loc[1, "unswapped"] == "61.0 ± 1.0 [58.5, 63.5]"
+    assert table.loc[1, "swap 1"] == "-30.0 [-35.0, -25.0] *"
+    assert table.loc[1, "swap 9"] == "-0.7 [-4.5, +3.1] not resolved"
+    assert table.loc[10, "swap 2"] == "-15.0 [-15.0, -15.0] *"  # every seed 15 points down: no spread
+    assert table.loc[10, "smooth"] == "-12.0 [-12.0, -12.0] *"
 
 
 def test_zero_shot_uses_the_subject_class_own_final_accuracy(tmp_path):
@@ -220,12 +226,24 @@ def test_zero_shot_uses_the_subject_class_own_final_accuracy(tmp_path):
     labels[torch.arange(len(classes)), classes] += 1 - labels.sum(1)
     io.save_tensors(tmp_path / "labels.pt", {"labels": labels}, {"label_spec": "expert-e4"})
     io.save_tensors(tmp_path / "images.pt", {"images": torch.zeros(len(classes), 1, 2, 2), "labels": classes}, {})
+    # Shirt without its images scores 5, 12, 19 over the three student seeds: by hand, mean 12, sample
+    # std 7, half-width t(2) 4.303 x 7 / sqrt(3) = 17.4, so [-5.4, 29.4] holds chance (10%).
+    shirt_image_arm = inputs[3]
+    content = io.read_json(shirt_image_arm)
+    for student, score in zip(content["students"], (0.05, 0.12, 0.19)):
+        student["per_class_final_accuracy"][6] = score
+    write_json(shirt_image_arm, content)
     table = draw(tmp_path, "zero_shot", inputs, mass_labels=str(tmp_path / "labels.pt"),
                  mass_images=str(tmp_path / "images.pt")).set_index("subject")
 
-    assert list(table.columns) == ["control", "treat image", "treat label", "label mass (%)", "treat image above chance"]
-    assert table.loc["Trouser"].tolist() == ["95.0 ± 0.0", "55.0 ± 0.0", "5.0 ± 0.0", 6.0, True]
-    assert table.loc["Shirt"].tolist() == ["40.0 ± 0.0", "12.0 ± 0.0", "2.0 ± 0.0", 1.0, True]
+    assert list(table.columns) == ["control", "treat image", "treat label", "treat image - control",
+                                   "treat label - control", "label mass (%)", "treat image against chance"]
+    assert table.loc["Trouser"].tolist() == [
+        "95.0 ± 0.0 [95.0, 95.0]", "55.0 ± 0.0 [55.0, 55.0]", "5.0 ± 0.0 [5.0, 5.0]", "-40.0 [-40.0, -40.0] *",
+        "-90.0 [-90.0, -90.0] *", 6.0, "above"]
+    assert table.loc["Shirt"].tolist() == [
+        "40.0 ± 0.0 [40.0, 40.0]", "12.0 ± 7.0 [-5.4, 29.4]", "2.0 ± 0.0 [2.0, 2.0]", "-28.0 [-45.4, -10.6] *",
+        "-38.0 [-38.0, -38.0] *", 1.0, "not resolved"]
 
 
 def test_label_mass_is_zero_for_hard_labels_and_one_over_c_for_uniform_ones():
@@ -265,13 +283,13 @@ def test_exchange_rate_is_the_image_multiple_to_match_the_reference():
     assert np.isnan(exchange_rate(PowerLaw(20, -0.1, 0, 0), soft, 1))  # accuracy never grows
 
 
-def test_label_swap_gives_an_external_set_its_own_row_relative_to_its_own_unswapped_labels(tmp_path):
+def test_label_swap_gives_an_external_set_its_own_row_against_its_own_unswapped_labels(tmp_path):
     accuracy = {"expert-e4": 0.60, "expert-e4-swap1": 0.30, "expert-e4-shuffle": 0.50, "expert-e4-smooth": 0.48}
     inputs = [write_result(tmp_path, image_set, spec, acc * scale) for image_set, scale in
               (("random-ipc1", 1.0), ("external-mine-ipc1", 1.2)) for spec, acc in accuracy.items()]
     table = draw(tmp_path, "label_swap", inputs)
     assert table["images"].tolist() == ["random", "mine (external)"] and table["IPC"].tolist() == [1, 1]
-    assert table["swap 1"].tolist() == pytest.approx([0.5, 0.5], abs=1e-3)
+    assert table["swap 1"].tolist() == ["-30.0 [-30.0, -30.0] *", "-36.0 [-36.0, -36.0] *"]
     assert table["unswapped"].iloc[1].startswith("72.0 ± ")
 
 
@@ -303,13 +321,18 @@ def test_scaling_law_table_fits_each_label_kind(tmp_path):
 # E7, E12, E14, E16: grids of populations
 
 
-def test_temperature_grid_table_is_epochs_by_temperatures(tmp_path):
+def test_temperature_grid_table_sets_each_cell_against_its_unsmoothed_and_its_early_expert(tmp_path):
     inputs = [write_result(tmp_path, "random-ipc10", spec, acc) for spec, acc in
               {"expert-e2": 0.70, "expert-e2-t2": 0.66, "expert-e8": 0.60, "expert-e8-t2": 0.68}.items()]
-    table = draw(tmp_path, "temperature_grid", inputs)
-    assert list(table.columns) == ["IPC", "expert epoch", "T=1", "T=2"]
-    assert table["expert epoch"].tolist() == [2, 8]
-    assert table.loc[1, "T=2"].startswith("68.0 ± ")
+    table = draw(tmp_path, "temperature_grid", inputs).fillna("")
+    assert list(table.columns) == ["IPC", "expert epoch", "T", "accuracy", "- same epoch at T=1",
+                                   "- earliest epoch at T=1"]
+    assert table[["expert epoch", "T"]].values.tolist() == [[2, 1], [2, 2], [8, 1], [8, 2]]
+    assert table["accuracy"].iloc[3] == "68.0 ± 1.0 [65.5, 70.5]"
+    # the transform against its base (same epoch, T = 1), and the smoothed late expert against the early one
+    assert table["- same epoch at T=1"].tolist() == ["", "-4.0 [-4.0, -4.0] *", "", "+8.0 [+8.0, +8.0] *"]
+    assert table["- earliest epoch at T=1"].tolist() == ["", "-4.0 [-4.0, -4.0] *", "-10.0 [-10.0, -10.0] *",
+                                                         "-2.0 [-2.0, -2.0] *"]
 
 
 def test_ensemble_table_is_ipcs_by_number_of_experts(tmp_path):
@@ -612,6 +635,31 @@ def test_label_budget_sets_soft_labels_against_hard_ones_on_the_same_bytes(tmp_p
     hard = pd.DataFrame({"images_per_class": [1, 4], "final_mean": [40.0, 60.0]})
     assert hard_accuracy_at(hard, 1) == 40.0 and hard_accuracy_at(hard, 4) == 60.0
     assert hard_accuracy_at(hard, 2) == pytest.approx(50.0) and math.isnan(hard_accuracy_at(hard, 0.5))
+    markdown = (tmp_path / "out" / "label_budget.md").read_text()
+    assert "| -1.0 [-1.0, -1.0] * |" in markdown  # int8 minus float32 at IPC 1, every seed 1 point down
+
+
+def test_label_budget_pairs_soft_labels_with_hard_ones_interpolated_per_seed(tmp_path):
+    """Hard labels at IPC 1 score 39, 40, 41 and at IPC 2 50, 52, 48 over seeds 0-2; full soft labels
+    at IPC 1 (8,240 bytes, hard IPC 8,240 / 7,850) score 54, 55, 56. Each seed's hard accuracy is
+    interpolated linearly in log IPC, and soft - hard is the t-interval of the per-seed differences."""
+    inputs = [write_result(tmp_path, "random-ipc1", "hard", 0.40),
+              write_result(tmp_path, "random-ipc2", "hard", 0.50, finals=[0.50, 0.52, 0.48]),
+              write_result(tmp_path, "random-ipc1", "expert-e2", 0.55)]
+    table = draw(tmp_path, "label_budget", inputs).set_index(["images_per_class", "stored_as"])
+    weight = math.log(8240 / 7850) / math.log(2)
+    hard = [39 + weight * 11, 40 + weight * 12, 41 + weight * 7]
+    differences = np.array([54, 55, 56]) - np.array(hard)
+    half = 4.303 * differences.std(ddof=1) / math.sqrt(3)
+    full = table.loc[(1, "float32")]
+    assert full["soft_minus_hard"] == pytest.approx(differences.mean())
+    assert (full["soft_minus_hard_low"], full["soft_minus_hard_high"]) == pytest.approx(
+        (differences.mean() - half, differences.mean() + half))
+    from labelworth.figures.label_budget import hard_by_seed_at
+    points = pd.DataFrame({"images_per_class": [1, 2], "final_by_seed": [{0: 40.0, 1: 41.0}, {1: 52.0, 2: 50.0}]})
+    assert hard_by_seed_at(points, 2) == {1: 52.0, 2: 50.0}  # measured there: that population's seeds
+    assert hard_by_seed_at(points, math.sqrt(2)) == pytest.approx({1: 46.5})  # between: the seeds both have
+    assert hard_by_seed_at(points, 3) == {}
 
 
 def test_the_sweep_chooses_on_validation_where_the_students_have_it(tmp_path):

@@ -14,12 +14,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from labelworth.figures.results import HEADLINE_NOTE, final_cell, student_results
+from labelworth.figures.results import HEADLINE_NOTE, as_number, final_cell, paired_text, student_results
 from labelworth.figures.style import (
     ACCURACY_LABEL, REGIME_MARKERS, bytes_axis, dataset_title, human_bytes, label_points, method_color, new_figure,
     outside_legend, plot_mean_std, save_figure, save_table, sequence_colors,
 )
 from labelworth.figures import FigureFiles
+from labelworth.intervals import paired_difference
 
 
 def stored_as(row) -> str:
@@ -41,11 +42,33 @@ def hard_accuracy_at(hard: pd.DataFrame, images_per_class: float) -> float:
     return float(np.interp(np.log(images_per_class), np.log(ipcs), accuracies))
 
 
+def hard_by_seed_at(hard: pd.DataFrame, images_per_class: float) -> dict:
+    """`hard_accuracy_at` per student seed: each seed's final accuracy interpolated between the two
+    measured hard populations around the IPC (or taken from the one measured there), over the seeds
+    both have; {} outside them. A soft population paired with it over seeds gives the matched-budget
+    difference an interval.
+
+    Property (tests): with every seed shifted by the same amount in both populations, each seed's value
+    is the mean's interpolation shifted by it."""
+    points = hard.sort_values("images_per_class")
+    ipcs = points["images_per_class"].to_numpy(float)
+    if not len(ipcs) or images_per_class < ipcs[0] or images_per_class > ipcs[-1]:
+        return {}
+    above = min(int(np.searchsorted(ipcs, images_per_class)), len(ipcs) - 1)
+    around = points.iloc[[above] if ipcs[above] == images_per_class else [above - 1, above]]
+    seeds = set.intersection(*(set(by_seed) for by_seed in around["final_by_seed"]))
+    return {seed: float(np.interp(np.log(images_per_class), np.log(around["images_per_class"].to_numpy(float)),
+                                  [by_seed[seed] for by_seed in around["final_by_seed"]]))
+            for seed in sorted(seeds)}
+
+
 def budget_table(results: pd.DataFrame) -> pd.DataFrame:
     """One row per soft population: IPC, how its labels are stored, label and total bytes, its final
     accuracy (mean, interval), the IPC hard labels can have on the same total bytes, their
-    (interpolated) accuracy there and the difference; NaN where the budget lies beyond the measured
-    hard-label populations."""
+    (interpolated) accuracy there and the difference with its 95% interval paired over student seeds
+    (`hard_by_seed_at`); NaN where the budget lies beyond the measured hard-label populations.
+    Also each population's by-seed finals and matched hard values (`final_by_seed`, `hard_by_seed`)
+    for the display's paired cells."""
     hard = results[results["source"] == "hard"]
     per_ipc_hard = (hard["image_bytes"] + hard["label_bytes"]) / hard["images_per_class"]
     bytes_per_ipc = float(per_ipc_hard.iloc[0])  # images and hard labels grow linearly with IPC
@@ -53,13 +76,28 @@ def budget_table(results: pd.DataFrame) -> pd.DataFrame:
     for _, row in results[results["source"] != "hard"].iterrows():
         total = int(row["image_bytes"] + row["label_bytes"])
         equivalent = total / bytes_per_ipc
-        at_budget = hard_accuracy_at(hard, equivalent)
+        hard_by_seed = hard_by_seed_at(hard, equivalent)
+        difference = (paired_difference(row["final_by_seed"], hard_by_seed)
+                      if set(hard_by_seed) & set(row["final_by_seed"]) else {"low": None, "high": None})
         rows.append({"images_per_class": int(row["images_per_class"]), "stored_as": stored_as(row),
                      "label_spec": row["label_spec"], "label_bytes": int(row["label_bytes"]), "total_bytes": total,
                      "final_mean": row["final_mean"], "final_std": row["final_std"], "final_low": row["final_low"],
                      "final_high": row["final_high"], "hard_images_per_class": equivalent,
-                     "hard_at_budget": at_budget, "soft_minus_hard": row["final_mean"] - at_budget})
+                     "hard_at_budget": hard_accuracy_at(hard, equivalent),
+                     "soft_minus_hard": row["final_mean"] - hard_accuracy_at(hard, equivalent),
+                     "soft_minus_hard_low": as_number(difference["low"]),
+                     "soft_minus_hard_high": as_number(difference["high"]),
+                     "final_by_seed": row["final_by_seed"], "hard_by_seed": hard_by_seed})
     return pd.DataFrame(rows).sort_values(["images_per_class", "label_bytes"], ignore_index=True)
+
+
+def against_float32(table: pd.DataFrame) -> list[str]:
+    """Each stored form minus the float32 labels of its IPC, paired over student seeds (`paired_text`;
+    '' for the float32 row itself and where the IPC has none): what the smaller storage costs."""
+    float32 = table[table["stored_as"] == "float32"].set_index("images_per_class")
+    return ["" if row["stored_as"] == "float32" or row["images_per_class"] not in float32.index
+            else paired_text(row["final_by_seed"], float32.loc[row["images_per_class"], "final_by_seed"])
+            for _, row in table.iterrows()]
 
 
 def draw(files: FigureFiles, settings) -> None:
@@ -94,10 +132,13 @@ def draw(files: FigureFiles, settings) -> None:
             f"{accuracy:.1f} (IPC {ipc:.2f}, interpolated)" if not pd.isna(accuracy)
             else f"not measured (IPC {ipc:.2f} lies beyond the hard-label populations)"
             for accuracy, ipc in zip(table["hard_at_budget"], table["hard_images_per_class"])],
-        "soft - hard": ["" if pd.isna(value) else f"{value:+.1f}" for value in table["soft_minus_hard"]],
+        "soft - hard (paired)": [paired_text(row["final_by_seed"], row["hard_by_seed"]) for _, row in table.iterrows()],
+        "- float32 (paired)": against_float32(table),
     })
-    save_table(table, files.table_csv, files.table_md, md_frame=display,
+    save_table(table.drop(columns=["final_by_seed", "hard_by_seed"]), files.table_csv, files.table_md, md_frame=display,
                title=f"Matched label budgets: each soft-label population of random images ({HEADLINE_NOTE}) "
                      "against hard labels on as many total bytes (images as uint8 pixels plus labels as stored), "
                      "that is on more images; hard labels' accuracy there is interpolated linearly in log IPC "
-                     "between the measured hard-label populations (its own spread not included).")
+                     "between the measured hard-label populations, per student seed, so that soft - hard is paired "
+                     "over the same seeds [95% interval], * where it excludes zero; - float32: the stored form "
+                     "minus the full float32 labels at its IPC, paired the same way.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from labelworth.intervals import mean_interval, paired_difference
@@ -33,8 +32,9 @@ def student_results(paths: list[str]) -> pd.DataFrame:
     test passes, the paper's convention), passes (test passes per student), validation_mean (the
     final accuracy on the held-out validation split, selection: validation; NaN without one); stds are sample stds
     (NaN for one student); students (count);
-    per_class_final and per_class_final_std (lists, percent, mean and population std over
-    students, as the students' own summaries use); class_names (list).
+    per_class_final_by_seed (student seed -> that student's per-class final accuracies, percent:
+    intervals and paired differences of one class);
+    class_names (list).
     """
     rows = []
     for path in paths:
@@ -42,7 +42,8 @@ def student_results(paths: list[str]) -> pd.DataFrame:
         meta = result["meta"]
         images = parse_image_set(meta["image_set"])
         labels = parse_label_spec(meta["label_spec"])
-        per_class = 100 * np.array([s["per_class_final_accuracy"] for s in result["students"]])
+        per_class_by_seed = {int(student["seed"]): [100 * float(value) for value in student["per_class_final_accuracy"]]
+                             for student in result["students"]}
         finals = {int(student["seed"]): 100 * float(student["final_accuracy"]) for student in result["students"]}
         final = mean_interval(list(finals.values()))
         bests = {int(student["seed"]): 100 * float(student["best_accuracy"]) for student in result["students"]}
@@ -72,26 +73,26 @@ def student_results(paths: list[str]) -> pd.DataFrame:
             "loss_bin": images.loss_bin,
             "external_name": images.external_name or "",
             "final_mean": final["mean"],
-            "final_std": _number(final["std"]),
-            "final_low": _number(final["low"]),
-            "final_high": _number(final["high"]),
+            "final_std": as_number(final["std"]),
+            "final_low": as_number(final["low"]),
+            "final_high": as_number(final["high"]),
             "final_ci": 0.0 if final["low"] is None else (final["high"] - final["low"]) / 2,
             "final_by_seed": finals,
             "best_mean": best["mean"],
-            "best_std": _number(best["std"]),
+            "best_std": as_number(best["std"]),
             "best_by_seed": bests,
             "passes": len(result["students"][0]["curve"]),
             "validation_mean": (100 * result["final_validation_accuracy"]["mean"]
                                 if "final_validation_accuracy" in result else float("nan")),
             "students": len(result["students"]),
-            "per_class_final": per_class.mean(0).tolist(),
-            "per_class_final_std": per_class.std(0).tolist(),
+            "per_class_final_by_seed": per_class_by_seed,
             "class_names": meta["class_names"],
         })
     return pd.DataFrame(rows).sort_values(["image_set", "label_spec"], ignore_index=True)
 
 
-def _number(value) -> float:
+def as_number(value) -> float:
+    """None (no interval, one student) as NaN, for a numeric column."""
     return float("nan") if value is None else float(value)
 
 
@@ -150,13 +151,25 @@ def hard_cells(frame: pd.DataFrame, ipcs) -> list[str]:
     return [final_cell(hard.loc[ipc]) if ipc in hard.index else "" for ipc in ipcs]
 
 
+def seeds_cell(by_seed: dict) -> str:
+    """`interval_text` of a value per student seed (e.g. one class's final accuracy)."""
+    interval = mean_interval(list(by_seed.values()))
+    return interval_text(interval["mean"], as_number(interval["std"]), interval["low"], interval["high"])
+
+
 def paired_cell(first, second) -> str:
-    """first - second, paired over the students' common seeds: 'mean [95% interval]' marked '*'
-    where the interval excludes zero and 'not resolved' where it does not ('' without common seeds)."""
-    seeds = set(first["final_by_seed"]) & set(second["final_by_seed"])
-    if not seeds:
+    """first - second (two result rows), paired over the students' common seeds of their final
+    accuracies: `paired_text`."""
+    return paired_text(first["final_by_seed"], second["final_by_seed"])
+
+
+def paired_text(first: dict, second: dict) -> str:
+    """first - second (values by student seed), paired over the common seeds: 'mean [95% interval]'
+    marked '*' where the interval excludes zero and 'not resolved' where it does not ('' without
+    common seeds)."""
+    if not set(first) & set(second):
         return ""
-    difference = paired_difference(first["final_by_seed"], second["final_by_seed"])
+    difference = paired_difference(first, second)
     if difference["low"] is None:
         return f"{difference['mean']:+.1f} (1 student)"
     mark = " *" if difference["excludes_zero"] else " not resolved"

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from labelworth.figures.results import expert_epochs_note, mean_std, student_results
+from labelworth.figures.results import as_number, expert_epochs_note, paired_text, seeds_cell, student_results
+from labelworth.intervals import mean_interval
 from labelworth.figures.style import (
     REFERENCE_GREY, label_points, new_figure, save_figure, save_table, sequence_colors,
 )
@@ -30,8 +31,10 @@ def label_mass(labels: np.ndarray, classes: np.ndarray, subject: int) -> float:
 
 
 def subject_accuracies(results: pd.DataFrame, subjects: list[int]) -> pd.DataFrame:
-    """One row per (subject class, arm): the subject class's final per-class accuracy, mean and std
-    over students (percent)."""
+    """One row per (subject class, arm): the subject class's final per-class accuracy over students
+    (percent): `mean`, `ci` (the 95% interval's half-width, 0 for one student), `low` and `high`
+    (NaN for one student), `cell` (`seeds_cell`), `by_seed` (student seed -> accuracy, for the
+    paired differences between arms)."""
     control = results[results["without_class"].isna() & (results["transforms"] == "")].iloc[0]
     rows = []
     for subject in subjects:
@@ -41,9 +44,22 @@ def subject_accuracies(results: pd.DataFrame, subjects: list[int]) -> pd.DataFra
             "treat label": results[(results["transform"] == "zeroclass")
                                    & (results["transform_value"] == subject)].iloc[0],
         }
-        rows += [{"subject": subject, "arm": arm, "mean": row["per_class_final"][subject],
-                  "std": row["per_class_final_std"][subject]} for arm, row in arms.items()]
+        for arm, row in arms.items():
+            by_seed = {seed: values[subject] for seed, values in row["per_class_final_by_seed"].items()}
+            interval = mean_interval(list(by_seed.values()))
+            rows.append({"subject": subject, "arm": arm, "mean": interval["mean"], "low": as_number(interval["low"]),
+                         "high": as_number(interval["high"]),
+                         "ci": 0.0 if interval["low"] is None else (interval["high"] - interval["low"]) / 2,
+                         "cell": seeds_cell(by_seed), "by_seed": by_seed})
     return pd.DataFrame(rows)
+
+
+def against_chance(score, chance: float) -> str:
+    """Where an arm's subject-class accuracy stands against chance: 'above' or 'below' where its 95%
+    interval excludes chance, 'not resolved' where it holds it; '(1 student)' marks a bare mean."""
+    if pd.isna(score["low"]):
+        return ("above" if score["mean"] > chance else "below") + " (1 student)"
+    return "above" if score["low"] > chance else "below" if score["high"] < chance else "not resolved"
 
 
 def subject_classes(results: pd.DataFrame) -> list[int]:
@@ -78,7 +94,7 @@ def draw(files: FigureFiles, settings) -> None:
     for offset, arm in enumerate(ARMS):
         rows = scores[scores["arm"] == arm]
         positions = np.arange(len(subjects)) + (offset - (len(ARMS) - 1) / 2) * width
-        handles.append(axes.bar(positions, rows["mean"], width, yerr=rows["std"], color=colors[arm], capsize=2,
+        handles.append(axes.bar(positions, rows["mean"], width, yerr=rows["ci"], color=colors[arm], capsize=2,
                                 label=arm))
     handles.append(axes.axhline(chance, color=REFERENCE_GREY, linestyle="--", linewidth=1, label="chance"))
     axes.set_xticks(range(len(subjects)), [class_names[c] for c in subjects], rotation=45 if len(subjects) > 4 else 0,
@@ -86,10 +102,10 @@ def draw(files: FigureFiles, settings) -> None:
     axes.grid(axis="x", visible=False)
     axes.set_xlabel("subject class")
     axes.set_ylabel("subject-class test accuracy (%)")
-    axes.set_title(f"Zero-shot test, IPC {results['images_per_class'].iloc[0]} (final epoch)")
+    axes.set_title(f"Zero-shot test, IPC {results['images_per_class'].iloc[0]} (final epoch, 95% intervals)")
     treated = scores[scores["arm"] == "treat image"]
     masses = [mass[subject] for subject in treated["subject"]]
-    handles.append(mass_axes.errorbar(masses, treated["mean"], yerr=treated["std"], fmt="o",
+    handles.append(mass_axes.errorbar(masses, treated["mean"], yerr=treated["ci"], fmt="o",
                                       color=colors["treat image"], capsize=2,
                                       label="treat image against label mass (right)"))
     mass_axes.axhline(chance, color=REFERENCE_GREY, linestyle="--", linewidth=1)
@@ -100,14 +116,20 @@ def draw(files: FigureFiles, settings) -> None:
     label_points(mass_axes, masses, treated["mean"], [class_names[subject] for subject in treated["subject"]])
     save_figure(figure, files.png, files.pdf)
 
-    table = scores.assign(cell=[mean_std(m, s) for m, s in zip(scores["mean"], scores["std"])])
-    table = table.pivot(index="subject", columns="arm", values="cell").reindex(columns=list(ARMS)).reset_index()
-    table["label mass (%)"] = [round(mass[subject], 2) for subject in table["subject"]]
-    table["treat image above chance"] = [
-        bool(row["mean"] - row["std"] > chance) for _, row in treated.set_index("subject").loc[table["subject"]].iterrows()]
-    table["subject"] = [class_names[c] for c in table["subject"]]
+    cells = scores.set_index(["subject", "arm"])
+    table = pd.DataFrame({"subject": [class_names[subject] for subject in subjects]})
+    for arm in ARMS:
+        table[arm] = [cells.loc[(subject, arm), "cell"] for subject in subjects]
+    for arm in ARMS[1:]:
+        table[f"{arm} - control"] = [paired_text(cells.loc[(subject, arm), "by_seed"],
+                                                 cells.loc[(subject, "control"), "by_seed"]) for subject in subjects]
+    table["label mass (%)"] = [round(mass[subject], 2) for subject in subjects]
+    table["treat image against chance"] = [against_chance(cells.loc[(subject, "treat image")], chance)
+                                           for subject in subjects]
     save_table(table, files.table_csv, files.table_md,
                title="Zero-shot: the subject class's own test accuracy (%) after the last student epoch, "
-                     f"mean ± std over students; {expert_epochs_note(results)}. Label mass: the mean probability "
-                     "the other classes' images put on the subject class in the control's soft labels. 'Above "
-                     f"chance': the treat-image mean minus its std exceeds chance ({chance:.0f}%).")
+                     f"mean ± sample std over students [95% t-interval of the mean]; {expert_epochs_note(results)}. "
+                     "Each treatment minus the control in points, paired over the same student seeds [95% "
+                     "interval], * where it excludes zero. Label mass: the mean probability the other classes' "
+                     "images put on the subject class in the control's soft labels. Against chance "
+                     f"({chance:.0f}%): where the treat-image interval lies.")
