@@ -32,7 +32,7 @@ from labelworth.costs import PHASES, parse_cost_line
 
 from common import ROOT, machine_header, write_table
 
-SERVER_RULE = "job_server"  # logs/job_server/job_server.log: the run's job server, not one of its jobs
+SERVER_RULE = "job_server"  # logs/{run}/job_server.log: the run's job server, not one of its jobs
 TIME_FORMAT = '{"wall": %e, "user": %U, "system": %S}'
 BIN_SECONDS = 300
 

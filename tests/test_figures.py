@@ -163,6 +163,17 @@ def test_expert_metrics_missing_a_swept_epoch_is_an_error_naming_the_file(tmp_pa
         expert_at_epochs(str(path), [1, 4])
 
 
+def test_expert_epochs_note_names_the_default_experts_epochs_not_a_protocols_own_teacher(tmp_path):
+    from labelworth.figures.results import expert_epochs_note, student_results
+
+    paths = [write_result(tmp_path, "random-ipc1", "expert-e2", 0.5),
+             write_result(tmp_path, "random-ipc10", "expert-e20", 0.7),
+             write_result(tmp_path, "sre2l-ipc10", "expert-convnet-d3-w32-batchnorm-lr0.01-e2", 0.6,
+                          student="sre2l-relabel")]
+    assert expert_epochs_note(student_results(paths)) == "expert epoch 2 at IPC 1, 20 at IPC 10"
+    assert expert_epochs_note(student_results(paths[2:])) == "expert epoch 2"  # only a named run: its epoch
+
+
 def test_pareto_table_gives_the_best_epoch_per_ipc(tmp_path):
     accuracy = {1: {2: 0.45, 4: 0.40, 15: 0.30}, 10: {2: 0.60, 4: 0.68, 15: 0.66}, 50: {2: 0.70, 4: 0.78, 15: 0.82}}
     inputs = [write_result(tmp_path, f"random-ipc{ipc}", f"expert-e{epoch}", acc)

@@ -70,8 +70,8 @@ CRITICAL_PATH_PRIORITY = 10
 # One warm Python forks the jobs of a local run (labelworth/job_client.py): a job's imports cost up to
 # 2.6 s of CPU each, nearly 300 times in the default run (benchmarks/results/job_server.md). Not for jobs that run elsewhere (SLURM), in a conda
 # or container environment of their own, or a dry run (Snakemake calls no hooks then);
-# LABELWORTH_JOB_SERVER=off runs every job in its own process.
-JOB_SERVER = JobServer("logs/job_server/job_server.log")
+# LABELWORTH_JOB_SERVER=off runs every job in its own process. Its log is the run's, beside the jobs'.
+JOB_SERVER = JobServer(f"{LAYOUT.logs}/job_server.log")
 
 
 # Each finished run stamps its log folder (logs/{run}/runs.jsonl): docs/results.md is rendered with it.

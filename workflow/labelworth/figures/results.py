@@ -136,8 +136,13 @@ def accuracy_grid(frame: pd.DataFrame, row: str, column: str, row_title: str, co
 
 def expert_epochs_note(frame: pd.DataFrame) -> str:
     """Which expert epoch the soft labels of each IPC come from, for a table title (`auto` epochs
-    differ per IPC), e.g. 'expert epoch 2 at IPC 1, 4 at IPC 10', or 'expert epoch 4' if one."""
-    experts = frame.dropna(subset=["expert_epoch"]).drop_duplicates(["images_per_class", "expert_epoch"])
+    differ per IPC), e.g. 'expert epoch 2 at IPC 1, 4 at IPC 10', or 'expert epoch 4' if one. Labels
+    of a named expert run (a protocol's own teacher) are left out where the default run's are there:
+    their tables name them."""
+    experts = frame.dropna(subset=["expert_epoch"])
+    if (experts["expert_run"] == "").any():
+        experts = experts[experts["expert_run"] == ""]
+    experts = experts.drop_duplicates(["images_per_class", "expert_epoch"])
     experts = experts.sort_values(["images_per_class", "expert_epoch"])
     if experts["expert_epoch"].nunique() == 1:
         return f"expert epoch {int(experts['expert_epoch'].iloc[0])}"
