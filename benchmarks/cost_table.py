@@ -29,6 +29,7 @@ import subprocess
 from pathlib import Path
 
 from labelworth.costs import PHASES, parse_cost_line
+from labelworth.render import RUNS_FILE, duration_text, run_stamps
 
 from common import ROOT, machine_header, write_table
 
@@ -141,7 +142,11 @@ def main() -> None:
     summary = (f"`make figures` on a fresh clone of {commit}: "
                + (f"{times['wall'] / 60:.1f} min wall, {total_cpu / 60:.1f} CPU-min, " if times else "")
                + f"{sum(job['rule'] != SERVER_RULE for job in jobs)} labelworth jobs"
-               + (" and the job server that forked them." if any(job["rule"] == SERVER_RULE for job in jobs) else "."))
+               + (" and the job server that forked them." if any(job["rule"] == SERVER_RULE for job in jobs) else ".")
+               + "".join(f" Snakemake's own wall time, from the run's stamp ({stamp_file.relative_to(run)}): "
+                         f"{duration_text(stamp['wall_seconds'])} (commit {stamp['commit']})."
+                         for stamp_file in sorted(run.glob(f"logs/*/{RUNS_FILE}"))
+                         for stamp in run_stamps(stamp_file.parent)[-1:]))
     lines = [header, "", summary, "", "## By stage and kind of cost", "", *stage_rows(jobs, total_cpu), "",
              "## Timeline (the jobs' CPU spread over their wall-clock span)", "", *timeline_rows(jobs)]
     write_table(f"Cost table of the default run ({args.label})", lines,
