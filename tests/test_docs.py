@@ -45,6 +45,12 @@ def test_render_copies_each_figure_and_quotes_each_table_under_the_longest_runs_
     assert table.rstrip() in page and "![soft_vs_hard](figures/soft_vs_hard.png)" in page
     assert "**42 min 06 s**" in page and "the longest of 2 recorded runs" in page and "`config.yaml`" in page
     assert "Its results folder holds **0 MB**." in page
+    assert "Then commit" not in page  # the top-up ran at the same commit
+    top_up = {**stamps[1], "commit": "abc1234", "started": 9100.0, "wall_seconds": 61.0}
+    with (logs / RUNS_FILE).open("a") as stream:
+        stream.write(json.dumps(top_up) + "\n")
+    page = render_results(layout, tmp_path / "docs", ROOT / "workflow" / "report").read_text()
+    assert "Then commit `abc1234` ran in it for 1 min 01 s, redrawing what its changes touched" in page
     assert (tmp_path / "docs" / "figures" / "zero_shot.png").read_bytes() == b"png2"
     assert page.index("## soft-vs-hard") < page.index("## zero-shot")
 

@@ -429,6 +429,9 @@ def test_benchmark_table_has_every_method_ipc_and_label_kind_with_best_and_final
     assert "own learned (best of passes)" in markdown
     # random IPC 1, soft - hard paired over seeds: every seed +7.0, an interval of width 0 excluding zero
     assert "| +7.0 [+7.0, +7.0] * |" in markdown and "soft - hard (paired)" in markdown
+    # BPTT's own labels against the expert's on the same images: every seed +4.0
+    bptt_row = next(line for line in markdown.splitlines() if line.startswith("| BPTT | 1 |"))
+    assert "own learned - expert soft (paired)" in markdown and "| +4.0 [+4.0, +4.0] * |" in bptt_row
 
 
 def test_benchmark_table_crosses_soft_label_sources_and_student_protocols(tmp_path):
@@ -488,8 +491,16 @@ def test_benchmark_figure_draws_the_online_rows_its_legend_lists(tmp_path):
                                online=True))  # a method's own relabel protocol: one set only
     shown = benchmark_protocols(student_results(inputs))
     assert set(shown["student"]) == {"convnet-d3-w32", "convnet-online"} and shown["online"].sum() == 3
+    inputs.append(write_result(tmp_path, "random-ipc1", "expert-e2", 0.60, student="convnet-online", online=True,
+                               finals=[0.55, 0.61, 0.64]))
     table = draw(tmp_path, "soft_vs_hard", inputs)
     assert "online" in set(table["labels"])
+    # online labels against the benchmark student's fixed soft labels on the same images, paired over
+    # seeds: random IPC 1 scores 55, 61, 64 online and 49, 50, 51 fixed, so +6, +11, +13: mean 10, std
+    # 3.61, half-width 4.303 x 3.61 / sqrt(3) = 8.96
+    markdown = (tmp_path / "out" / "soft_vs_hard.md").read_text()
+    online_row = next(line for line in markdown.splitlines() if line.startswith("| convnet-online | random real | 1 |"))
+    assert "online soft: - expert soft, fixed (paired)" in markdown and "| +10.0 [+1.0, +19.0] * |" in online_row
 
 
 def test_label_robustness_scores_match_a_hand_computation(tmp_path):

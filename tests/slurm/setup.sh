@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real single-node SLURM 22.05 cluster for tests/test_slurm.py, from Debian 12's packages, started by
 # hand (no systemd): munge + slurmctld + slurmd, no slurmdbd, so Snakemake must poll with
-# `--slurm-status-command squeue` (tests/slurm/profile). Adapted from /work/shared/slurm/.
+# `--slurm-status-command squeue` (tests/slurm/profile).
 # Needs root, apt-get and free ports 6817-6818 (the test checks these first, and skips saying which).
 # Exit status 10: the packages could not be installed (no apt repository reachable).
 # Every daemon this script starts has its pid file (munged: a copy) under $SLURM_CI_DIR, with the

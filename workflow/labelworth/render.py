@@ -115,13 +115,21 @@ def folder_bytes(folder: Path) -> int:
     return total
 
 
-def stamp_text(stamp: dict, runs: int) -> str:
-    """The run's one-paragraph stamp."""
+def stamp_text(stamps: list[dict]) -> str:
+    """The run's one-paragraph stamp: the longest recorded invocation (the run that built the folder,
+    not a later top-up), and each later invocation at another commit, which may have redrawn files.
+
+    Property (tests): every commit that ran in the folder after the longest run is named."""
+    stamp = max(stamps, key=lambda stamp: stamp["wall_seconds"])
     day = datetime.datetime.fromtimestamp(stamp["started"], datetime.timezone.utc)
     config = ", ".join(stamp["config"]) or "config.yaml"
+    later = [other for other in stamps[stamps.index(stamp) + 1:] if other["commit"] != stamp["commit"]]
     return (f"Run: commit `{stamp['commit']}`, config `{config}`, started {day:%Y-%m-%d %H:%M} UTC, "
             f"**{duration_text(stamp['wall_seconds'])}** of Snakemake wall time, on a {stamp['machine']}"
-            + (f" (the longest of {runs} recorded runs of this folder)." if runs > 1 else "."))
+            + (f" (the longest of {len(stamps)} recorded runs of this folder)." if len(stamps) > 1 else ".")
+            + "".join(f" Then commit `{other['commit']}` ran in it for {duration_text(other['wall_seconds'])}, "
+                      f"redrawing what its changes touched ({', '.join(other['config']) or 'config.yaml'})."
+                      for other in later))
 
 
 def _caption(report_dir: Path, name: str) -> str:
@@ -137,14 +145,13 @@ def render_results(layout, docs: str | Path, report_dir: str | Path) -> Path:
     in the run is copied and linked, and the stamp names the longest recorded run."""
     results_root, logs, docs, report_dir = Path(layout.root), Path(layout.logs), Path(docs), Path(report_dir)
     stamps = run_stamps(logs)
-    stamp = max(stamps, key=lambda stamp: stamp["wall_seconds"])  # the run that built it, not a later top-up
     figures = [name for name in PAPER_MAP if (results_root / "figures" / f"{name}.png").exists()]
     if not figures:
         raise LabelworthError(f"{results_root}/figures: no figure; render a finished run's folder")
     (docs / "figures").mkdir(parents=True, exist_ok=True)
     lines = ["# Results", "",
              f"Rendered by `labelworth render-results` from the files of one run ({results_root}); "
-             "do not edit by hand.", "", stamp_text(stamp, len(stamps)),
+             "do not edit by hand.", "", stamp_text(stamps),
              f"Its results folder holds **{folder_bytes(results_root) / 1e6:.0f} MB**.", "",
              "Accuracies are in percent: mean ± std over students [95% t-interval of the mean]. A paired "
              "difference carries * where its 95% interval excludes zero and 'not resolved' where it does not.",

@@ -152,6 +152,17 @@ def anchor_note(dataset: str) -> str:
     return f" Published hard-label anchors not run here: {listed} ({'; '.join(sources)})."
 
 
+def fixed_cells(groups: dict, student: str, method: str, ipc: int) -> dict:
+    """The cells of the same images (method, IPC) under another student protocol that trained on
+    fixed labels (hard or expert soft): the benchmark's own student, which an online protocol's row
+    is compared with; {} if none."""
+    for (other, other_method, other_ipc), cells in groups.items():
+        if (other_method, other_ipc) == (method, ipc) and other != student and any(
+                kind in ("hard", "expert") for kind, _ in cells):
+            return cells
+    return {}
+
+
 def _display_table(table: pd.DataFrame) -> pd.DataFrame:
     """One row per (protocol, method, IPC): per label kind (one per soft-label source) the headline
     cell and the best of passes, the paired differences soft - hard and (for a method) method - random
@@ -189,10 +200,25 @@ def _display_table(table: pd.DataFrame) -> pd.DataFrame:
             soft = cells.get((kind, run))
             name = "soft - hard" if len(runs) == 1 else f"{title} - hard"
             row[f"{name} (paired)"] = paired_cell(soft, hard) if hard is not None and soft is not None else ""
+        # The first soft-label source is the reference a method's own labels and online labels face.
+        expert_key = ("expert", runs[0]) if runs else None
+        expert_title = kinds[1][2] if runs else ""
+        own, expert = cells.get(("learned", "")), cells.get(expert_key)
+        row[f"{REGIME_TITLES['learned']} - {expert_title} (paired)"] = (
+            paired_cell(own, expert) if own is not None and expert is not None else "")
         for kind, run, title in kinds:
             ours, theirs = cells.get((kind, run)), randoms.get((kind, run))
             row[f"{title}: - random images (paired)"] = (paired_cell(ours, theirs) if ours is not None
                                                          and theirs is not None else "")
+        # An online protocol's cell against the fixed labels of the same images under the benchmark's
+        # own student: what relabelling every batch adds.
+        fixed = fixed_cells(groups, student, method, ipc)
+        for kind, run, title in [entry for entry in kinds if entry[0] == "online"]:
+            ours = cells.get((kind, run))
+            for base_key, base_title in ((expert_key, expert_title), (("learned", ""), REGIME_TITLES["learned"])):
+                base = fixed.get(base_key)
+                row[f"{title}: - {base_title}, fixed (paired)"] = (paired_cell(ours, base) if ours is not None
+                                                                  and base is not None else "")
         row["students"] = int(group["students"].max())
         row["image bytes"] = human_bytes(int(group["image_bytes"].iloc[0]))
         for kind, run, title in kinds:
