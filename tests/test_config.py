@@ -198,6 +198,8 @@ def test_scientific_notation_without_dot_is_named(config):
         (lambda c: c["benchmark"]["soft_labels"][0].update(expert_epoch=[2, 5, 99]),
          "expert epoch 99, but the run convnet-d3-w32-lr0.01 trains 25 epochs"),
         (lambda c: c["label_swap"].update(ranks=[1, 10]), "swap takes at most 9 with 10 classes"),
+        (lambda c: c.update(zca="false"), r"zca: 'false' is text, not true or false \(with --config, write zca=False\)"),
+        (lambda c: c.update(zca=1), "zca: 1 is not true or false"),
         (lambda c: c["zero_shot"].update(subject_classes=[10]), "10 is not a class of fashion_mnist"),
         (lambda c: c["expert_epoch_sweep"].update(enabled=False), "needs the expert_epoch_sweep block enabled"),
         (lambda c: c["label_swap"].update(images_per_class=[1, 20]), "does not include 20"),

@@ -51,6 +51,9 @@ def test_render_copies_each_figure_and_quotes_each_table_under_the_longest_runs_
         stream.write(json.dumps(top_up) + "\n")
     page = render_results(layout, tmp_path / "docs", ROOT / "workflow" / "report").read_text()
     assert "Then commit `abc1234` ran in it for 1 min 01 s, redrawing what its changes touched" in page
+    record_run(logs, 9200.0, 12000.0, ["config.yaml"], ROOT, {"run": "fashion_mnist", "selection": "validation"})
+    page = render_results(layout, tmp_path / "docs", ROOT / "workflow" / "report").read_text()
+    assert "config `config.yaml --config run=fashion_mnist selection=validation`, started" in page  # now the longest
     assert (tmp_path / "docs" / "figures" / "zero_shot.png").read_bytes() == b"png2"
     assert page.index("## soft-vs-hard") < page.index("## zero-shot")
 

@@ -63,6 +63,7 @@ CONFIG_CASES = [
     ("a float for a whole number", replace(lambda c: c["students"][STUDENT], epochs=4.0)),
     ("a misspelt key", lambda c: c["students"][STUDENT].update(epoch=c["students"][STUDENT].pop("epochs"))),
     ("a misspelt run name", replace(lambda c: c["scaling_law"], expert_run="convnett")),
+    ("`--config zca=false` (Snakemake reads only True and False as booleans)", lambda c: c.update(zca="false")),
     ("a `--configfile` holding only a few keys", lambda c: [c.pop(key) for key in list(c) if key != "dataset"]),
     ("an unknown architecture", replace(lambda c: c["experts"]["convnet"], arch="vgg11")),
     ("a ConvNet deeper than the images allow", replace(lambda c: c["students"][STUDENT], arch="convnet-d6-w32")),

@@ -402,6 +402,7 @@ def test_a_finished_run_stamps_its_folder_and_renders_every_table_verbatim(finis
     results = finished_run / "results" / "fashion_mnist"
     stamp = json.loads((finished_run / "logs" / "fashion_mnist" / "runs.jsonl").read_text().splitlines()[0])
     assert stamp["wall_seconds"] > 0 and stamp["commit"] and "core" in stamp["machine"]
+    assert stamp["overrides"] == {}  # the run had a config file and no --config
     page = render_results(layout, tmp_path / "docs", ROOT / "workflow" / "report").read_text()
     for table in sorted((results / "tables").glob("*.md")):
         assert table.read_text().rstrip() in page, table.name

@@ -72,15 +72,16 @@ def git_commit(repository: Path) -> str:
 
 
 def record_run(logs: str | Path, started: float, finished: float, config_files: list[str],
-               repository: Path) -> dict:
-    """Append one finished run's stamp to {logs}/runs.jsonl (the run's log folder) and return it."""
+               repository: Path, overrides: dict | None = None) -> dict:
+    """Append one finished run's stamp to {logs}/runs.jsonl (the run's log folder) and return it;
+    `overrides`: the run's `--config KEY=VALUE` settings, which change what ran as much as a file."""
     stamp = {"commit": git_commit(repository), "started": started, "finished": finished,
              "wall_seconds": round(finished - started, 1), "config": [str(path) for path in config_files],
-             "machine": machine()}
+             "overrides": {str(key): value for key, value in (overrides or {}).items()}, "machine": machine()}
     path = Path(logs) / RUNS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as stream:
-        stream.write(json.dumps(stamp) + "\n")
+        stream.write(json.dumps(stamp, default=str) + "\n")
     return stamp
 
 
@@ -115,6 +116,14 @@ def folder_bytes(folder: Path) -> int:
     return total
 
 
+def config_text(stamp: dict) -> str:
+    """The config files of a stamp and its `--config` overrides (stamps before overrides were
+    recorded have none)."""
+    files = ", ".join(stamp["config"]) or "config.yaml"
+    overrides = stamp.get("overrides") or {}
+    return files + (" --config " + " ".join(f"{key}={value}" for key, value in overrides.items()) if overrides else "")
+
+
 def stamp_text(stamps: list[dict]) -> str:
     """The run's one-paragraph stamp: the longest recorded invocation (the run that built the folder,
     not a later top-up), and each later invocation at another commit, which may have redrawn files.
@@ -122,13 +131,13 @@ def stamp_text(stamps: list[dict]) -> str:
     Property (tests): every commit that ran in the folder after the longest run is named."""
     stamp = max(stamps, key=lambda stamp: stamp["wall_seconds"])
     day = datetime.datetime.fromtimestamp(stamp["started"], datetime.timezone.utc)
-    config = ", ".join(stamp["config"]) or "config.yaml"
+    config = config_text(stamp)
     later = [other for other in stamps[stamps.index(stamp) + 1:] if other["commit"] != stamp["commit"]]
     return (f"Run: commit `{stamp['commit']}`, config `{config}`, started {day:%Y-%m-%d %H:%M} UTC, "
             f"**{duration_text(stamp['wall_seconds'])}** of Snakemake wall time, on a {stamp['machine']}"
             + (f" (the longest of {len(stamps)} recorded runs of this folder)." if len(stamps) > 1 else ".")
             + "".join(f" Then commit `{other['commit']}` ran in it for {duration_text(other['wall_seconds'])}, "
-                      f"redrawing what its changes touched ({', '.join(other['config']) or 'config.yaml'})."
+                      f"redrawing what its changes touched (config `{config_text(other)}`)."
                       for other in later))
 
 

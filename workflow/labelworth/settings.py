@@ -157,6 +157,10 @@ def typed(value, hint, where: str):
             raise LabelworthError(f"{where}: {value!r} is not a whole number")
         return value
     if hint is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            # Snakemake's --config reads only True and False as booleans; `zca=false` arrives as text.
+            raise LabelworthError(f"{where}: {value!r} is text, not true or false (with --config, write "
+                                  f"{where}={value.capitalize()})")
         if not isinstance(value, bool):
             raise LabelworthError(f"{where}: {value!r} is not true or false")
         return value

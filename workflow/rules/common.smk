@@ -88,7 +88,12 @@ onsuccess:
     JOB_SERVER.stop()
     if RUN_STARTED:
         record_run(
-            LAYOUT.logs, RUN_STARTED[0], time.time(), list(workflow.overwrite_configfiles), Path(workflow.basedir)
+            LAYOUT.logs,
+            RUN_STARTED[0],
+            time.time(),
+            list(workflow.overwrite_configfiles),
+            Path(workflow.basedir),
+            dict(workflow.config_settings.config),
         )
 
 
