@@ -48,8 +48,8 @@ def hard_by_seed_at(hard: pd.DataFrame, images_per_class: float) -> dict:
     both have; {} outside them. A soft population paired with it over seeds gives the matched-budget
     difference an interval.
 
-    Property (tests): with every seed shifted by the same amount in both populations, each seed's value
-    is the mean's interpolation shifted by it."""
+    Property (tests): at a measured IPC that population's seeds come back; between two, each seed both
+    have is linear in log IPC (halfway in log IPC: the mean of its two values); outside, {}."""
     points = hard.sort_values("images_per_class")
     ipcs = points["images_per_class"].to_numpy(float)
     if not len(ipcs) or images_per_class < ipcs[0] or images_per_class > ipcs[-1]:
@@ -76,15 +76,14 @@ def budget_table(results: pd.DataFrame) -> pd.DataFrame:
     for _, row in results[results["source"] != "hard"].iterrows():
         total = int(row["image_bytes"] + row["label_bytes"])
         equivalent = total / bytes_per_ipc
-        hard_by_seed = hard_by_seed_at(hard, equivalent)
+        hard_by_seed, at_budget = hard_by_seed_at(hard, equivalent), hard_accuracy_at(hard, equivalent)
         difference = (paired_difference(row["final_by_seed"], hard_by_seed)
                       if set(hard_by_seed) & set(row["final_by_seed"]) else {"low": None, "high": None})
         rows.append({"images_per_class": int(row["images_per_class"]), "stored_as": stored_as(row),
                      "label_spec": row["label_spec"], "label_bytes": int(row["label_bytes"]), "total_bytes": total,
                      "final_mean": row["final_mean"], "final_std": row["final_std"], "final_low": row["final_low"],
                      "final_high": row["final_high"], "hard_images_per_class": equivalent,
-                     "hard_at_budget": hard_accuracy_at(hard, equivalent),
-                     "soft_minus_hard": row["final_mean"] - hard_accuracy_at(hard, equivalent),
+                     "hard_at_budget": at_budget, "soft_minus_hard": row["final_mean"] - at_budget,
                      "soft_minus_hard_low": as_number(difference["low"]),
                      "soft_minus_hard_high": as_number(difference["high"]),
                      "final_by_seed": row["final_by_seed"], "hard_by_seed": hard_by_seed})
