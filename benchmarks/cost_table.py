@@ -29,7 +29,7 @@ import subprocess
 from pathlib import Path
 
 from labelworth.costs import PHASES, parse_cost_line
-from labelworth.render import RUNS_FILE, duration_text, run_stamps
+from labelworth.render import RUNS_FILE, duration_text, longest_stamp, run_stamps
 
 from common import ROOT, machine_header, write_table
 
@@ -103,6 +103,15 @@ def timeline_rows(jobs: list[dict], bin_seconds: int = BIN_SECONDS) -> list[str]
     return lines
 
 
+def stamp_sentences(run: Path) -> str:
+    """Snakemake's own wall time and commit of each run folder under `run`, from its longest stamp
+    (the run that built it, as docs/results.md says; a later top-up is short); '' without stamps."""
+    return "".join(f" Snakemake's own wall time, from the run's stamp ({stamp_file.relative_to(run)}): "
+                   f"{duration_text(stamp['wall_seconds'])} (commit {stamp['commit']})."
+                   for stamp_file in sorted(run.glob(f"logs/*/{RUNS_FILE}"))
+                   for stamp in [longest_stamp(run_stamps(stamp_file.parent))])
+
+
 def clone_and_run(folder: Path, commit: str) -> dict:
     """Clone `commit` into the empty `folder`, run `make figures` there under /usr/bin/time; its times."""
     if folder.exists() and any(folder.iterdir()):
@@ -143,10 +152,7 @@ def main() -> None:
                + (f"{times['wall'] / 60:.1f} min wall, {total_cpu / 60:.1f} CPU-min, " if times else "")
                + f"{sum(job['rule'] != SERVER_RULE for job in jobs)} labelworth jobs"
                + (" and the job server that forked them." if any(job["rule"] == SERVER_RULE for job in jobs) else ".")
-               + "".join(f" Snakemake's own wall time, from the run's stamp ({stamp_file.relative_to(run)}): "
-                         f"{duration_text(stamp['wall_seconds'])} (commit {stamp['commit']})."
-                         for stamp_file in sorted(run.glob(f"logs/*/{RUNS_FILE}"))
-                         for stamp in run_stamps(stamp_file.parent)[-1:]))
+               + stamp_sentences(run))
     lines = [header, "", summary, "", "## By stage and kind of cost", "", *stage_rows(jobs, total_cpu), "",
              "## Timeline (the jobs' CPU spread over their wall-clock span)", "", *timeline_rows(jobs)]
     write_table(f"Cost table of the default run ({args.label})", lines,

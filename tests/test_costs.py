@@ -88,6 +88,12 @@ def test_the_cost_table_adds_up_the_jobs_of_a_run_and_shows_idle_cores(tmp_path,
     timeline = cost_table.timeline_rows(jobs)
     assert timeline[2].split(" | ")[1] == "0.40"  # minutes 0-5: two cores for one minute of five (and 1 s)
     assert timeline[3].split(" | ")[1] == "1.00"  # minutes 5-10: the expert on one core
+    # the run's stamp: the longest invocation (the one that built it), not a later top-up
+    from labelworth.render import record_run
+
+    record_run(tmp_path / "logs" / "fashion_mnist", 0.0, 2185.8, [], tmp_path)
+    record_run(tmp_path / "logs" / "fashion_mnist", 3000.0, 3004.0, [], tmp_path)
+    assert "logs/fashion_mnist/runs.jsonl): 36 min 26 s" in cost_table.stamp_sentences(tmp_path)
 
 
 @pytest.mark.parametrize("module, absent", [

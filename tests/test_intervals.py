@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from labelworth.intervals import T_975, mean_interval, paired_difference, t_quantile_975
+from labelworth.intervals import T_975, half_width, mean_interval, paired_difference, t_quantile_975
 
 
 def t_cdf(x: float, df: int, steps: int = 20000) -> float:
@@ -32,6 +32,7 @@ def test_an_interval_holds_its_mean_and_one_student_has_none():
     assert interval["mean"] == 72.0 and interval["std"] == 2.0 and interval["n"] == 3
     assert interval["high"] - 72.0 == pytest.approx(72.0 - interval["low"]) == pytest.approx(4.303 * 2 / math.sqrt(3))
     assert mean_interval([61.5]) == {"mean": 61.5, "std": None, "low": None, "high": None, "n": 1}
+    assert half_width(interval) == pytest.approx(4.303 * 2 / math.sqrt(3)) and half_width(mean_interval([61.5])) == 0.0
     with pytest.raises(ValueError):
         mean_interval([])
 

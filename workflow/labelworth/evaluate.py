@@ -236,10 +236,9 @@ def final_accuracies(path: str | Path) -> dict[int, float]:
 
 
 def _interval_text(interval: dict | None) -> str:
-    from labelworth.figures.results import interval_text
+    from labelworth.figures.results import interval_cell
 
-    return "" if interval is None else interval_text(interval["mean"], interval["std"], interval["low"],
-                                                     interval["high"])
+    return "" if interval is None else interval_cell(interval)
 
 
 def summary_rows(layout, runs: list[tuple[str, str, str]], name: str, images_per_class: int) -> list[dict]:

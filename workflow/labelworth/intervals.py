@@ -47,6 +47,12 @@ def mean_interval(values: Sequence[float]) -> dict:
     return {"mean": mean, "std": std, "low": mean - half, "high": mean + half, "n": len(values)}
 
 
+def half_width(interval: Mapping) -> float:
+    """The half-width of a `mean_interval` (or `paired_difference`): the error bar a figure draws;
+    0 for one value, which has no interval."""
+    return 0.0 if interval["low"] is None else (interval["high"] - interval["low"]) / 2
+
+
 def paired_difference(first: Mapping[int, float], second: Mapping[int, float]) -> dict:
     """first - second over the seeds both have: mean_interval of the per-seed differences, and
     'excludes_zero' (None when there is no interval). Seeds only one side has are left out.

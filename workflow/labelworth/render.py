@@ -97,6 +97,11 @@ def run_stamps(logs: Path) -> list[dict]:
     return stamps
 
 
+def longest_stamp(stamps: list[dict]) -> dict:
+    """The stamp of the run that built the folder: its longest invocation, not a later top-up."""
+    return max(stamps, key=lambda stamp: stamp["wall_seconds"])
+
+
 def duration_text(seconds: float) -> str:
     """`42 min 06 s` (or `1 h 02 min 06 s`): the wall times the docs quote."""
     minutes, second = divmod(int(round(seconds)), 60)
@@ -129,7 +134,7 @@ def stamp_text(stamps: list[dict]) -> str:
     not a later top-up), and each later invocation at another commit, which may have redrawn files.
 
     Property (tests): every commit that ran in the folder after the longest run is named."""
-    stamp = max(stamps, key=lambda stamp: stamp["wall_seconds"])
+    stamp = longest_stamp(stamps)
     day = datetime.datetime.fromtimestamp(stamp["started"], datetime.timezone.utc)
     config = config_text(stamp)
     later = [other for other in stamps[stamps.index(stamp) + 1:] if other["commit"] != stamp["commit"]]

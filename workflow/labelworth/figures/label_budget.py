@@ -14,7 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from labelworth.figures.results import HEADLINE_NOTE, as_number, final_cell, paired_text, student_results
+from labelworth.figures.results import (
+    HEADLINE_NOTE, as_number, difference_text, final_cell, paired_text, student_results,
+)
 from labelworth.figures.style import (
     ACCURACY_LABEL, REGIME_MARKERS, bytes_axis, dataset_title, human_bytes, label_points, method_color, new_figure,
     outside_legend, plot_mean_std, save_figure, save_table, sequence_colors,
@@ -67,8 +69,8 @@ def budget_table(results: pd.DataFrame) -> pd.DataFrame:
     accuracy (mean, interval), the IPC hard labels can have on the same total bytes, their
     (interpolated) accuracy there and the difference with its 95% interval paired over student seeds
     (`hard_by_seed_at`); NaN where the budget lies beyond the measured hard-label populations.
-    Also each population's by-seed finals and matched hard values (`final_by_seed`, `hard_by_seed`)
-    for the display's paired cells."""
+    Also each population's by-seed finals (`final_by_seed`, for `against_float32`) and the
+    difference as the tables print it (`soft_minus_hard_cell`)."""
     hard = results[results["source"] == "hard"]
     per_ipc_hard = (hard["image_bytes"] + hard["label_bytes"]) / hard["images_per_class"]
     bytes_per_ipc = float(per_ipc_hard.iloc[0])  # images and hard labels grow linearly with IPC
@@ -77,16 +79,19 @@ def budget_table(results: pd.DataFrame) -> pd.DataFrame:
         total = int(row["image_bytes"] + row["label_bytes"])
         equivalent = total / bytes_per_ipc
         hard_by_seed, at_budget = hard_by_seed_at(hard, equivalent), hard_accuracy_at(hard, equivalent)
-        difference = (paired_difference(row["final_by_seed"], hard_by_seed)
-                      if set(hard_by_seed) & set(row["final_by_seed"]) else {"low": None, "high": None})
+        paired = set(hard_by_seed) & set(row["final_by_seed"])
+        difference = paired_difference(row["final_by_seed"], hard_by_seed) if paired else None
+        low, high = (difference["low"], difference["high"]) if difference else (None, None)
         rows.append({"images_per_class": int(row["images_per_class"]), "stored_as": stored_as(row),
                      "label_spec": row["label_spec"], "label_bytes": int(row["label_bytes"]), "total_bytes": total,
                      "final_mean": row["final_mean"], "final_std": row["final_std"], "final_low": row["final_low"],
                      "final_high": row["final_high"], "hard_images_per_class": equivalent,
-                     "hard_at_budget": at_budget, "soft_minus_hard": row["final_mean"] - at_budget,
-                     "soft_minus_hard_low": as_number(difference["low"]),
-                     "soft_minus_hard_high": as_number(difference["high"]),
-                     "final_by_seed": row["final_by_seed"], "hard_by_seed": hard_by_seed})
+                     "hard_at_budget": at_budget,
+                     # the paired mean where seeds pair (its interval's centre), else the means' difference
+                     "soft_minus_hard": difference["mean"] if difference else row["final_mean"] - at_budget,
+                     "soft_minus_hard_low": as_number(low), "soft_minus_hard_high": as_number(high),
+                     "soft_minus_hard_cell": difference_text(difference) if difference else "",
+                     "final_by_seed": row["final_by_seed"]})
     return pd.DataFrame(rows).sort_values(["images_per_class", "label_bytes"], ignore_index=True)
 
 
@@ -131,10 +136,11 @@ def draw(files: FigureFiles, settings) -> None:
             f"{accuracy:.1f} (IPC {ipc:.2f}, interpolated)" if not pd.isna(accuracy)
             else f"not measured (IPC {ipc:.2f} lies beyond the hard-label populations)"
             for accuracy, ipc in zip(table["hard_at_budget"], table["hard_images_per_class"])],
-        "soft - hard (paired)": [paired_text(row["final_by_seed"], row["hard_by_seed"]) for _, row in table.iterrows()],
+        "soft - hard (paired)": table["soft_minus_hard_cell"],
         "- float32 (paired)": against_float32(table),
     })
-    save_table(table.drop(columns=["final_by_seed", "hard_by_seed"]), files.table_csv, files.table_md, md_frame=display,
+    save_table(table.drop(columns=["final_by_seed", "soft_minus_hard_cell"]), files.table_csv, files.table_md,
+               md_frame=display,
                title=f"Matched label budgets: each soft-label population of random images ({HEADLINE_NOTE}) "
                      "against hard labels on as many total bytes (images as uint8 pixels plus labels as stored), "
                      "that is on more images; hard labels' accuracy there is interpolated linearly in log IPC "

@@ -8,13 +8,13 @@ from __future__ import annotations
 import matplotlib.lines
 import pandas as pd
 
-from labelworth.figures.results import HEADLINE_NOTE, expert_epochs_note, final_cell, paired_cell, student_results
+from labelworth.figures.results import HEADLINE_NOTE, difference_text, expert_epochs_note, final_cell, student_results
 from labelworth.figures.soft_vs_hard import method_title
 from labelworth.figures.style import (
     REFERENCE_GREY, log_axis, method_colors, new_figure, outside_legend, plot_groups,
     save_figure, save_table, sequence_colors,
 )
-from labelworth.intervals import paired_difference
+from labelworth.intervals import half_width, paired_difference
 from labelworth.specs import EXTERNAL, parse_image_set
 from labelworth.figures import FigureFiles
 
@@ -30,7 +30,7 @@ def against_unswapped(results: pd.DataFrame) -> pd.DataFrame:
     """Each row minus its image set's unswapped expert labels, paired over the student seeds (the
     same seed gives the same initialisation and batches, so a seed's two accuracies differ only by
     the labels): `difference` (mean, points), `difference_ci` (its 95% interval's half-width, 0 for
-    one student) and `difference_cell` (`paired_cell`'s text). The unswapped rows get 0.
+    one student) and `difference_cell` (`difference_text`). The unswapped rows get 0.
 
     Property (tests): a variant whose every student scores d points below its unswapped twin gets
     difference -d with a zero-width interval."""
@@ -39,8 +39,8 @@ def against_unswapped(results: pd.DataFrame) -> pd.DataFrame:
                    for _, row in results.iterrows()]
     return results.assign(
         difference=[d["mean"] for d in differences],
-        difference_ci=[0.0 if d["low"] is None else (d["high"] - d["low"]) / 2 for d in differences],
-        difference_cell=[paired_cell(row, base.loc[row["image_set"]]) for _, row in results.iterrows()],
+        difference_ci=[half_width(d) for d in differences],
+        difference_cell=[difference_text(d) for d in differences],
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from labelworth.intervals import mean_interval, paired_difference
+from labelworth.intervals import half_width, mean_interval, paired_difference
 from labelworth.io import read_json
 from labelworth.specs import dataset_spec, format_transform, parse_expert_run, parse_image_set, parse_label_spec
 from labelworth.storage import image_bytes, label_bytes
@@ -76,7 +76,7 @@ def student_results(paths: list[str]) -> pd.DataFrame:
             "final_std": as_number(final["std"]),
             "final_low": as_number(final["low"]),
             "final_high": as_number(final["high"]),
-            "final_ci": 0.0 if final["low"] is None else (final["high"] - final["low"]) / 2,
+            "final_ci": half_width(final),
             "final_by_seed": finals,
             "best_mean": best["mean"],
             "best_std": as_number(best["std"]),
@@ -156,9 +156,8 @@ def hard_cells(frame: pd.DataFrame, ipcs) -> list[str]:
     return [final_cell(hard.loc[ipc]) if ipc in hard.index else "" for ipc in ipcs]
 
 
-def seeds_cell(by_seed: dict) -> str:
-    """`interval_text` of a value per student seed (e.g. one class's final accuracy)."""
-    interval = mean_interval(list(by_seed.values()))
+def interval_cell(interval: dict) -> str:
+    """`interval_text` of a `mean_interval` (e.g. of one class's final accuracy over students)."""
     return interval_text(interval["mean"], as_number(interval["std"]), interval["low"], interval["high"])
 
 
@@ -174,7 +173,11 @@ def paired_text(first: dict, second: dict) -> str:
     common seeds)."""
     if not set(first) & set(second):
         return ""
-    difference = paired_difference(first, second)
+    return difference_text(paired_difference(first, second))
+
+
+def difference_text(difference: dict) -> str:
+    """A `paired_difference` as the tables print it: 'mean [95% interval]' with its mark."""
     if difference["low"] is None:
         return f"{difference['mean']:+.1f} (1 student)"
     mark = " *" if difference["excludes_zero"] else " not resolved"

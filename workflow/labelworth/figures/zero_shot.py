@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from labelworth.figures.results import as_number, expert_epochs_note, paired_text, seeds_cell, student_results
-from labelworth.intervals import mean_interval
+from labelworth.figures.results import as_number, expert_epochs_note, interval_cell, paired_text, student_results
+from labelworth.intervals import half_width, mean_interval
 from labelworth.figures.style import (
     REFERENCE_GREY, label_points, new_figure, save_figure, save_table, sequence_colors,
 )
@@ -33,7 +33,7 @@ def label_mass(labels: np.ndarray, classes: np.ndarray, subject: int) -> float:
 def subject_accuracies(results: pd.DataFrame, subjects: list[int]) -> pd.DataFrame:
     """One row per (subject class, arm): the subject class's final per-class accuracy over students
     (percent): `mean`, `ci` (the 95% interval's half-width, 0 for one student), `low` and `high`
-    (NaN for one student), `cell` (`seeds_cell`), `by_seed` (student seed -> accuracy, for the
+    (NaN for one student), `cell` (`interval_cell`), `by_seed` (student seed -> accuracy, for the
     paired differences between arms)."""
     control = results[results["without_class"].isna() & (results["transforms"] == "")].iloc[0]
     rows = []
@@ -49,8 +49,7 @@ def subject_accuracies(results: pd.DataFrame, subjects: list[int]) -> pd.DataFra
             interval = mean_interval(list(by_seed.values()))
             rows.append({"subject": subject, "arm": arm, "mean": interval["mean"], "low": as_number(interval["low"]),
                          "high": as_number(interval["high"]),
-                         "ci": 0.0 if interval["low"] is None else (interval["high"] - interval["low"]) / 2,
-                         "cell": seeds_cell(by_seed), "by_seed": by_seed})
+                         "ci": half_width(interval), "cell": interval_cell(interval), "by_seed": by_seed})
     return pd.DataFrame(rows)
 
 
